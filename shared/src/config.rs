@@ -1,0 +1,281 @@
+//! Configuration: defaults, then the environment (names as in CONTRACT.md), validated once at start.
+//! Every error names the variable, so an operator knows what to fix. Nothing else reads `env::var`.
+
+use std::{net::SocketAddr, str::FromStr, time::Duration};
+
+use crate::{retry::RetryPolicy, secret::Secret};
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/fb_token_refresh";
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+pub const DEFAULT_GRAPH_URL: &str = "https://graph.facebook.com/v24.0";
+pub const DEFAULT_REFRESH_CRON: &str = "0 0 */6 * * *";
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {var}={value:?}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+/// Which Redis key names carry the flags: ours, or the ones Chatwoot itself reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagStyle {
+    Seed,
+    Chatwoot,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: Secret,
+    pub redis_url: Secret,
+    /// Prepended to every Redis key this system writes (queue, flags, locks). Empty in production;
+    /// tests give each run its own prefix so they can share one Redis.
+    pub redis_key_prefix: String,
+    pub fb_app_id: Option<String>,
+    pub fb_app_secret: Option<Secret>,
+    pub fb_verify_token: Option<Secret>,
+    pub fb_graph_url: String,
+    pub refresh_cron: String,
+    pub api_bind: SocketAddr,
+    pub worker_metrics_bind: SocketAddr,
+    pub worker_concurrency: usize,
+    pub authorization_error_threshold: u32,
+    pub flag_style: FlagStyle,
+    pub admin_api_token: Option<Secret>,
+    pub log_format: LogFormat,
+    pub shutdown_grace: Duration,
+    pub fb_http_timeout: Duration,
+    pub fb_connect_timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: Secret::new(DEFAULT_DATABASE_URL),
+            redis_url: Secret::new(DEFAULT_REDIS_URL),
+            redis_key_prefix: String::new(),
+            fb_app_id: None,
+            fb_app_secret: None,
+            fb_verify_token: None,
+            fb_graph_url: DEFAULT_GRAPH_URL.to_owned(),
+            refresh_cron: DEFAULT_REFRESH_CRON.to_owned(),
+            api_bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            worker_metrics_bind: SocketAddr::from(([127, 0, 0, 1], 9091)),
+            worker_concurrency: 32,
+            authorization_error_threshold: 2,
+            flag_style: FlagStyle::Seed,
+            admin_api_token: None,
+            log_format: LogFormat::Text,
+            shutdown_grace: Duration::from_secs(30),
+            fb_http_timeout: Duration::from_secs(20),
+            fb_connect_timeout: Duration::from_secs(5),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds the configuration from any name -> value lookup, so tests need not touch the
+    /// process environment.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let d = Config::default();
+        let retry = RetryPolicy {
+            base: secs_f64(&get, "RETRY_BASE_SECS", d.retry.base)?,
+            factor: parse(&get, "RETRY_FACTOR", d.retry.factor, |f: &f64| *f >= 1.0, "must be >= 1")?,
+            max: secs_f64(&get, "RETRY_MAX_SECS", d.retry.max)?,
+            max_attempts: parse(&get, "RETRY_MAX_ATTEMPTS", d.retry.max_attempts, |n: &u32| *n >= 1, "must be >= 1")?,
+            jitter: d.retry.jitter,
+        };
+        if retry.max < retry.base {
+            return Err(ConfigError {
+                var: "RETRY_MAX_SECS",
+                value: format!("{}", retry.max.as_secs_f64()),
+                reason: "must not be below RETRY_BASE_SECS".into(),
+            });
+        }
+        let fb_graph_url = match get("FB_GRAPH_URL") {
+            None => d.fb_graph_url,
+            Some(v) => {
+                let url = url::Url::parse(&v).map_err(|e| err("FB_GRAPH_URL", &v, e))?;
+                if !matches!(url.scheme(), "http" | "https") {
+                    return Err(err("FB_GRAPH_URL", &v, "scheme must be http or https"));
+                }
+                v.trim_end_matches('/').to_owned()
+            }
+        };
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+        if !database_url.starts_with("postgres://") && !database_url.starts_with("postgresql://") {
+            return Err(err("DATABASE_URL", "[redacted]", "must be a postgres:// URL"));
+        }
+        let redis_url = get("REDIS_URL").unwrap_or_else(|| DEFAULT_REDIS_URL.into());
+        if !redis_url.starts_with("redis://") && !redis_url.starts_with("rediss://") {
+            return Err(err("REDIS_URL", "[redacted]", "must be a redis:// URL"));
+        }
+        Ok(Self {
+            database_url: Secret::new(database_url),
+            redis_url: Secret::new(redis_url),
+            redis_key_prefix: get("REDIS_KEY_PREFIX").unwrap_or_default(),
+            fb_app_id: get("FB_APP_ID"),
+            fb_app_secret: get("FB_APP_SECRET").map(Secret::new),
+            fb_verify_token: get("FB_VERIFY_TOKEN").map(Secret::new),
+            fb_graph_url,
+            refresh_cron: get("REFRESH_CRON").unwrap_or(d.refresh_cron),
+            api_bind: parse(&get, "API_BIND", d.api_bind, |_| true, "")?,
+            worker_metrics_bind: parse(&get, "WORKER_METRICS_BIND", d.worker_metrics_bind, |_| true, "")?,
+            worker_concurrency: parse(
+                &get,
+                "WORKER_CONCURRENCY",
+                d.worker_concurrency,
+                |n| (1..=10_000).contains(n),
+                "must be 1..=10000",
+            )?,
+            authorization_error_threshold: parse(
+                &get,
+                "AUTHORIZATION_ERROR_THRESHOLD",
+                d.authorization_error_threshold,
+                |n| *n >= 1,
+                "must be >= 1",
+            )?,
+            flag_style: match get("REDIS_FLAG_KEYS").as_deref() {
+                None | Some("seed") => FlagStyle::Seed,
+                Some("chatwoot") => FlagStyle::Chatwoot,
+                Some(v) => return Err(err("REDIS_FLAG_KEYS", v, "must be seed or chatwoot")),
+            },
+            admin_api_token: get("ADMIN_API_TOKEN").map(Secret::new),
+            log_format: match get("LOG_FORMAT").as_deref() {
+                None | Some("text") => LogFormat::Text,
+                Some("json") => LogFormat::Json,
+                Some(v) => return Err(err("LOG_FORMAT", v, "must be text or json")),
+            },
+            shutdown_grace: Duration::from_secs(parse(&get, "SHUTDOWN_GRACE_SECS", 30u64, |_| true, "")?),
+            fb_http_timeout: Duration::from_secs(parse(
+                &get,
+                "FB_HTTP_TIMEOUT_SECS",
+                20u64,
+                |n| *n >= 1,
+                "must be >= 1",
+            )?),
+            fb_connect_timeout: d.fb_connect_timeout,
+            retry,
+        })
+    }
+
+    /// The apalis queue name; every other key of ours hangs off it.
+    pub fn queue_name(&self) -> String {
+        format!("{}fb_token_refresh", self.redis_key_prefix)
+    }
+}
+
+fn err(var: &'static str, value: &str, reason: impl ToString) -> ConfigError {
+    ConfigError { var, value: value.to_owned(), reason: reason.to_string() }
+}
+
+fn parse<T, G>(get: &G, var: &'static str, default: T, ok: impl Fn(&T) -> bool, why: &str) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+    G: Fn(&str) -> Option<String>,
+{
+    match get(var) {
+        None => Ok(default),
+        Some(raw) => {
+            let v = raw.trim().parse::<T>().map_err(|e| err(var, &raw, e))?;
+            if ok(&v) { Ok(v) } else { Err(err(var, &raw, why)) }
+        }
+    }
+}
+
+fn secs_f64<G: Fn(&str) -> Option<String>>(
+    get: &G,
+    var: &'static str,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let secs = parse(
+        get,
+        var,
+        default.as_secs_f64(),
+        |s| s.is_finite() && *s >= 0.0 && *s < 1e9,
+        "must be a number of seconds >= 0",
+    )?;
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = with(&[]).expect("defaults are valid");
+        assert_eq!(c.database_url.expose(), DEFAULT_DATABASE_URL);
+        assert_eq!(c.redis_url.expose(), DEFAULT_REDIS_URL);
+        assert_eq!(c.fb_graph_url, "https://graph.facebook.com/v24.0");
+        assert_eq!(c.refresh_cron, "0 0 */6 * * *");
+        assert_eq!(c.api_bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.worker_metrics_bind.to_string(), "127.0.0.1:9091");
+        assert_eq!(c.worker_concurrency, 32);
+        assert_eq!(c.authorization_error_threshold, 2);
+        assert_eq!(c.flag_style, FlagStyle::Seed);
+        assert_eq!(c.shutdown_grace, Duration::from_secs(30));
+        assert_eq!(c.fb_http_timeout, Duration::from_secs(20));
+        assert_eq!(c.retry.base, Duration::from_secs(1));
+        assert_eq!(c.retry.max, Duration::from_secs(60));
+        assert_eq!(c.retry.max_attempts, 10);
+        assert_eq!(c.queue_name(), "fb_token_refresh");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (var, value) in [
+            ("WORKER_CONCURRENCY", "0"),
+            ("WORKER_CONCURRENCY", "lots"),
+            ("AUTHORIZATION_ERROR_THRESHOLD", "-1"),
+            ("REDIS_FLAG_KEYS", "alfred"),
+            ("LOG_FORMAT", "xml"),
+            ("API_BIND", "localhost"),
+            ("FB_GRAPH_URL", "not a url"),
+            ("FB_HTTP_TIMEOUT_SECS", "0"),
+            ("RETRY_FACTOR", "0.5"),
+            ("RETRY_BASE_SECS", "NaN"),
+            ("DATABASE_URL", "mysql://x"),
+            ("REDIS_URL", "http://x"),
+        ] {
+            let e = with(&[(var, value)]).expect_err(var);
+            assert_eq!(e.var, var, "{e}");
+            assert!(e.to_string().contains(var), "{e}");
+        }
+    }
+
+    #[test]
+    fn chatwoot_keys_and_trailing_slash() {
+        let c = with(&[("REDIS_FLAG_KEYS", "chatwoot"), ("FB_GRAPH_URL", "http://127.0.0.1:9/v24.0/")]).expect("valid");
+        assert_eq!(c.flag_style, FlagStyle::Chatwoot);
+        assert_eq!(c.fb_graph_url, "http://127.0.0.1:9/v24.0");
+    }
+
+    #[test]
+    fn database_url_error_does_not_echo_credentials() {
+        let e = with(&[("DATABASE_URL", "mysql://user:hunter2@db")]).expect_err("rejected");
+        assert!(!e.to_string().contains("hunter2"));
+    }
+}

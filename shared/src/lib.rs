@@ -1,0 +1,19 @@
+//! What the worker and the producer both need: configuration, the job type, the Graph API client and
+//! its error classification, storage (Postgres and the Redis flags), the one-job pipeline and telemetry.
+
+pub mod config;
+pub mod flags;
+pub mod followup;
+pub mod graph;
+pub mod job;
+pub mod metrics;
+pub mod pauses;
+pub mod pipeline;
+pub mod queue;
+pub mod retry;
+pub mod secret;
+pub mod store;
+pub mod telemetry;
+
+#[cfg(feature = "simulator")]
+pub mod simulator;

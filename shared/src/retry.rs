@@ -1,0 +1,91 @@
+//! The retry policy for transient failures: a typed value with a pure `delay`, so the schedule can be
+//! tested without a queue. Delays come from `backon`'s exponential builder; the worker re-schedules
+//! the job in Redis for that long instead of sleeping (apalis-redis 1.0 ignores `max_attempts` and
+//! `RetryAfter`, so the queue's own retry cannot be used).
+
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    pub base: Duration,
+    pub factor: f64,
+    pub max: Duration,
+    /// Attempts in all, the first one included; after the last, the job is dead-lettered.
+    pub max_attempts: u32,
+    /// Spread re-tries so a burst of failures does not come back as one burst.
+    pub jitter: bool,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { base: Duration::from_secs(1), factor: 2.0, max: Duration::from_secs(60), max_attempts: 10, jitter: true }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay before attempt `attempt + 1`, after attempt `attempt` (1-based) failed. `None` when no
+    /// attempt is left. A server-announced wait (`hint`) is honoured even past `max`: calling
+    /// earlier only extends a rate limit.
+    pub fn delay(&self, attempt: u32, hint: Option<Duration>) -> Option<Duration> {
+        if attempt >= self.max_attempts {
+            return None;
+        }
+        let mut builder = ExponentialBuilder::new()
+            .with_min_delay(self.base)
+            .with_factor(self.factor as f32)
+            .with_max_delay(self.max)
+            .with_max_times(self.max_attempts as usize);
+        if self.jitter {
+            builder = builder.with_jitter();
+        }
+        let step = builder.build().nth(attempt.saturating_sub(1) as usize)?;
+        // backon's jitter adds up to one more `step`; keep the cap a cap.
+        let step = step.min(self.max);
+        Some(hint.map_or(step, |h| h.max(step)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain() -> RetryPolicy {
+        RetryPolicy { jitter: false, ..RetryPolicy::default() }
+    }
+
+    #[test]
+    fn grows_by_factor_up_to_the_cap() {
+        let p = plain();
+        let got: Vec<u64> = (1..10).map(|a| p.delay(a, None).expect("attempt left").as_secs()).collect();
+        assert_eq!(got, vec![1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    }
+
+    #[test]
+    fn stops_after_max_attempts() {
+        let p = plain();
+        assert!(p.delay(9, None).is_some());
+        assert_eq!(p.delay(10, None), None);
+        assert_eq!(p.delay(11, None), None);
+    }
+
+    #[test]
+    fn hint_wins_when_longer() {
+        let p = plain();
+        assert_eq!(p.delay(1, Some(Duration::from_secs(300))), Some(Duration::from_secs(300)));
+        assert_eq!(p.delay(5, Some(Duration::from_millis(10))), Some(Duration::from_secs(16)));
+    }
+
+    #[test]
+    fn jitter_stays_within_step_and_cap() {
+        let p = RetryPolicy::default();
+        for attempt in 1..10 {
+            for _ in 0..50 {
+                let d = p.delay(attempt, None).expect("attempt left");
+                let step = plain().delay(attempt, None).expect("attempt left");
+                assert!(d >= step && d <= p.max, "attempt {attempt}: {d:?} vs {step:?}");
+            }
+        }
+    }
+}
