@@ -1,0 +1,12 @@
+//! The Graph API: a client for the few calls this system makes, and the classification of Graph
+//! errors by code and subcode into what the caller must do.
+
+mod client;
+mod error;
+mod proof;
+mod usage;
+
+pub use client::{GraphClient, GraphSettings, PageInfo, PageLookup};
+pub use error::{ErrorKind, GraphError, classify};
+pub use proof::appsecret_proof;
+pub use usage::{retry_after_from_headers, usage_percent};
