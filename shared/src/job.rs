@@ -1,0 +1,143 @@
+//! The one job type. Serde-tagged and versioned so that payloads already in Redis still decode after a
+//! deploy, and so a dashboard can read them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Why a refresh was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    Cron,
+    SendFailure,
+    Manual,
+    Proactive,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cron => "cron",
+            Self::SendFailure => "send_failure",
+            Self::Manual => "manual",
+            Self::Proactive => "proactive",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum RefreshJob {
+    #[serde(rename = "refresh.v1")]
+    V1(RefreshJobV1),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefreshJobV1 {
+    /// Ours, not apalis's: it survives our own re-scheduling, so a waiter can follow one request
+    /// through its retries.
+    pub job_id: Uuid,
+    pub channel_id: i64,
+    pub reason: Reason,
+    pub enqueued_at: DateTime<Utc>,
+    /// 1 for the first run; re-scheduled copies carry the next number.
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+}
+
+fn first_attempt() -> u32 {
+    1
+}
+
+impl RefreshJob {
+    pub fn new(channel_id: i64, reason: Reason) -> Self {
+        Self::V1(RefreshJobV1 { job_id: Uuid::now_v7(), channel_id, reason, enqueued_at: Utc::now(), attempt: 1 })
+    }
+
+    pub fn v1(&self) -> &RefreshJobV1 {
+        match self {
+            Self::V1(v) => v,
+        }
+    }
+
+    pub fn job_id(&self) -> Uuid {
+        self.v1().job_id
+    }
+
+    pub fn channel_id(&self) -> i64 {
+        self.v1().channel_id
+    }
+
+    /// The copy that runs next time: same job, next attempt.
+    pub fn next_attempt(&self) -> Self {
+        let mut v = self.v1().clone();
+        v.attempt += 1;
+        Self::V1(v)
+    }
+
+    /// A new job for the same channel and reason (a fresh id, so it counts on its own).
+    pub fn follow_up(&self) -> Self {
+        let v = self.v1();
+        Self::V1(RefreshJobV1 { job_id: Uuid::now_v7(), attempt: 1, enqueued_at: Utc::now(), ..v.clone() })
+    }
+
+    /// Decodes a payload from the queue, with an error that says what is wrong with it.
+    pub fn decode(value: &serde_json::Value) -> Result<Self, String> {
+        let job: Self = serde_json::from_value(value.clone()).map_err(|e| format!("undecodable refresh job: {e}"))?;
+        let v = job.v1();
+        if v.channel_id <= 0 || v.channel_id > i64::from(i32::MAX) {
+            return Err(format!("refresh job with an impossible channel id {}", v.channel_id));
+        }
+        if v.attempt == 0 {
+            return Err("refresh job with attempt 0".into());
+        }
+        Ok(job)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn wire_format_is_tagged_and_stable() {
+        let job = RefreshJob::new(42, Reason::SendFailure);
+        let v = serde_json::to_value(&job).expect("serializes");
+        assert_eq!(v["type"], "refresh.v1");
+        assert_eq!(v["channel_id"], 42);
+        assert_eq!(v["reason"], "send_failure");
+        assert_eq!(RefreshJob::decode(&v).expect("decodes"), job);
+    }
+
+    #[test]
+    fn old_payload_without_attempt_decodes() {
+        let v = json!({"type": "refresh.v1", "job_id": "0190b0f0-0000-7000-8000-000000000000", "channel_id": 7,
+                       "reason": "cron", "enqueued_at": "2026-11-29T00:00:00Z"});
+        assert_eq!(RefreshJob::decode(&v).expect("decodes").v1().attempt, 1);
+    }
+
+    #[test]
+    fn poison_payloads_are_refused_with_a_reason() {
+        for bad in [
+            json!(null),
+            json!("x"),
+            json!({"type": "refresh.v9", "channel_id": 1}),
+            json!({"type": "refresh.v1", "channel_id": "one"}),
+            json!({"type": "refresh.v1", "job_id": "0190b0f0-0000-7000-8000-000000000000", "channel_id": -1, "reason": "cron", "enqueued_at": "2026-11-29T00:00:00Z"}),
+            json!({"type": "refresh.v1", "job_id": "0190b0f0-0000-7000-8000-000000000000", "channel_id": 1, "reason": "whim", "enqueued_at": "2026-11-29T00:00:00Z"}),
+        ] {
+            assert!(RefreshJob::decode(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn next_attempt_keeps_the_id_follow_up_does_not() {
+        let job = RefreshJob::new(1, Reason::Cron);
+        assert_eq!(job.next_attempt().job_id(), job.job_id());
+        assert_eq!(job.next_attempt().v1().attempt, 2);
+        assert_ne!(job.follow_up().job_id(), job.job_id());
+    }
+}

@@ -1,0 +1,313 @@
+//! One job's work: validate the page token; when Graph rejects it, find a new one through the user
+//! token; write it; set or clear the flags; record the history. `process` is the whole step, so tests
+//! call it directly and the apalis handler stays a thin adapter.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use redis::aio::ConnectionManager;
+use sqlx::PgPool;
+use tracing::{info, warn};
+
+use crate::{
+    flags::{self, Counted, FlagKeys},
+    graph::{ErrorKind, GraphClient, GraphError, PageLookup},
+    job::RefreshJob,
+    metrics::Metrics,
+    pauses::{self, PauseKeys},
+    retry::RetryPolicy,
+    secret::Secret,
+    store::{self, Channel, Event, FailureCount, StateUpdate, Step, TokenWrite},
+};
+
+/// A rate-limited call without an announced wait keeps away this long (the contract's 60 s).
+pub const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Clone)]
+pub struct Pipeline {
+    pub db: PgPool,
+    pub redis: ConnectionManager,
+    pub graph: GraphClient,
+    pub flags: FlagKeys,
+    pub pauses: PauseKeys,
+    pub threshold: u32,
+    pub retry: RetryPolicy,
+    pub metrics: Metrics,
+}
+
+/// What one run of a job settled.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The stored page token works.
+    Healthy,
+    /// The page token was dead; a new one was found, checked and written.
+    Refreshed,
+    /// Graph confirmed the token cannot be renewed without a person. Counted once for this job;
+    /// below the threshold a re-check is due after `recheck_after`.
+    ConfirmedFailure { counted: Counted, error: GraphError, recheck_after: Option<Duration> },
+    /// Not settled: run this job again after `after` (transient failure, rate limit, pause).
+    Retry { error: GraphError, after: Duration, next_attempt: u32 },
+    /// Transient failures used every attempt: the job is dead-lettered.
+    GaveUp { error: GraphError },
+    /// A newer token was written while we refreshed; ours was dropped. The channel is re-checked.
+    Superseded,
+    /// The channel no longer exists; nothing to do.
+    ChannelMissing,
+}
+
+impl Outcome {
+    /// A short name for logs, metrics and reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Healthy => "healthy",
+            Self::Refreshed => "refreshed",
+            Self::ConfirmedFailure { counted, .. } if counted.flagged => "reauthorization_required",
+            Self::ConfirmedFailure { .. } => "confirmed_failure",
+            Self::Retry { .. } => "retrying",
+            Self::GaveUp { .. } => "dead",
+            Self::Superseded => "superseded",
+            Self::ChannelMissing => "channel_missing",
+        }
+    }
+
+    /// Whether a waiting caller has its answer.
+    pub fn is_settled(&self) -> bool {
+        !matches!(self, Self::Retry { .. } | Self::Superseded)
+    }
+}
+
+/// Postgres or Redis failed under us: nothing was decided, the job must run again.
+#[derive(Debug, thiserror::Error)]
+pub enum InfraError {
+    #[error("postgres: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+impl Pipeline {
+    pub async fn process(&self, job: &RefreshJob) -> Result<Outcome, InfraError> {
+        let outcome = self.process_inner(job).await;
+        Metrics::count(&self.metrics.jobs, outcome.as_ref().map_or("store_error", Outcome::name));
+        outcome
+    }
+
+    async fn process_inner(&self, job: &RefreshJob) -> Result<Outcome, InfraError> {
+        let Some(channel) = store::load_channel(&self.db, job.channel_id()).await? else {
+            warn!(channel.id = job.channel_id(), "refresh job for a channel that no longer exists; dropped");
+            return Ok(Outcome::ChannelMissing);
+        };
+        if let Some(wait) = pauses::remaining(&mut self.redis.clone(), &self.pauses, &channel.page_id).await? {
+            // Calling a limited page extends its limit; come back when Graph said we may.
+            let error =
+                GraphError { kind: ErrorKind::RateLimited, ..GraphError::transport("rate-limit pause in force") };
+            return self.retry_later(job, &channel, error, Some(wait)).await;
+        }
+
+        let started = Instant::now();
+        let validated = self.graph.validate_page(&channel.page_id, &channel.page_token).await;
+        let latency = started.elapsed();
+        self.metrics.observe("validate", latency.as_secs_f64());
+        Metrics::count(&self.metrics.validations, validated.as_ref().map_or_else(|e| e.kind.as_str(), |_| "ok"));
+        if let Err(e) = &validated {
+            self.metrics.graph_error(e.code);
+        }
+        match validated {
+            Ok(_) => {
+                self.event(job, Step::Validate, "ok", latency, None).await?;
+                self.succeed(job, &channel, false).await
+            }
+            Err(error) => {
+                warn!(
+                    channel.id = channel.id,
+                    error.kind = error.kind.as_str(),
+                    "Facebook token validation failed for page {}: {}",
+                    channel.page_id,
+                    error.message
+                );
+                self.event(job, Step::Validate, error.kind.as_str(), latency, Some(&error)).await?;
+                if error.kind.is_confirmed_failure() {
+                    self.refresh(job, &channel).await
+                } else {
+                    self.not_settled(job, &channel, error).await
+                }
+            }
+        }
+    }
+
+    async fn refresh(&self, job: &RefreshJob, channel: &Channel) -> Result<Outcome, InfraError> {
+        let started = Instant::now();
+        let found = self.find_and_check(channel).await;
+        let latency = started.elapsed();
+        self.metrics.observe("refresh", latency.as_secs_f64());
+        Metrics::count(&self.metrics.refreshes, found.as_ref().map_or_else(|e| e.kind.as_str(), |_| "ok"));
+        if let Err(e) = &found {
+            self.metrics.graph_error(e.code);
+        }
+        let token = match found {
+            Ok(token) => token,
+            Err(error) => {
+                warn!(
+                    channel.id = channel.id,
+                    error.kind = error.kind.as_str(),
+                    error.code = error.code,
+                    "Failed to refresh Facebook token for page {}",
+                    channel.page_id
+                );
+                self.event(job, Step::Refresh, error.kind.as_str(), latency, Some(&error)).await?;
+                return if error.kind.is_confirmed_failure() {
+                    self.confirmed_failure(job, channel, error).await
+                } else {
+                    self.not_settled(job, channel, error).await
+                };
+            }
+        };
+        match store::write_page_token(&self.db, channel, &token).await? {
+            TokenWrite::Written => {
+                info!(channel.id = channel.id, "Successfully refreshed Facebook token for page {}", channel.page_id);
+                self.event(job, Step::Refresh, "refreshed", latency, None).await?;
+                self.succeed(job, channel, true).await
+            }
+            TokenWrite::Superseded => {
+                info!(channel.id = channel.id, page.id = %channel.page_id,
+                      "a newer token was written during this refresh; keeping it and re-checking");
+                self.event(job, Step::Refresh, "superseded", latency, None).await?;
+                Ok(Outcome::Superseded)
+            }
+        }
+    }
+
+    /// The user token's view of the page, and a check that the token it gives really works (the
+    /// same dead token handed back would otherwise count as a refresh).
+    async fn find_and_check(&self, channel: &Channel) -> Result<Secret, GraphError> {
+        let token = match self.graph.find_page_token(&channel.user_token, &channel.page_id).await? {
+            PageLookup::Found(token) => token,
+            PageLookup::NotManaged => return Err(GraphError::page_not_managed(&channel.page_id)),
+        };
+        self.graph.validate_page(&channel.page_id, &token).await?;
+        Ok(token)
+    }
+
+    async fn succeed(&self, job: &RefreshJob, channel: &Channel, refreshed: bool) -> Result<Outcome, InfraError> {
+        flags::clear(&mut self.redis.clone(), &self.flags, channel.id).await?;
+        let update = StateUpdate {
+            status: if refreshed { "refreshed" } else { "healthy" },
+            token_valid: Some(true),
+            checked: true,
+            refreshed,
+            error: Some(None),
+            failures: FailureCount::Reset,
+            next_attempt_at: None,
+        };
+        store::save_state(&self.db, job.channel_id(), &update).await?;
+        Ok(if refreshed { Outcome::Refreshed } else { Outcome::Healthy })
+    }
+
+    async fn confirmed_failure(
+        &self,
+        job: &RefreshJob,
+        channel: &Channel,
+        error: GraphError,
+    ) -> Result<Outcome, InfraError> {
+        let counted = flags::count_confirmed_failure(
+            &mut self.redis.clone(),
+            &self.flags,
+            channel.id,
+            job.job_id(),
+            self.threshold,
+        )
+        .await?;
+        // Below the threshold, look again soon rather than at the next cycle: a page that is really
+        // dead gets its flag within minutes, a one-off rejection gets a second chance.
+        let recheck_after = (!counted.flagged).then(|| self.retry.delay(1, None).unwrap_or(self.retry.base));
+        let update = StateUpdate {
+            status: if counted.flagged { "reauthorization_required" } else { "retrying" },
+            token_valid: Some(false),
+            checked: true,
+            refreshed: false,
+            error: Some(Some(&error)),
+            failures: if counted.newly_counted { FailureCount::Increment } else { FailureCount::Keep },
+            next_attempt_at: recheck_after.map(|d| Utc::now() + d),
+        };
+        store::save_state(&self.db, channel.id, &update).await?;
+        Ok(Outcome::ConfirmedFailure { counted, error, recheck_after })
+    }
+
+    /// Transient, rate-limited or refused requests: never evidence against the token, so the
+    /// flags stay as they are and the job runs again later.
+    async fn not_settled(&self, job: &RefreshJob, channel: &Channel, error: GraphError) -> Result<Outcome, InfraError> {
+        if error.kind == ErrorKind::RateLimited {
+            let wait = error.retry_after.unwrap_or(DEFAULT_RATE_LIMIT_WAIT);
+            pauses::pause(&mut self.redis.clone(), &self.pauses, &channel.page_id, error.app_level, wait).await?;
+            return self.retry_later(job, channel, error, Some(wait)).await;
+        }
+        self.retry_later(job, channel, error, None).await
+    }
+
+    async fn retry_later(
+        &self,
+        job: &RefreshJob,
+        channel: &Channel,
+        error: GraphError,
+        wait: Option<Duration>,
+    ) -> Result<Outcome, InfraError> {
+        let attempt = job.v1().attempt;
+        // Waiting out a rate limit is not a failed attempt: the job was never allowed to try.
+        let (delay, next_attempt) = if error.kind == ErrorKind::RateLimited {
+            (wait.unwrap_or(DEFAULT_RATE_LIMIT_WAIT), attempt)
+        } else {
+            match self.retry.delay(attempt, wait) {
+                Some(d) => (d, attempt + 1),
+                None => return self.give_up(channel, error).await,
+            }
+        };
+        let update = StateUpdate {
+            status: "retrying",
+            token_valid: None,
+            checked: false,
+            refreshed: false,
+            error: Some(Some(&error)),
+            failures: FailureCount::Keep,
+            next_attempt_at: Some(Utc::now() + delay),
+        };
+        store::save_state(&self.db, channel.id, &update).await?;
+        Ok(Outcome::Retry { error, after: delay, next_attempt })
+    }
+
+    async fn give_up(&self, channel: &Channel, error: GraphError) -> Result<Outcome, InfraError> {
+        warn!(channel.id = channel.id, page.id = %channel.page_id, error = %error, "giving up after the last attempt; job dead-lettered");
+        let update = StateUpdate {
+            status: "unknown",
+            token_valid: None,
+            checked: false,
+            refreshed: false,
+            error: Some(Some(&error)),
+            failures: FailureCount::Keep,
+            next_attempt_at: None,
+        };
+        store::save_state(&self.db, channel.id, &update).await?;
+        Ok(Outcome::GaveUp { error })
+    }
+
+    async fn event(
+        &self,
+        job: &RefreshJob,
+        step: Step,
+        outcome: &str,
+        latency: Duration,
+        error: Option<&GraphError>,
+    ) -> Result<(), InfraError> {
+        let v = job.v1();
+        let event = Event {
+            channel_id: v.channel_id,
+            job_id: v.job_id,
+            reason: v.reason,
+            step,
+            outcome,
+            graph_latency_ms: Some(i64::try_from(latency.as_millis()).unwrap_or(i64::MAX)),
+            error,
+        };
+        store::record_event(&self.db, &event).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,228 @@
+//! The Redis queue (apalis-redis 1.0) and the reports a waiting caller reads.
+//!
+//! Design notes, each answering a hazard of apalis-redis 1.0.0:
+//! - The queue is named explicitly (`{prefix}fb_token_refresh`); `RedisStorage::new` would name it
+//!   after the Rust type path.
+//! - Producers push `RefreshJob`; workers consume raw JSON (`serde_json::Value`) and decode it
+//!   themselves, so a poison payload is recorded and dropped instead of failing in the codec.
+//! - apalis ignores `max_attempts` and `RetryAfter` and retries failures at +1 s, +2 s ...: we never
+//!   return a job error for a Graph failure; we push the next attempt with `run_after` and ack.
+//! - Completed jobs stay in Redis forever: `sweep_done` removes exactly those (never `vacuum`, which
+//!   also deletes failed jobs awaiting retry).
+//! - A fetch moves every due job of `{q}:scheduled` through one Lua `unpack`, which fails at about
+//!   8,000: producers keep the due backlog below `MAX_DUE_BACKLOG` (see `due_backlog`).
+
+use std::time::Duration;
+
+use apalis::prelude::{TaskBuilder, TaskSink};
+use apalis_redis::RedisStorage;
+use chrono::{DateTime, Utc};
+use redis::{AsyncCommands, aio::ConnectionManager};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{config::Config, graph::GraphError, job::RefreshJob, pipeline::Outcome};
+
+/// Producers stop pushing while this many jobs are due or waiting: well under the ~8,000 at which
+/// apalis-redis 1.0's fetch script fails.
+pub const MAX_DUE_BACKLOG: u64 = 5_000;
+/// Reports of a job are kept this long for a caller that waits on them.
+const REPORT_TTL_SECS: i64 = 3_600;
+
+pub type JobStorage = RedisStorage<RefreshJob>;
+pub type RawStorage = RedisStorage<serde_json::Value>;
+
+/// Heartbeat and polling timings. apalis's defaults find new jobs only at the 30 s heartbeat and
+/// recover a dead worker's jobs after 5 minutes; ours recover within 15 s.
+#[derive(Debug, Clone, Copy)]
+pub struct Timings {
+    pub poll_interval: Duration,
+    pub heartbeat: Duration,
+    pub missed_heartbeats: usize,
+    pub batch_size: usize,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_millis(100),
+            heartbeat: Duration::from_secs(5),
+            missed_heartbeats: 3,
+            batch_size: 50,
+        }
+    }
+}
+
+pub fn apalis_config(config: &Config, timings: &Timings) -> apalis_redis::Config {
+    apalis_redis::Config::default()
+        .queue(config.queue_name())
+        .heartbeat_interval(timings.heartbeat)
+        .missed_heartbeats(timings.missed_heartbeats)
+        .batch_size(timings.batch_size.max(1))
+}
+
+pub async fn connect(config: &Config) -> Result<ConnectionManager, redis::RedisError> {
+    apalis_redis::connect(config.redis_url.expose()).await
+}
+
+pub fn job_storage(conn: ConnectionManager, config: &Config, timings: &Timings) -> JobStorage {
+    RedisStorage::new(conn).with_config(apalis_config(config, timings))
+}
+
+pub fn raw_storage(conn: ConnectionManager, config: &Config, timings: &Timings) -> RawStorage {
+    RedisStorage::new(conn).with_config(apalis_config(config, timings))
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot enqueue refresh job: {0}")]
+pub struct EnqueueError(String);
+
+/// Pushes a job, to run now or after `delay` (apalis has a 1 s resolution).
+pub async fn enqueue(storage: &mut JobStorage, job: RefreshJob, delay: Option<Duration>) -> Result<(), EnqueueError> {
+    let mut task = TaskBuilder::new(job);
+    if let Some(d) = delay {
+        task = task.run_after(d);
+    }
+    storage.push_task(task.build()).await.map_err(|e| EnqueueError(e.to_string()))
+}
+
+/// Jobs due or waiting to be fetched: what the ~8,000 limit applies to.
+pub async fn due_backlog(redis: &mut ConnectionManager, config: &Config) -> redis::RedisResult<u64> {
+    let q = config.queue_name();
+    let now = Utc::now().timestamp();
+    let (due, active): (u64, u64) =
+        redis::pipe().zcount(format!("{q}:scheduled"), 0, now).llen(format!("{q}:active")).query_async(redis).await?;
+    Ok(due + active)
+}
+
+/// Deletes up to `max` completed jobs (their id, data and metadata); returns how many.
+pub async fn sweep_done(redis: &mut ConnectionManager, config: &Config, max: usize) -> redis::RedisResult<usize> {
+    let q = config.queue_name();
+    let ids: Vec<String> = redis::cmd("SPOP").arg(format!("{q}:done")).arg(max).query_async(redis).await?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let mut pipe = redis::pipe();
+    pipe.hdel(format!("{q}:data"), &ids).ignore();
+    for id in &ids {
+        pipe.del(format!("{q}:meta:{id}")).ignore();
+    }
+    let _: () = pipe.query_async(redis).await?;
+    Ok(ids.len())
+}
+
+/// What a run of a job reported, for a caller waiting on it (`refresh-channel`, the API).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobReport {
+    pub job_id: Uuid,
+    pub channel_id: i64,
+    pub attempt: u32,
+    /// `healthy`, `refreshed`, `confirmed_failure`, `reauthorization_required`, `retrying`, `dead`,
+    /// `superseded`, `channel_missing`, `poison`.
+    pub outcome: String,
+    pub settled: bool,
+    pub token_valid: Option<bool>,
+    pub authorization_error_count: Option<i64>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub error: Option<ReportError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportError {
+    pub kind: String,
+    pub code: Option<i64>,
+    pub subcode: Option<i64>,
+    pub message: String,
+}
+
+impl From<&GraphError> for ReportError {
+    fn from(e: &GraphError) -> Self {
+        Self { kind: e.kind.as_str().into(), code: e.code, subcode: e.subcode, message: e.message.clone() }
+    }
+}
+
+impl JobReport {
+    pub fn from_outcome(job: &RefreshJob, outcome: &Outcome) -> Self {
+        let v = job.v1();
+        let (token_valid, count, next, error) = match outcome {
+            Outcome::Healthy | Outcome::Refreshed => (Some(true), Some(0), None, None),
+            Outcome::ConfirmedFailure { counted, error, recheck_after } => (
+                Some(false),
+                Some(counted.count),
+                recheck_after.map(|d| Utc::now() + d),
+                Some(ReportError::from(error)),
+            ),
+            Outcome::Retry { error, after, .. } => {
+                (None, None, Some(Utc::now() + *after), Some(ReportError::from(error)))
+            }
+            Outcome::GaveUp { error } => (None, None, None, Some(ReportError::from(error))),
+            Outcome::Superseded | Outcome::ChannelMissing => (None, None, None, None),
+        };
+        Self {
+            job_id: v.job_id,
+            channel_id: v.channel_id,
+            attempt: v.attempt,
+            outcome: outcome.name().into(),
+            settled: outcome.is_settled(),
+            token_valid,
+            authorization_error_count: count,
+            next_attempt_at: next,
+            error,
+        }
+    }
+}
+
+fn report_key(config: &Config, job_id: Uuid) -> String {
+    format!("{}:report:{job_id}", config.queue_name())
+}
+
+pub async fn publish_report(
+    redis: &mut ConnectionManager,
+    config: &Config,
+    report: &JobReport,
+) -> redis::RedisResult<()> {
+    let key = report_key(config, report.job_id);
+    let body = serde_json::to_string(report).unwrap_or_default();
+    let _: () =
+        redis::pipe().rpush(&key, body).ignore().expire(&key, REPORT_TTL_SECS).ignore().query_async(redis).await?;
+    Ok(())
+}
+
+/// How waiting for a job ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Waited {
+    Settled(JobReport),
+    /// Time ran out after the job reported it will run again.
+    RetryScheduled(JobReport),
+    /// Time ran out and no worker reported anything.
+    NoWorker,
+}
+
+/// Waits up to `timeout` for a settled report of `job_id`, on a connection of its own (BLPOP
+/// blocks it).
+pub async fn wait_for_report(config: &Config, job_id: Uuid, timeout: Duration) -> redis::RedisResult<Waited> {
+    let client = redis::Client::open(config.redis_url.expose())?;
+    // BLPOP blocks for its whole timeout; the default response timeout would cut it short.
+    let no_timeout = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+    let mut conn = client.get_multiplexed_async_connection_with_config(&no_timeout).await?;
+    let key = report_key(config, job_id);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last: Option<JobReport> = None;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let popped: Option<(String, String)> = conn.blpop(&key, left.as_secs_f64().max(0.01)).await?;
+        let Some((_, body)) = popped else { break };
+        let Ok(report) = serde_json::from_str::<JobReport>(&body) else { continue };
+        if report.settled {
+            return Ok(Waited::Settled(report));
+        }
+        last = Some(report);
+    }
+    Ok(match last {
+        Some(r) => Waited::RetryScheduled(r),
+        None => Waited::NoWorker,
+    })
+}

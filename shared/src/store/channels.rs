@@ -1,0 +1,84 @@
+//! Chatwoot's channel table: reading a channel and writing a refreshed token without ever going
+//! backwards.
+
+use chrono::NaiveDateTime;
+use sqlx::{PgPool, Row};
+
+use crate::secret::Secret;
+
+pub const FACEBOOK_CHANNEL_TYPE: &str = "Channel::FacebookPage";
+
+#[derive(Debug, Clone)]
+pub struct Channel {
+    pub id: i64,
+    pub account_id: i64,
+    pub page_id: String,
+    pub page_token: Secret,
+    pub user_token: Secret,
+    /// The row's version as read: a token write succeeds only if nobody wrote since.
+    pub updated_at: NaiveDateTime,
+}
+
+pub async fn load_channel(db: &PgPool, channel_id: i64) -> Result<Option<Channel>, sqlx::Error> {
+    let Ok(id) = i32::try_from(channel_id) else { return Ok(None) };
+    let row = sqlx::query(
+        "SELECT id, account_id, page_id, page_access_token, user_access_token, updated_at
+         FROM channel_facebook_pages WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
+    row.map(|r| {
+        Ok(Channel {
+            id: i64::from(r.try_get::<i32, _>("id")?),
+            account_id: i64::from(r.try_get::<i32, _>("account_id")?),
+            page_id: r.try_get("page_id")?,
+            page_token: Secret::new(r.try_get::<String, _>("page_access_token")?),
+            user_token: Secret::new(r.try_get::<String, _>("user_access_token")?),
+            updated_at: r.try_get("updated_at")?,
+        })
+    })
+    .transpose()
+}
+
+/// Whether a token write landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenWrite {
+    Written,
+    /// Someone wrote the row after we read it (a later refresh, a person reconnecting): their
+    /// token is newer than ours, so ours is dropped.
+    Superseded,
+}
+
+/// Writes a new page token if the row is still at the version `read` saw. `updated_at` moves
+/// strictly forward, even within one clock tick, so the next guard sees the change.
+pub async fn write_page_token(db: &PgPool, read: &Channel, token: &Secret) -> Result<TokenWrite, sqlx::Error> {
+    let Ok(id) = i32::try_from(read.id) else { return Ok(TokenWrite::Superseded) };
+    let done = sqlx::query(
+        "UPDATE channel_facebook_pages
+         SET page_access_token = $1,
+             updated_at = GREATEST(timezone('utc', now()), $3 + interval '1 microsecond')
+         WHERE id = $2 AND updated_at = $3",
+    )
+    .bind(token.expose())
+    .bind(id)
+    .bind(read.updated_at)
+    .execute(db)
+    .await?;
+    Ok(if done.rows_affected() == 1 { TokenWrite::Written } else { TokenWrite::Superseded })
+}
+
+/// Every channel that backs a Facebook inbox, in id order, from `after` on, at most `limit`.
+pub async fn facebook_channel_ids(db: &PgPool, after: i64, limit: i64) -> Result<Vec<i64>, sqlx::Error> {
+    let ids: Vec<i32> = sqlx::query_scalar(
+        "SELECT DISTINCT c.id FROM channel_facebook_pages c
+         JOIN inboxes i ON i.channel_id = c.id AND i.channel_type = $1
+         WHERE c.id > $2 ORDER BY c.id LIMIT $3",
+    )
+    .bind(FACEBOOK_CHANNEL_TYPE)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(ids.into_iter().map(i64::from).collect())
+}

@@ -1,0 +1,120 @@
+//! The current token state per channel.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Row};
+
+use super::events::clamp_i32;
+use crate::graph::GraphError;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenState {
+    pub channel_id: i64,
+    pub status: String,
+    pub token_valid: Option<bool>,
+    pub consecutive_failures: i32,
+    pub last_checked_at: Option<DateTime<Utc>>,
+    pub last_refreshed_at: Option<DateTime<Utc>>,
+    pub last_error_kind: Option<String>,
+    pub last_error_code: Option<i32>,
+    pub last_error_subcode: Option<i32>,
+    pub last_error_message: Option<String>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// What one job settled. `None` fields keep what was stored.
+#[derive(Debug, Clone)]
+pub struct StateUpdate<'a> {
+    pub status: &'static str,
+    pub token_valid: Option<bool>,
+    pub checked: bool,
+    pub refreshed: bool,
+    /// `Some(None)` clears the last error, `Some(Some(e))` replaces it.
+    pub error: Option<Option<&'a GraphError>>,
+    /// Count a confirmed failure in a row, or reset the run on success.
+    pub failures: FailureCount,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureCount {
+    Keep,
+    Reset,
+    Increment,
+}
+
+pub async fn save_state(db: &PgPool, channel_id: i64, u: &StateUpdate<'_>) -> Result<(), sqlx::Error> {
+    let (set_error, kind, code, subcode, message) = match u.error {
+        None => (false, None, None, None, None),
+        Some(None) => (true, None, None, None, None),
+        Some(Some(e)) => {
+            (true, Some(e.kind.as_str()), e.code.map(clamp_i32), e.subcode.map(clamp_i32), Some(e.message.as_str()))
+        }
+    };
+    let failures = match u.failures {
+        FailureCount::Keep => 0,
+        FailureCount::Reset => 1,
+        FailureCount::Increment => 2,
+    };
+    sqlx::query(
+        "INSERT INTO fb_token_states AS s
+           (channel_id, status, token_valid, consecutive_failures, last_checked_at, last_refreshed_at,
+            last_error_kind, last_error_code, last_error_subcode, last_error_message, next_attempt_at, updated_at)
+         VALUES ($1, $2, $3, CASE WHEN $11 = 2 THEN 1 ELSE 0 END,
+                 CASE WHEN $4 THEN now() END, CASE WHEN $5 THEN now() END,
+                 $7, $8, $9, $10, $12, now())
+         ON CONFLICT (channel_id) DO UPDATE SET
+           status = EXCLUDED.status,
+           token_valid = COALESCE($3, s.token_valid),
+           consecutive_failures = CASE $11 WHEN 1 THEN 0 WHEN 2 THEN s.consecutive_failures + 1 ELSE s.consecutive_failures END,
+           last_checked_at = CASE WHEN $4 THEN now() ELSE s.last_checked_at END,
+           last_refreshed_at = CASE WHEN $5 THEN now() ELSE s.last_refreshed_at END,
+           last_error_kind = CASE WHEN $6 THEN $7 ELSE s.last_error_kind END,
+           last_error_code = CASE WHEN $6 THEN $8 ELSE s.last_error_code END,
+           last_error_subcode = CASE WHEN $6 THEN $9 ELSE s.last_error_subcode END,
+           last_error_message = CASE WHEN $6 THEN $10 ELSE s.last_error_message END,
+           next_attempt_at = $12,
+           updated_at = now()",
+    )
+    .bind(clamp_i32(channel_id))
+    .bind(u.status)
+    .bind(u.token_valid)
+    .bind(u.checked)
+    .bind(u.refreshed)
+    .bind(set_error)
+    .bind(kind)
+    .bind(code)
+    .bind(subcode)
+    .bind(message)
+    .bind(failures)
+    .bind(u.next_attempt_at)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn load_state(db: &PgPool, channel_id: i64) -> Result<Option<TokenState>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT channel_id, status, token_valid, consecutive_failures, last_checked_at, last_refreshed_at,
+                last_error_kind, last_error_code, last_error_subcode, last_error_message, next_attempt_at
+         FROM fb_token_states WHERE channel_id = $1",
+    )
+    .bind(clamp_i32(channel_id))
+    .fetch_optional(db)
+    .await?;
+    row.map(|r| {
+        Ok(TokenState {
+            channel_id: i64::from(r.try_get::<i32, _>("channel_id")?),
+            status: r.try_get("status")?,
+            token_valid: r.try_get("token_valid")?,
+            consecutive_failures: r.try_get("consecutive_failures")?,
+            last_checked_at: r.try_get("last_checked_at")?,
+            last_refreshed_at: r.try_get("last_refreshed_at")?,
+            last_error_kind: r.try_get("last_error_kind")?,
+            last_error_code: r.try_get("last_error_code")?,
+            last_error_subcode: r.try_get("last_error_subcode")?,
+            last_error_message: r.try_get("last_error_message")?,
+            next_attempt_at: r.try_get("next_attempt_at")?,
+        })
+    })
+    .transpose()
+}
