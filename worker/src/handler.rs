@@ -1,0 +1,98 @@
+//! The apalis handler: a thin adapter that decodes the payload, runs the pipeline and settles the
+//! outcome. Graph failures never become job errors (apalis would retry them its own way).
+
+use std::{sync::Arc, time::Duration};
+
+use apalis::prelude::{AbortError, BoxDynError, Data};
+use redis::aio::ConnectionManager;
+use shared::{
+    config::Config,
+    flags::FlagKeys,
+    followup,
+    graph::GraphClient,
+    job::RefreshJob,
+    pauses::PauseKeys,
+    pipeline::{Outcome, Pipeline},
+    queue::{self, JobReport, JobStorage, Timings},
+    store,
+};
+use tracing::{Instrument, error, info_span, warn};
+
+#[derive(Clone)]
+pub struct WorkerState {
+    pub config: Arc<Config>,
+    pub timings: Timings,
+    pub pipeline: Pipeline,
+    pub storage: JobStorage,
+    pub redis: ConnectionManager,
+}
+
+impl WorkerState {
+    pub async fn connect(config: Arc<Config>, timings: Timings) -> anyhow::Result<Self> {
+        let pool_size = u32::try_from(config.worker_concurrency).unwrap_or(u32::MAX).clamp(2, 64);
+        let db = store::connect_and_migrate(&config.database_url, pool_size).await?;
+        let redis = queue::connect(&config).await?;
+        let graph = GraphClient::from_config(&config)?;
+        let pipeline = Pipeline {
+            db,
+            redis: redis.clone(),
+            graph,
+            flags: FlagKeys::new(config.redis_key_prefix.clone(), config.flag_style),
+            pauses: PauseKeys::new(config.redis_key_prefix.clone()),
+            threshold: config.authorization_error_threshold,
+            retry: config.retry.clone(),
+            metrics: shared::metrics::Metrics::default(),
+        };
+        let storage = queue::job_storage(redis.clone(), &config, &timings);
+        Ok(Self { config, timings, pipeline, storage, redis })
+    }
+}
+
+/// The apalis entry point.
+pub async fn handle(payload: serde_json::Value, state: Data<WorkerState>) -> Result<(), BoxDynError> {
+    handle_payload(&state, payload).await
+}
+
+/// One payload from the queue, start to finish.
+pub async fn handle_payload(state: &WorkerState, payload: serde_json::Value) -> Result<(), BoxDynError> {
+    let job = match RefreshJob::decode(&payload) {
+        Ok(job) => job,
+        Err(why) => {
+            // Retrying cannot fix a payload; keep a trace of it and move on.
+            let excerpt: String = payload.to_string().chars().take(300).collect();
+            error!(payload = %excerpt, "{why}; job dropped");
+            return Ok(());
+        }
+    };
+    let v = job.v1();
+    let span = info_span!("refresh_job", job.id = %v.job_id, channel.id = v.channel_id, attempt = v.attempt, reason = v.reason.as_str());
+    handle_job(state, &job).instrument(span).await.map(|_| ())
+}
+
+/// Runs the pipeline and settles the outcome; returns the report it published.
+pub async fn handle_job(state: &WorkerState, job: &RefreshJob) -> Result<JobReport, BoxDynError> {
+    let outcome = match state.pipeline.process(job).await {
+        Ok(outcome) => outcome,
+        Err(infra) => infra_retry(state, job, &infra.to_string())?,
+    };
+    let mut storage = state.storage.clone();
+    let mut redis = state.redis.clone();
+    // If the follow-up cannot be pushed, failing the job leaves it to apalis's own retry, so it is
+    // not lost.
+    Ok(followup::settle(&mut storage, &mut redis, &state.config, job, &outcome).await?)
+}
+
+/// Postgres or Redis failed mid-job: nothing was decided, so the job runs again on our schedule,
+/// or goes to apalis's dead set when its attempts are spent.
+fn infra_retry(state: &WorkerState, job: &RefreshJob, why: &str) -> Result<Outcome, BoxDynError> {
+    let attempt = job.v1().attempt;
+    warn!(error = why, attempt, "job could not complete against the stores; retrying");
+    match state.config.retry.delay(attempt, None) {
+        Some(after) => Ok(Outcome::Retry {
+            error: shared::graph::GraphError::transport(format!("store unavailable: {why}")),
+            after: after.max(Duration::from_secs(1)),
+            next_attempt: attempt + 1,
+        }),
+        None => Err(Box::new(AbortError::new(format!("stores unavailable after {attempt} attempts: {why}")))),
+    }
+}

@@ -1,0 +1,39 @@
+//! The worker process: consumes refresh jobs from Redis, runs each through the shared pipeline and
+//! re-schedules what is not settled.
+
+pub mod handler;
+pub mod http;
+pub mod name;
+pub mod signals;
+pub mod supervise;
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use shared::{config::Config, queue::Timings};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+pub use handler::WorkerState;
+
+/// Runs a worker until `shutdown` is cancelled: connects, migrates, serves `/healthz` and
+/// `/metrics`, and supervises the apalis worker loop.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    run_with(config, Timings::default(), shutdown).await
+}
+
+pub async fn run_with(config: Config, timings: Timings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let state = WorkerState::connect(config.clone(), timings).await?;
+    let listener = tokio::net::TcpListener::bind(config.worker_metrics_bind)
+        .await
+        .with_context(|| format!("cannot listen on WORKER_METRICS_BIND={}", config.worker_metrics_bind))?;
+    info!(bind = %config.worker_metrics_bind, "worker metrics and health endpoint listening");
+    let http = tokio::spawn(http::serve(listener, state.clone(), shutdown.clone()));
+    let janitor = tokio::spawn(supervise::sweep_done_jobs(state.clone(), shutdown.clone(), Duration::from_secs(10)));
+    let result = supervise::run_worker_loop(state, shutdown.clone()).await;
+    shutdown.cancel();
+    let _ = http.await;
+    let _ = janitor.await;
+    result
+}

@@ -1,0 +1,11 @@
+use shared::{config::Config, telemetry::init_tracing};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    init_tracing(config.log_format);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(worker::signals::cancel_on_signal(shutdown.clone()));
+    worker::run(config, shutdown).await
+}
