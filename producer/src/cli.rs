@@ -1,0 +1,65 @@
+//! Command-line parsing and exit codes. Each command is a library function tests can call.
+
+use clap::{Parser, Subcommand};
+use shared::{config::Config, telemetry::init_tracing};
+
+#[derive(Debug, Parser)]
+#[command(name = "producer", about = "Keeps Facebook Page tokens alive: enqueue refreshes, admin commands, demo")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the database if missing and apply the migrations.
+    Migrate,
+    /// One cron cycle now: enqueue a refresh for every Facebook channel.
+    RunJob,
+    /// Refresh one channel through the queue and wait for a settled result.
+    RefreshChannel {
+        /// The channel_facebook_pages id.
+        channel_id: String,
+        /// Seconds to wait for a settled result.
+        #[arg(long, default_value_t = 30)]
+        wait: u64,
+        /// Run the job in this process; no worker needed.
+        #[arg(long)]
+        inline: bool,
+    },
+    /// Everything in one process against a built-in simulated Graph API with seeded channels.
+    Demo(crate::demo::DemoArgs),
+}
+
+/// Runs a command; returns the process exit code.
+pub async fn run(cli: Cli) -> i32 {
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("configuration error: {e}");
+            return 2;
+        }
+    };
+    init_tracing(config.log_format);
+    let result = match cli.command {
+        Command::Migrate => migrate(&config).await,
+        Command::RunJob => crate::cycle::run_job(&config).await,
+        Command::RefreshChannel { channel_id, wait, inline } => {
+            return crate::refresh_channel::command(&config, &channel_id, wait, inline).await;
+        }
+        Command::Demo(args) => crate::demo::run(config, args).await,
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    shared::store::connect_and_migrate(&config.database_url, 2).await?;
+    println!("database ready; migrations applied");
+    Ok(())
+}
