@@ -1,0 +1,224 @@
+use std::{sync::Arc, time::Duration};
+
+use redis::{AsyncCommands, aio::ConnectionManager};
+use shared::{
+    config::{Config, FlagStyle},
+    flags::{self, FlagKeys, FlagState},
+    graph::GraphClient,
+    metrics::Metrics,
+    pauses::PauseKeys,
+    pipeline::Pipeline,
+    queue::{self, Timings},
+    retry::RetryPolicy,
+    secret::Secret,
+    simulator::{GraphSim, SimOptions},
+    store,
+};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// A fresh world: database, Redis prefix, simulator, and a config pointing at all three.
+pub struct TestEnv {
+    pub config: Config,
+    pub db: PgPool,
+    pub redis: ConnectionManager,
+    pub sim: GraphSim,
+    db_name: String,
+}
+
+impl TestEnv {
+    pub async fn new() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    /// Like `new`, with a chance to adjust the config before anything connects.
+    pub async fn with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let sim = GraphSim::start(SimOptions::default()).await.expect("simulator starts");
+        let id = Uuid::new_v4().simple().to_string();
+        let db_name = format!("fbtr_test_{}", &id[..16]);
+        let mut config = Config {
+            database_url: Secret::new(format!("postgres://postgres@127.0.0.1:5432/{db_name}")),
+            redis_url: Secret::new(REDIS_URL),
+            redis_key_prefix: format!("test:{}:", &id[..16]),
+            fb_app_id: Some(sim.options().app_id.clone()),
+            fb_app_secret: sim.options().app_secret.clone().map(Secret::new),
+            fb_graph_url: sim.base_url(),
+            worker_metrics_bind: "127.0.0.1:0".parse().expect("addr"),
+            api_bind: "127.0.0.1:0".parse().expect("addr"),
+            fb_http_timeout: Duration::from_secs(2),
+            fb_connect_timeout: Duration::from_secs(1),
+            retry: RetryPolicy {
+                base: Duration::from_secs(1),
+                factor: 2.0,
+                max: Duration::from_secs(4),
+                max_attempts: 4,
+                jitter: false,
+            },
+            ..Config::default()
+        };
+        adjust(&mut config);
+        let db = store::connect_and_migrate(&config.database_url, 8).await.expect("fresh database");
+        let redis = queue::connect(&config).await.expect("redis");
+        Self { config, db, redis, sim, db_name }
+    }
+
+    pub fn flag_keys(&self) -> FlagKeys {
+        FlagKeys::new(self.config.redis_key_prefix.clone(), self.config.flag_style)
+    }
+
+    pub fn pipeline(&self) -> Pipeline {
+        Pipeline {
+            db: self.db.clone(),
+            redis: self.redis.clone(),
+            graph: GraphClient::from_config(&self.config).expect("graph client"),
+            flags: self.flag_keys(),
+            pauses: PauseKeys::new(self.config.redis_key_prefix.clone()),
+            threshold: self.config.authorization_error_threshold,
+            retry: self.config.retry.clone(),
+            metrics: Metrics::default(),
+        }
+    }
+
+    pub async fn worker_state(&self) -> worker::WorkerState {
+        worker::WorkerState::connect(Arc::new(self.config.clone()), fast_timings()).await.expect("worker state")
+    }
+
+    pub async fn flags(&self, channel_id: i64) -> FlagState {
+        flags::read(&mut self.redis.clone(), &self.flag_keys(), channel_id).await.expect("read flags")
+    }
+
+    /// Inserts a Facebook channel and its inbox; returns the channel id.
+    pub async fn insert_channel(&self, account_id: i32, page_id: &str, page_token: &str, user_token: &str) -> i64 {
+        let id: i32 = sqlx::query_scalar(
+            "INSERT INTO channel_facebook_pages (account_id, page_id, page_access_token, user_access_token, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, timezone('utc', now()), timezone('utc', now())) RETURNING id",
+        )
+        .bind(account_id)
+        .bind(page_id)
+        .bind(page_token)
+        .bind(user_token)
+        .fetch_one(&self.db)
+        .await
+        .expect("insert channel");
+        sqlx::query(
+            "INSERT INTO inboxes (account_id, channel_id, channel_type, name, created_at, updated_at)
+             VALUES ($1, $2, 'Channel::FacebookPage', $3, timezone('utc', now()), timezone('utc', now()))",
+        )
+        .bind(account_id)
+        .bind(id)
+        .bind(format!("Inbox of page {page_id}"))
+        .execute(&self.db)
+        .await
+        .expect("insert inbox");
+        i64::from(id)
+    }
+
+    /// A user with one page in the simulator and the matching channel row; returns
+    /// (channel id, user id, user token).
+    pub async fn healthy_channel(&self, page_id: &str) -> (i64, String, String) {
+        let user_id = format!("u{page_id}");
+        let user_token = self.sim.add_user(&user_id);
+        self.sim.add_page(page_id, &format!("Page {page_id}"));
+        let page_token = self.sim.grant(&user_id, page_id);
+        let channel = self.insert_channel(1, page_id, &page_token, &user_token).await;
+        (channel, user_id, user_token)
+    }
+
+    pub async fn stored_page_token(&self, channel_id: i64) -> String {
+        sqlx::query_scalar("SELECT page_access_token FROM channel_facebook_pages WHERE id = $1")
+            .bind(i32::try_from(channel_id).expect("id"))
+            .fetch_one(&self.db)
+            .await
+            .expect("channel row")
+    }
+
+    pub async fn redis_keys(&self) -> Vec<String> {
+        let mut conn = self.redis.clone();
+        let mut iter = conn.scan_match::<_, String>(format!("{}*", self.config.redis_key_prefix)).await.expect("scan");
+        let mut keys = Vec::new();
+        while let Some(k) = futures::StreamExt::next(&mut iter).await {
+            keys.push(k.expect("scan"));
+        }
+        keys.sort();
+        keys
+    }
+
+    pub fn with_flag_style(style: FlagStyle) -> impl FnOnce(&mut Config) {
+        move |c| c.flag_style = style
+    }
+}
+
+/// Quick polling and heartbeats for tests (orphans recovered in ~3 s).
+pub fn fast_timings() -> Timings {
+    Timings {
+        poll_interval: Duration::from_millis(50),
+        heartbeat: Duration::from_secs(1),
+        missed_heartbeats: 3,
+        batch_size: 50,
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        // Drop runs outside async; clean up on a thread of its own so a failed test cleans up too.
+        let name = self.db_name.clone();
+        let prefix = self.config.redis_key_prefix.clone();
+        let cleanup = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async move {
+                use sqlx::Connection;
+                if let Ok(mut admin) = sqlx::PgConnection::connect(ADMIN_URL).await {
+                    let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
+                }
+                if let Ok(client) = redis::Client::open(REDIS_URL)
+                    && let Ok(mut conn) = client.get_multiplexed_async_connection().await
+                {
+                    let keys: Vec<String> =
+                        redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut conn).await.unwrap_or_default();
+                    for chunk in keys.chunks(500) {
+                        let _: Result<(), _> = conn.del(chunk).await;
+                    }
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// A worker running in this process until stopped or dropped.
+pub struct RunningWorker {
+    pub shutdown: tokio_util::sync::CancellationToken,
+    pub join: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl RunningWorker {
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        match self.join.take() {
+            Some(j) => j.await?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningWorker {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl TestEnv {
+    pub fn spawn_worker(&self) -> RunningWorker {
+        self.spawn_worker_with(fast_timings())
+    }
+
+    pub fn spawn_worker_with(&self, timings: Timings) -> RunningWorker {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let join = tokio::spawn(worker::run_with(self.config.clone(), timings, shutdown.clone()));
+        RunningWorker { shutdown, join: Some(join) }
+    }
+}

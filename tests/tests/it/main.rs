@@ -1,0 +1,5 @@
+//! Integration tests against the real Redis and Postgres on 127.0.0.1 and the Graph simulator.
+
+mod commands;
+mod pipeline;
+mod queue;

@@ -1,0 +1,168 @@
+//! The queue and the worker process loop: each apalis-redis 1.0 hazard designed around, proven.
+
+use std::time::Duration;
+
+use apalis::prelude::TaskSink;
+use redis::AsyncCommands;
+use shared::{
+    job::{Reason, RefreshJob},
+    queue::{self, Timings, Waited},
+    simulator::{Fault, FaultKind, Matcher},
+};
+use tests::{TestEnv, env::fast_timings};
+
+async fn enqueue_and_wait(env: &TestEnv, channel: i64, wait: Duration) -> Waited {
+    let mut storage = queue::job_storage(env.redis.clone(), &env.config, &fast_timings());
+    let job = RefreshJob::new(channel, Reason::Manual);
+    queue::enqueue(&mut storage, job.clone(), None).await.expect("enqueue");
+    queue::wait_for_report(&env.config, job.job_id(), wait).await.expect("redis")
+}
+
+/// `RedisStorage::new` would name the queue after the Rust type path.
+#[tokio::test]
+async fn queue_is_namespaced_explicitly() {
+    let env = TestEnv::new().await;
+    let mut storage = queue::job_storage(env.redis.clone(), &env.config, &fast_timings());
+    queue::enqueue(&mut storage, RefreshJob::new(1, Reason::Cron), None).await.expect("enqueue");
+    let keys = env.redis_keys().await;
+    let q = env.config.queue_name();
+    assert!(keys.iter().any(|k| *k == format!("{q}:data")), "{keys:?}");
+    let mut conn = env.redis.clone();
+    let stray: Vec<String> = redis::cmd("KEYS").arg("*RefreshJob*").query_async(&mut conn).await.expect("keys");
+    assert!(stray.is_empty(), "{stray:?}");
+}
+
+/// Without `poll_with_interval` an idle worker would see a new job only at its 30 s heartbeat.
+#[tokio::test]
+async fn idle_worker_picks_up_a_new_job_long_before_its_heartbeat() {
+    let env = TestEnv::new().await;
+    let (ch, _, _) = env.healthy_channel("21001").await;
+    let timings = Timings { heartbeat: Duration::from_secs(30), missed_heartbeats: 3, ..fast_timings() };
+    let worker = env.spawn_worker_with(timings);
+    // Let the worker go idle first: its first fetch finds nothing.
+    wait_for_workers(&env, 1).await;
+    let started = std::time::Instant::now();
+    let waited = enqueue_and_wait(&env, ch, Duration::from_secs(10)).await;
+    assert!(matches!(&waited, Waited::Settled(r) if r.outcome == "healthy"), "{waited:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    worker.stop().await.expect("clean stop");
+}
+
+/// Two workers in one process (or two pods on one host) register under distinct names.
+#[tokio::test]
+async fn every_worker_process_registers_under_its_own_name() {
+    let env = TestEnv::new().await;
+    let a = env.spawn_worker();
+    let b = env.spawn_worker();
+    let names = wait_for_workers(&env, 2).await;
+    assert_eq!(names.len(), 2, "{names:?}");
+    a.stop().await.expect("stop a");
+    b.stop().await.expect("stop b");
+}
+
+async fn wait_for_workers(env: &TestEnv, n: usize) -> Vec<String> {
+    let key = format!("{}:workers", env.config.queue_name());
+    let mut conn = env.redis.clone();
+    // The worker registers itself on its first poll; there is no event to await from outside.
+    for _ in 0..200 {
+        let names: Vec<String> = conn.zrange(&key, 0, -1).await.expect("zrange");
+        if names.len() >= n {
+            return names;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("fewer than {n} workers registered");
+}
+
+/// apalis ignores `RetryAfter`/`max_attempts`; our own re-scheduling (same job id, next attempt)
+/// carries a transient failure to a settled result, and nothing lands in apalis's dead set.
+#[tokio::test]
+async fn transient_failure_is_rescheduled_and_settles() {
+    let env = TestEnv::new().await;
+    let (ch, _, _) = env.healthy_channel("22001").await;
+    env.sim.inject(Fault::once(FaultKind::ServerError, Matcher::Any));
+    let worker = env.spawn_worker();
+    let waited = enqueue_and_wait(&env, ch, Duration::from_secs(20)).await;
+    let Waited::Settled(report) = waited else { panic!("{waited:?}") };
+    assert_eq!((report.outcome.as_str(), report.attempt), ("healthy", 2));
+    assert_eq!(env.sim.request_count(), 2);
+    let dead: u64 = env.redis.clone().scard(format!("{}:dead", env.config.queue_name())).await.expect("scard");
+    assert_eq!(dead, 0);
+    worker.stop().await.expect("stop");
+}
+
+/// After the last attempt the job is dead: reported, state `unknown`, no flag.
+#[tokio::test]
+async fn attempts_are_capped() {
+    let env = TestEnv::with(|c| c.retry.max_attempts = 2).await;
+    let (ch, _, _) = env.healthy_channel("23001").await;
+    env.sim.inject(Fault::new(FaultKind::ServerError, Matcher::Any));
+    let worker = env.spawn_worker();
+    let waited = enqueue_and_wait(&env, ch, Duration::from_secs(20)).await;
+    let Waited::Settled(report) = waited else { panic!("{waited:?}") };
+    assert_eq!((report.outcome.as_str(), report.attempt), ("dead", 2));
+    assert_eq!(env.sim.request_count(), 2);
+    assert_eq!(env.flags(ch).await, Default::default());
+    worker.stop().await.expect("stop");
+}
+
+/// Undecodable payloads are dropped with a log line; the worker goes on with the next job.
+#[tokio::test]
+async fn poison_payloads_do_not_stop_the_worker() {
+    let env = TestEnv::new().await;
+    let (ch, _, _) = env.healthy_channel("24001").await;
+    let mut raw = queue::raw_storage(env.redis.clone(), &env.config, &fast_timings());
+    for bad in [
+        serde_json::json!({"garbage": true}),
+        serde_json::json!("text"),
+        serde_json::json!({"type": "refresh.v1", "channel_id": -5}),
+    ] {
+        raw.push(bad).await.expect("push");
+    }
+    let worker = env.spawn_worker();
+    let waited = enqueue_and_wait(&env, ch, Duration::from_secs(10)).await;
+    assert!(matches!(&waited, Waited::Settled(r) if r.outcome == "healthy"), "{waited:?}");
+    worker.stop().await.expect("stop");
+}
+
+/// apalis-redis keeps completed jobs forever; the sweep deletes them and nothing else.
+#[tokio::test]
+async fn completed_jobs_are_swept_but_scheduled_ones_kept() {
+    let env = TestEnv::new().await;
+    let (ch, _, _) = env.healthy_channel("25001").await;
+    let worker = env.spawn_worker();
+    assert!(matches!(enqueue_and_wait(&env, ch, Duration::from_secs(10)).await, Waited::Settled(_)));
+    worker.stop().await.expect("stop");
+    let mut storage = queue::job_storage(env.redis.clone(), &env.config, &fast_timings());
+    queue::enqueue(&mut storage, RefreshJob::new(ch, Reason::Cron), Some(Duration::from_secs(3600)))
+        .await
+        .expect("later job");
+    let q = env.config.queue_name();
+    let mut conn = env.redis.clone();
+    let done_before: u64 = conn.scard(format!("{q}:done")).await.expect("scard");
+    assert!(done_before >= 1);
+    let swept = queue::sweep_done(&mut conn, &env.config, 1000).await.expect("sweep");
+    assert_eq!(swept as u64, done_before);
+    let data: u64 = conn.hlen(format!("{q}:data")).await.expect("hlen");
+    let scheduled: u64 = conn.zcard(format!("{q}:scheduled")).await.expect("zcard");
+    assert_eq!((data, scheduled), (1, 1), "only the scheduled job's data is left");
+}
+
+/// A stopping worker finishes the job it is running before it exits.
+#[tokio::test]
+async fn shutdown_finishes_in_flight_jobs() {
+    let env = TestEnv::new().await;
+    let (ch, _, _) = env.healthy_channel("26001").await;
+    env.sim.inject(Fault::once(FaultKind::Latency(Duration::from_millis(1500)), Matcher::Any));
+    let worker = env.spawn_worker();
+    let mut storage = queue::job_storage(env.redis.clone(), &env.config, &fast_timings());
+    let job = RefreshJob::new(ch, Reason::Manual);
+    queue::enqueue(&mut storage, job.clone(), None).await.expect("enqueue");
+    // Stop as soon as the Graph call is under way.
+    while env.sim.request_count() == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    worker.stop().await.expect("stop");
+    let waited = queue::wait_for_report(&env.config, job.job_id(), Duration::from_millis(100)).await.expect("redis");
+    assert!(matches!(&waited, Waited::Settled(r) if r.outcome == "healthy"), "{waited:?}");
+}
