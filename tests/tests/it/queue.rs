@@ -166,3 +166,44 @@ async fn shutdown_finishes_in_flight_jobs() {
     let waited = queue::wait_for_report(&env.config, job.job_id(), Duration::from_millis(100)).await.expect("redis");
     assert!(matches!(&waited, Waited::Settled(r) if r.outcome == "healthy"), "{waited:?}");
 }
+
+/// A worker killed mid-job (its task dropped, as with kill -9: no ack, no more heartbeats) leaves an
+/// orphan that another worker recovers within 30 s with the production timings.
+#[tokio::test]
+async fn orphans_of_a_dead_worker_are_recovered_within_30s() {
+    let env = TestEnv::new().await;
+    let (ch, _, _) = env.healthy_channel("27001").await;
+    env.sim.inject(Fault::once(FaultKind::Hang, Matcher::Any));
+    let production = Timings::default();
+    assert!(production.heartbeat * (production.missed_heartbeats as u32 + 1) <= Duration::from_secs(30));
+    let mut doomed = env.spawn_worker_with(production);
+    let mut storage = queue::job_storage(env.redis.clone(), &env.config, &production);
+    let job = RefreshJob::new(ch, Reason::Manual);
+    queue::enqueue(&mut storage, job.clone(), None).await.expect("enqueue");
+    while env.sim.request_count() == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    doomed.join.take().expect("running").abort();
+    let killed_at = std::time::Instant::now();
+    let survivor = env.spawn_worker_with(production);
+    let waited = queue::wait_for_report(&env.config, job.job_id(), Duration::from_secs(30)).await.expect("redis");
+    assert!(matches!(&waited, Waited::Settled(r) if r.outcome == "healthy"), "{waited:?}");
+    assert!(killed_at.elapsed() <= Duration::from_secs(30));
+    survivor.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn worker_serves_healthz_and_metrics() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let env = TestEnv::with(|c| c.worker_metrics_bind = format!("127.0.0.1:{port}").parse().expect("addr")).await;
+    let (ch, _, _) = env.healthy_channel("28001").await;
+    let worker = env.spawn_worker();
+    assert!(matches!(enqueue_and_wait(&env, ch, Duration::from_secs(10)).await, Waited::Settled(_)));
+    let http = reqwest::Client::new();
+    let health = http.get(format!("http://127.0.0.1:{port}/healthz")).send().await.expect("healthz");
+    assert_eq!(health.status(), 200);
+    let metrics = http.get(format!("http://127.0.0.1:{port}/metrics")).send().await.expect("metrics").text().await.expect("body");
+    assert!(metrics.contains("fb_token_jobs_total{outcome=\"healthy\"} 1"), "{metrics}");
+    assert!(metrics.contains("fb_token_graph_request_duration_seconds"), "{metrics}");
+    worker.stop().await.expect("stop");
+}
