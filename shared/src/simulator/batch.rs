@@ -100,7 +100,7 @@ fn answer(
         answers.push(item_json(&outcome.reply, include_headers));
         logs.push(outcome.entry);
     }
-    *delay += item_delay;
+    *delay = delay.saturating_add(item_delay);
     Ok((Reply::ok(&Value::Array(answers)), logs))
 }
 

@@ -124,7 +124,7 @@ pub(crate) fn apply_fault(sim: &Sim, path: &str, delay: &mut Duration) -> Option
         faults.take(path)?
     };
     if let FaultKind::Latency(d) = kind {
-        *delay += d;
+        *delay = delay.saturating_add(d);
         return None;
     }
     fault_reply(&kind)

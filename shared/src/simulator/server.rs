@@ -56,7 +56,7 @@ pub(crate) async fn handle(
         (out.reply, out.delay)
     };
 
-    let wait = sim.latency() + delay;
+    let wait = sim.latency().saturating_add(delay);
     if !wait.is_zero() {
         tokio::time::sleep(wait).await;
     }
