@@ -54,6 +54,9 @@ pub struct Config {
     pub fb_http_timeout: Duration,
     pub fb_connect_timeout: Duration,
     pub retry: RetryPolicy,
+    /// Jobs due or waiting in the queue at most; producers wait (or defer) above it. apalis-redis
+    /// 1.0 workers fail every fetch at ~8,000 due jobs.
+    pub queue_backlog_max: u64,
 }
 
 impl Default for Config {
@@ -78,6 +81,7 @@ impl Default for Config {
             fb_http_timeout: Duration::from_secs(20),
             fb_connect_timeout: Duration::from_secs(5),
             retry: RetryPolicy::default(),
+            queue_backlog_max: 5_000,
         }
     }
 }
@@ -170,6 +174,13 @@ impl Config {
             )?),
             fb_connect_timeout: d.fb_connect_timeout,
             retry,
+            queue_backlog_max: parse(
+                &get,
+                "QUEUE_BACKLOG_MAX",
+                d.queue_backlog_max,
+                |n| (1..=7_000).contains(n),
+                "must be 1..=7000 (apalis-redis 1.0 fails at ~8000 due jobs)",
+            )?,
         })
     }
 
@@ -259,6 +270,7 @@ mod tests {
             ("RETRY_BASE_SECS", "NaN"),
             ("DATABASE_URL", "mysql://x"),
             ("REDIS_URL", "http://x"),
+            ("QUEUE_BACKLOG_MAX", "9000"),
         ] {
             let e = with(&[(var, value)]).expect_err(var);
             assert_eq!(e.var, var, "{e}");

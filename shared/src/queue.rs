@@ -10,7 +10,9 @@
 //! - Completed jobs stay in Redis forever: `sweep_done` removes exactly those (never `vacuum`, which
 //!   also deletes failed jobs awaiting retry).
 //! - A fetch moves every due job of `{q}:scheduled` through one Lua `unpack`, which fails at about
-//!   8,000: producers keep the due backlog below `MAX_DUE_BACKLOG` (see `due_backlog`).
+//!   8,000: producers keep the backlog (`backlog`) at or below `QUEUE_BACKLOG_MAX` (5,000), waiting
+//!   or deferring above it. Retries scheduled further out than `BACKLOG_HORIZON` are not counted;
+//!   they come due spread by jitter.
 
 use std::time::Duration;
 
@@ -23,9 +25,9 @@ use uuid::Uuid;
 
 use crate::{config::Config, graph::GraphError, job::RefreshJob, pipeline::Outcome};
 
-/// Producers stop pushing while this many jobs are due or waiting: well under the ~8,000 at which
-/// apalis-redis 1.0's fetch script fails.
-pub const MAX_DUE_BACKLOG: u64 = 5_000;
+/// Scheduled jobs due within this horizon count toward the backlog bound: by the time a producer
+/// pushes more, they will be due too.
+pub const BACKLOG_HORIZON: Duration = Duration::from_secs(300);
 /// Reports of a job are kept this long for a caller that waits on them.
 const REPORT_TTL_SECS: i64 = 3_600;
 
@@ -77,6 +79,12 @@ pub fn raw_storage(conn: ConnectionManager, config: &Config, timings: &Timings) 
 #[error("cannot enqueue refresh job: {0}")]
 pub struct EnqueueError(String);
 
+impl EnqueueError {
+    pub fn redis(e: redis::RedisError) -> Self {
+        Self(e.to_string())
+    }
+}
+
 /// Pushes a job, to run now or after `delay` (apalis has a 1 s resolution).
 pub async fn enqueue(storage: &mut JobStorage, job: RefreshJob, delay: Option<Duration>) -> Result<(), EnqueueError> {
     let mut task = TaskBuilder::new(job);
@@ -86,10 +94,10 @@ pub async fn enqueue(storage: &mut JobStorage, job: RefreshJob, delay: Option<Du
     storage.push_task(task.build()).await.map_err(|e| EnqueueError(e.to_string()))
 }
 
-/// Jobs due or waiting to be fetched: what the ~8,000 limit applies to.
-pub async fn due_backlog(redis: &mut ConnectionManager, config: &Config) -> redis::RedisResult<u64> {
+/// Jobs waiting to be fetched or due within `BACKLOG_HORIZON`: what the ~8,000 limit applies to.
+pub async fn backlog(redis: &mut ConnectionManager, config: &Config) -> redis::RedisResult<u64> {
     let q = config.queue_name();
-    let now = Utc::now().timestamp();
+    let now = Utc::now().timestamp() + BACKLOG_HORIZON.as_secs() as i64;
     let (due, active): (u64, u64) =
         redis::pipe().zcount(format!("{q}:scheduled"), 0, now).llen(format!("{q}:active")).query_async(redis).await?;
     Ok(due + active)

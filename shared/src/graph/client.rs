@@ -205,7 +205,7 @@ pub(crate) fn interpret(status: StatusCode, headers: &HeaderMap, body: &[u8]) ->
 }
 
 /// A Graph error object (`{"message", "type", "code", "error_subcode", "is_transient", ...}`).
-pub(crate) fn from_error_object(error: &Value, http_status: Option<u16>, headers: &HeaderMap) -> GraphError {
+pub fn from_error_object(error: &Value, http_status: Option<u16>, headers: &HeaderMap) -> GraphError {
     let code = error.get("code").and_then(int);
     let subcode = error.get("error_subcode").and_then(int);
     let is_transient = error.get("is_transient").and_then(Value::as_bool).unwrap_or(false);

@@ -46,6 +46,6 @@ pub async fn record_event(db: &PgPool, e: &Event<'_>) -> Result<(), sqlx::Error>
     Ok(())
 }
 
-pub(crate) fn clamp_i32(v: i64) -> i32 {
+pub fn clamp_i32(v: i64) -> i32 {
     v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
 }

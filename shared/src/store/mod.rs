@@ -2,7 +2,8 @@
 //! channel tables, the token state and the event history.
 
 mod channels;
-mod events;
+pub mod events;
+mod inboxes;
 mod states;
 
 use std::{str::FromStr, time::Duration};
@@ -14,6 +15,7 @@ use sqlx::{
 
 pub use channels::{Channel, TokenWrite, facebook_channel_ids, load_channel, write_page_token};
 pub use events::{Event, Step, record_event};
+pub use inboxes::*;
 pub use states::{FailureCount, StateUpdate, TokenState, load_state, save_state};
 
 use crate::secret::Secret;

@@ -1,0 +1,199 @@
+//! Send-failure intake: the messaging service reports a send that failed with a Graph error. Only
+//! auth-class errors start a refresh; a storm of reports for one channel coalesces into one job; a
+//! report about a token already replaced is answered without another Graph call; a deep queue
+//! defers the refresh instead of blocking the caller or dropping the report.
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use redis::{AsyncCommands, aio::ConnectionManager};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{
+    config::Config,
+    graph::{GraphError, from_error_object},
+    job::{Reason, RefreshJob},
+    pending::{self, PendingKeys},
+    queue::{self, JobStorage},
+    store::events::clamp_i32,
+};
+
+/// A report without a time is taken to be about a send this long before it arrived: a token
+/// written after that was not the one the send failed with.
+const REPORT_SLACK: ChronoDuration = ChronoDuration::seconds(30);
+
+/// What the intake did with a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Decision {
+    /// A refresh job was enqueued.
+    Enqueued { job_id: Uuid },
+    /// A refresh is already queued or running for the channel; this report joined it.
+    Coalesced { job_id: Uuid },
+    /// The channel's token was replaced after the failed send; nothing to do.
+    AlreadyReplaced,
+    /// Not an auth-class error: recorded, no refresh.
+    NotAuth,
+    /// The queue is at its bound: the refresh is recorded and enqueued when there is room.
+    Deferred { job_id: Uuid },
+}
+
+impl Decision {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Enqueued { .. } => "enqueued",
+            Self::Coalesced { .. } => "coalesced",
+            Self::AlreadyReplaced => "already_replaced",
+            Self::NotAuth => "not_auth",
+            Self::Deferred { .. } => "deferred",
+        }
+    }
+
+    fn job_id(&self) -> Option<Uuid> {
+        match self {
+            Self::Enqueued { job_id } | Self::Coalesced { job_id } | Self::Deferred { job_id } => Some(*job_id),
+            Self::AlreadyReplaced | Self::NotAuth => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error("the body is not a Graph error: {0}")]
+    BadReport(String),
+    #[error("postgres: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error(transparent)]
+    Enqueue(#[from] queue::EnqueueError),
+}
+
+/// What the intake needs; cheap to clone.
+#[derive(Clone)]
+pub struct Intake {
+    pub db: PgPool,
+    pub redis: ConnectionManager,
+    pub storage: JobStorage,
+    pub config: std::sync::Arc<Config>,
+}
+
+/// Parses `{"error": {...}}` (or the bare error object) into a classified Graph error.
+pub fn parse_report(body: &Value) -> Result<GraphError, IntakeError> {
+    let error = body.get("error").unwrap_or(body);
+    if !error.is_object() {
+        return Err(IntakeError::BadReport("expected {\"error\": {<Graph error object>}}".into()));
+    }
+    if error.get("code").is_none() {
+        return Err(IntakeError::BadReport("the Graph error object has no code".into()));
+    }
+    Ok(from_error_object(error, None, &reqwest::header::HeaderMap::new()))
+}
+
+impl Intake {
+    fn deferred_key(&self) -> String {
+        format!("{}:deferred", self.config.queue_name())
+    }
+
+    /// Handles one report about `channel_id` (known to exist). `failed_at` is when the send failed,
+    /// if the reporter said.
+    pub async fn report(
+        &self,
+        channel_id: i64,
+        error: &GraphError,
+        failed_at: Option<DateTime<Utc>>,
+    ) -> Result<Decision, IntakeError> {
+        let decision = self.decide(channel_id, error, failed_at).await?;
+        sqlx::query(
+            "INSERT INTO fb_send_failures (channel_id, error_kind, error_code, error_subcode, error_message, decision, job_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(clamp_i32(channel_id))
+        .bind(error.kind.as_str())
+        .bind(error.code.map(clamp_i32))
+        .bind(error.subcode.map(clamp_i32))
+        .bind(error.message.as_str())
+        .bind(decision.name())
+        .bind(decision.job_id())
+        .execute(&self.db)
+        .await?;
+        Ok(decision)
+    }
+
+    async fn decide(
+        &self,
+        channel_id: i64,
+        error: &GraphError,
+        failed_at: Option<DateTime<Utc>>,
+    ) -> Result<Decision, IntakeError> {
+        if !error.kind.is_confirmed_failure() {
+            return Ok(Decision::NotAuth);
+        }
+        let mut redis = self.redis.clone();
+        let keys = PendingKeys::new(self.config.redis_key_prefix.clone());
+        if let Some(job_id) = pending::owner(&mut redis, &keys, channel_id).await? {
+            return Ok(Decision::Coalesced { job_id });
+        }
+        let failed_at = failed_at.unwrap_or_else(|| Utc::now() - REPORT_SLACK);
+        let replaced: Option<DateTime<Utc>> =
+            sqlx::query_scalar("SELECT last_refreshed_at FROM fb_token_states WHERE channel_id = $1")
+                .bind(clamp_i32(channel_id))
+                .fetch_optional(&self.db)
+                .await?
+                .flatten();
+        if replaced.is_some_and(|at| at > failed_at) {
+            return Ok(Decision::AlreadyReplaced);
+        }
+        let job = RefreshJob::new(channel_id, Reason::SendFailure);
+        let job_id = job.job_id();
+        if !pending::claim_many(&mut redis, &keys, &[(channel_id, job_id)]).await?.first().copied().unwrap_or(false) {
+            return Ok(match pending::owner(&mut redis, &keys, channel_id).await? {
+                Some(job_id) => Decision::Coalesced { job_id },
+                None => Decision::Coalesced { job_id },
+            });
+        }
+        if queue::backlog(&mut redis, &self.config).await? >= self.config.queue_backlog_max {
+            let body = serde_json::to_string(&job).map_err(|e| IntakeError::BadReport(e.to_string()))?;
+            let _: () = redis.rpush(self.deferred_key(), body).await?;
+            return Ok(Decision::Deferred { job_id });
+        }
+        if let Err(e) = queue::enqueue(&mut self.storage.clone(), job, None).await {
+            let _ = pending::release(&mut redis, &keys, channel_id, job_id).await;
+            return Err(e.into());
+        }
+        Ok(Decision::Enqueued { job_id })
+    }
+
+    /// Moves deferred refreshes into the queue while it has room; returns how many moved.
+    pub async fn drain_deferred(&self) -> Result<usize, IntakeError> {
+        let mut redis = self.redis.clone();
+        let mut moved = 0;
+        loop {
+            let room = self.config.queue_backlog_max.saturating_sub(queue::backlog(&mut redis, &self.config).await?);
+            if room == 0 {
+                return Ok(moved);
+            }
+            let take = room.min(500) as usize;
+            let bodies: Vec<String> =
+                redis::cmd("LPOP").arg(self.deferred_key()).arg(take).query_async(&mut redis).await.unwrap_or_default();
+            if bodies.is_empty() {
+                return Ok(moved);
+            }
+            let jobs: Vec<RefreshJob> = bodies.iter().filter_map(|b| serde_json::from_str(b).ok()).collect();
+            let n = jobs.len();
+            if let Err(e) = apalis::prelude::TaskSink::push_bulk(&mut self.storage.clone(), jobs).await {
+                // Put them back; the next drain tries again.
+                let _: Result<(), _> = redis.lpush(self.deferred_key(), bodies).await;
+                return Err(
+                    queue::EnqueueError::redis(redis::RedisError::from(std::io::Error::other(e.to_string()))).into()
+                );
+            }
+            moved += n;
+        }
+    }
+
+    pub async fn deferred_len(&self) -> Result<u64, IntakeError> {
+        Ok(self.redis.clone().llen(self.deferred_key()).await?)
+    }
+}

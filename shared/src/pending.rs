@@ -1,0 +1,142 @@
+//! One refresh per channel at a time: a marker per channel names the job that is queued or running
+//! for it. Whoever sets it enqueues; everyone else (the same cycle, the next cycle, a storm of send
+//! failures) coalesces into that job. The job's end releases it; a lost job's marker expires.
+
+use std::time::Duration;
+
+use redis::{Script, aio::ConnectionManager};
+use uuid::Uuid;
+
+/// How long a marker outlives its last renewal: longer than any queue wait, short enough that a
+/// job lost with its marker blocks the channel only briefly.
+pub const MARKER_TTL: Duration = Duration::from_secs(15 * 60);
+
+#[derive(Debug, Clone)]
+pub struct PendingKeys {
+    prefix: String,
+}
+
+impl PendingKeys {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self { prefix: prefix.into() }
+    }
+
+    pub fn channel(&self, channel_id: i64) -> String {
+        format!("{}fb_token_refresh:pending:{channel_id}", self.prefix)
+    }
+}
+
+/// Claims the channels for these jobs in one round trip; `true` where the job now owns its
+/// channel and must be enqueued.
+pub async fn claim_many(
+    redis: &mut ConnectionManager,
+    keys: &PendingKeys,
+    claims: &[(i64, Uuid)],
+) -> redis::RedisResult<Vec<bool>> {
+    if claims.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut pipe = redis::pipe();
+    for (channel, job) in claims {
+        pipe.cmd("SET").arg(keys.channel(*channel)).arg(job.to_string()).arg("NX").arg("EX").arg(MARKER_TTL.as_secs());
+    }
+    let answers: Vec<Option<String>> = pipe.query_async(redis).await?;
+    Ok(answers.into_iter().map(|a| a.is_some()).collect())
+}
+
+/// The job that owns the channel now, if any.
+pub async fn owner(
+    redis: &mut ConnectionManager,
+    keys: &PendingKeys,
+    channel_id: i64,
+) -> redis::RedisResult<Option<Uuid>> {
+    let v: Option<String> = redis::cmd("GET").arg(keys.channel(channel_id)).query_async(redis).await?;
+    Ok(v.and_then(|s| s.parse().ok()))
+}
+
+const RELEASE: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"#;
+
+const HANDOVER: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] or not cur then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  return 1
+end
+return 0
+"#;
+
+/// The job settled: the channel is free for the next refresh (only if this job still owns it).
+pub async fn release(
+    redis: &mut ConnectionManager,
+    keys: &PendingKeys,
+    channel_id: i64,
+    job: Uuid,
+) -> redis::RedisResult<()> {
+    let _: i64 = Script::new(RELEASE).key(keys.channel(channel_id)).arg(job.to_string()).invoke_async(redis).await?;
+    Ok(())
+}
+
+/// The job continues as `to` (a re-check) or runs again after `for_at_least`: keep the channel
+/// claimed until then.
+pub async fn hand_over(
+    redis: &mut ConnectionManager,
+    keys: &PendingKeys,
+    channel_id: i64,
+    from: Uuid,
+    to: Uuid,
+    for_at_least: Duration,
+) -> redis::RedisResult<()> {
+    let ttl = (for_at_least + MARKER_TTL).as_secs();
+    let _: i64 = Script::new(HANDOVER)
+        .key(keys.channel(channel_id))
+        .arg(from.to_string())
+        .arg(to.to_string())
+        .arg(ttl)
+        .invoke_async(redis)
+        .await?;
+    Ok(())
+}
+
+/// Either this job now owns the channel and was enqueued, or another job already does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claimed {
+    Enqueued(Uuid),
+    Joined(Uuid),
+}
+
+impl Claimed {
+    /// The job whose reports tell how this request ends.
+    pub fn job_id(self) -> Uuid {
+        match self {
+            Self::Enqueued(id) | Self::Joined(id) => id,
+        }
+    }
+}
+
+/// Enqueues `job` unless a job is already queued or running for its channel, in which case the
+/// caller joins that one.
+pub async fn enqueue_or_join(
+    storage: &mut crate::queue::JobStorage,
+    redis: &mut ConnectionManager,
+    keys: &PendingKeys,
+    job: crate::job::RefreshJob,
+) -> Result<Claimed, crate::queue::EnqueueError> {
+    let (channel, id) = (job.channel_id(), job.job_id());
+    let won = claim_many(redis, keys, &[(channel, id)]).await.map_err(crate::queue::EnqueueError::redis)?;
+    if won.first() == Some(&true) {
+        if let Err(e) = crate::queue::enqueue(storage, job, None).await {
+            // Do not leave the channel claimed by a job that does not exist.
+            let _ = release(redis, keys, channel, id).await;
+            return Err(e);
+        }
+        return Ok(Claimed::Enqueued(id));
+    }
+    match owner(redis, keys, channel).await.map_err(crate::queue::EnqueueError::redis)? {
+        Some(existing) => Ok(Claimed::Joined(existing)),
+        // The owner finished between our two calls: try once more.
+        None => Box::pin(enqueue_or_join(storage, redis, keys, job)).await,
+    }
+}

@@ -1,0 +1,46 @@
+//! Facebook inboxes with their channels, for listings (check-all, the API, the dashboard).
+
+use sqlx::{PgPool, Row};
+
+use super::channels::FACEBOOK_CHANNEL_TYPE;
+use crate::secret::Secret;
+
+/// One Facebook inbox and the channel (page) behind it. Several inboxes may share a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FacebookInbox {
+    pub inbox_id: i64,
+    pub account_id: i64,
+    pub channel_id: i64,
+    pub page_id: String,
+    pub page_token: Secret,
+    pub inbox_name: String,
+}
+
+/// Every Facebook inbox joined to its channel, ordered by channel id then inbox id. Inboxes whose
+/// channel row is missing are left out.
+pub async fn facebook_inboxes(db: &PgPool) -> Result<Vec<FacebookInbox>, sqlx::Error> {
+    // Cast the ids: our migrations make them `integer`, a Chatwoot database may have `bigint`.
+    let rows = sqlx::query(
+        "SELECT i.id::int8 AS inbox_id, i.account_id::int8 AS account_id, c.id::int8 AS channel_id,
+                c.page_id, c.page_access_token, i.name AS inbox_name
+         FROM inboxes i
+         JOIN channel_facebook_pages c ON c.id = i.channel_id
+         WHERE i.channel_type = $1
+         ORDER BY c.id, i.id",
+    )
+    .bind(FACEBOOK_CHANNEL_TYPE)
+    .fetch_all(db)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(FacebookInbox {
+                inbox_id: r.try_get("inbox_id")?,
+                account_id: r.try_get("account_id")?,
+                channel_id: r.try_get("channel_id")?,
+                page_id: r.try_get("page_id")?,
+                page_token: Secret::new(r.try_get::<String, _>("page_access_token")?),
+                inbox_name: r.try_get("inbox_name")?,
+            })
+        })
+        .collect()
+}
