@@ -14,8 +14,16 @@ pub struct Cli {
 pub enum Command {
     /// Create the database if missing and apply the migrations.
     Migrate,
+    /// The cron trigger, the HTTP API and the dashboard, until SIGTERM/SIGINT.
+    Serve,
     /// One cron cycle now: enqueue a refresh for every Facebook channel.
     RunJob,
+    /// Enqueue every channel and wait for all results; exit 1 if any needs reauthorization.
+    RefreshAll {
+        /// Enqueue and exit without waiting.
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// Refresh one channel through the queue and wait for a settled result.
     RefreshChannel {
         /// The channel_facebook_pages id.
@@ -43,7 +51,9 @@ pub async fn run(cli: Cli) -> i32 {
     init_tracing(config.log_format);
     let result = match cli.command {
         Command::Migrate => migrate(&config).await,
+        Command::Serve => crate::serve::run(config).await,
         Command::RunJob => crate::cycle::run_job(&config).await,
+        Command::RefreshAll { no_wait } => return crate::refresh_all::command(&config, no_wait).await,
         Command::RefreshChannel { channel_id, wait, inline } => {
             return crate::refresh_channel::command(&config, &channel_id, wait, inline).await;
         }

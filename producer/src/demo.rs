@@ -71,8 +71,8 @@ pub async fn run_demo(mut config: Config, args: DemoArgs) -> anyhow::Result<Stri
     let clock = std::time::Instant::now();
     let mut storage = queue::job_storage(redis.clone(), &config, &Timings::default());
     let enqueued = crate::cycle::enqueue_cycle(&db, redis.clone(), &mut storage, &config, Reason::Cron).await?;
-    println!("demo: enqueued {enqueued} channels; waiting for the cycle to settle");
-    wait_for_cycle(&db, started, u64::from(args.channels), &shutdown).await?;
+    println!("demo: enqueued {} channels; waiting for the cycle to settle", enqueued.enqueued);
+    crate::progress::wait_for_answers(&db, started, u64::from(args.channels), &shutdown, |_, _| {}).await?;
     let mut summary = summarize(&db, &sim, clock.elapsed()).await?;
     if !args.exit_after_cycle && !shutdown.is_cancelled() {
         println!(
@@ -92,33 +92,6 @@ pub async fn run_demo(mut config: Config, args: DemoArgs) -> anyhow::Result<Stri
     worker.await.context("worker task failed")??;
     sim.shutdown().await;
     Ok(summary)
-}
-
-/// The cycle is done when every channel has an answer from this cycle and nothing is left but
-/// waits on rate limits (which end minutes later).
-async fn wait_for_cycle(
-    db: &PgPool,
-    started: chrono::DateTime<Utc>,
-    channels: u64,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<()> {
-    loop {
-        let (answered, soon): (i64, i64) = sqlx::query_as(
-            "SELECT count(*) FILTER (WHERE updated_at >= $1),
-                    count(*) FILTER (WHERE status = 'retrying' AND next_attempt_at < now() + interval '15 seconds')
-             FROM fb_token_states",
-        )
-        .bind(started)
-        .fetch_one(db)
-        .await?;
-        if u64::try_from(answered).unwrap_or(0) >= channels && soon == 0 {
-            return Ok(());
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            () = tokio::time::sleep(Duration::from_millis(250)) => {}
-        }
-    }
 }
 
 async fn summarize(db: &PgPool, sim: &GraphSim, elapsed: Duration) -> anyhow::Result<String> {

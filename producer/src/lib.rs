@@ -1,7 +1,12 @@
 //! The producer: decides what gets refreshed and when (the cron cycle, admin commands), and runs the
 //! all-in-one demo.
 
+pub mod api;
 pub mod cli;
+pub mod cron;
 pub mod cycle;
 pub mod demo;
+pub mod progress;
+pub mod refresh_all;
 pub mod refresh_channel;
+pub mod serve;

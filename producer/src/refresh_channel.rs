@@ -7,6 +7,7 @@ use std::time::Duration;
 use shared::{
     config::Config,
     job::{Reason, RefreshJob},
+    pending::{self, PendingKeys},
     queue::{self, JobReport, Timings, Waited},
     store,
 };
@@ -50,10 +51,12 @@ async fn run(config: &Config, channel_id: i64, wait: Duration, inline: bool) -> 
         let report = worker::handler::handle_job(&state, &job).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         if report.settled { Waited::Settled(report) } else { Waited::RetryScheduled(report) }
     } else {
-        let redis = queue::connect(config).await?;
-        let mut storage = queue::job_storage(redis, config, &Timings::default());
-        queue::enqueue(&mut storage, job.clone(), None).await?;
-        queue::wait_for_report(config, job.job_id(), wait).await?
+        let mut redis = queue::connect(config).await?;
+        let mut storage = queue::job_storage(redis.clone(), config, &Timings::default());
+        let keys = PendingKeys::new(config.redis_key_prefix.clone());
+        // A refresh already queued or running for the channel answers this request too.
+        let claimed = pending::enqueue_or_join(&mut storage, &mut redis, &keys, job).await?;
+        queue::wait_for_report(config, claimed.job_id(), wait).await?
     };
     Ok(describe(channel_id, &channel.page_id, wait, &waited))
 }

@@ -222,3 +222,56 @@ impl TestEnv {
         RunningWorker { shutdown, join: Some(join) }
     }
 }
+
+impl TestEnv {
+    /// Seeds `n` healthy channels fast (one user per 100 pages); returns their channel ids.
+    pub async fn seed_healthy(&self, n: usize, first_page: u64) -> Vec<i64> {
+        let (mut pages, mut page_tokens, mut user_tokens) = (vec![], vec![], vec![]);
+        let mut user_token = String::new();
+        for i in 0..n {
+            let user = format!("bulk-{}", i / 100);
+            if i % 100 == 0 {
+                user_token = self.sim.add_user(&user);
+            }
+            let page = (first_page + i as u64).to_string();
+            self.sim.add_page(&page, "bulk");
+            page_tokens.push(self.sim.grant(&user, &page));
+            user_tokens.push(user_token.clone());
+            pages.push(page);
+        }
+        let ids: Vec<i32> = sqlx::query_scalar(
+            "WITH c AS (
+               INSERT INTO channel_facebook_pages (account_id, page_id, page_access_token, user_access_token, created_at, updated_at)
+               SELECT 1, p, pt, ut, timezone('utc', now()), timezone('utc', now())
+               FROM unnest($1::text[], $2::text[], $3::text[]) AS t(p, pt, ut) RETURNING id)
+             INSERT INTO inboxes (account_id, channel_id, channel_type, name, created_at, updated_at)
+             SELECT 1, id, 'Channel::FacebookPage', 'bulk', timezone('utc', now()), timezone('utc', now()) FROM c
+             RETURNING channel_id",
+        )
+        .bind(&pages)
+        .bind(&page_tokens)
+        .bind(&user_tokens)
+        .fetch_all(&self.db)
+        .await
+        .expect("bulk insert");
+        ids.into_iter().map(i64::from).collect()
+    }
+
+    pub fn intake(&self) -> shared::intake::Intake {
+        shared::intake::Intake {
+            db: self.db.clone(),
+            redis: self.redis.clone(),
+            storage: queue::job_storage(self.redis.clone(), &self.config, &fast_timings()),
+            config: Arc::new(self.config.clone()),
+        }
+    }
+
+    pub fn storage(&self) -> queue::JobStorage {
+        queue::job_storage(self.redis.clone(), &self.config, &fast_timings())
+    }
+
+    /// Jobs stored in the queue (any state), by the data hash apalis keeps.
+    pub async fn queued_jobs(&self) -> u64 {
+        self.redis.clone().hlen(format!("{}:data", self.config.queue_name())).await.expect("hlen")
+    }
+}

@@ -202,7 +202,8 @@ async fn worker_serves_healthz_and_metrics() {
     let http = reqwest::Client::new();
     let health = http.get(format!("http://127.0.0.1:{port}/healthz")).send().await.expect("healthz");
     assert_eq!(health.status(), 200);
-    let metrics = http.get(format!("http://127.0.0.1:{port}/metrics")).send().await.expect("metrics").text().await.expect("body");
+    let metrics =
+        http.get(format!("http://127.0.0.1:{port}/metrics")).send().await.expect("metrics").text().await.expect("body");
     assert!(metrics.contains("fb_token_jobs_total{outcome=\"healthy\"} 1"), "{metrics}");
     assert!(metrics.contains("fb_token_graph_request_duration_seconds"), "{metrics}");
     worker.stop().await.expect("stop");

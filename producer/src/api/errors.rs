@@ -1,0 +1,61 @@
+use axum::{
+    Json,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+use tracing::error;
+
+/// An API error: status, a stable machine name, and a human message. Internal causes are logged,
+/// not returned.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub error: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn unauthorized() -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            error: "unauthorized",
+            message: "missing or invalid api_access_token".into(),
+        }
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self { status: StatusCode::NOT_FOUND, error: "not_found", message: format!("{what} not found") }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, error: "bad_request", message: message.into() }
+    }
+
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::UNPROCESSABLE_ENTITY, error: "unprocessable_entity", message: message.into() }
+    }
+
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        error!(error = %cause, "request failed");
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error: "unavailable",
+            message: "a backing service is unavailable; try again".into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"error": self.error, "message": self.message}))).into_response()
+    }
+}
+
+/// Parses a path id; a malformed one is a 400.
+pub fn parse_id(raw: &str, what: &str) -> Result<i64, ApiError> {
+    match raw.parse::<i64>() {
+        Ok(id) if id > 0 && id <= i64::from(i32::MAX) => Ok(id),
+        _ => Err(ApiError::bad_request(format!("{what} must be a positive integer, got {raw:?}"))),
+    }
+}

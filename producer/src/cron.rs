@@ -1,0 +1,134 @@
+//! The cron trigger. Every producer replica runs it; for each tick exactly one fires the cycle: the
+//! one that sets the tick's Redis key first (`SET NX` with expiry, keyed by the tick's scheduled
+//! time, so a replica whose clock is a little late finds the tick already taken).
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use croner::{
+    Cron,
+    parser::{CronParser, Seconds, Year},
+};
+use redis::aio::ConnectionManager;
+use shared::{config::Config, job::Reason, queue::JobStorage};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+/// How long a fired tick is remembered; far longer than any clock skew between replicas.
+const TICK_KEY_TTL_SECS: u64 = 24 * 3600;
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "invalid REFRESH_CRON={expr:?}: {reason} (expected 6 fields with seconds, e.g. \"0 0 */6 * * *\", or a 5-field crontab)"
+)]
+pub struct CronError {
+    pub expr: String,
+    pub reason: String,
+}
+
+/// Parses a 6-field (with seconds) or 5-field crontab expression.
+pub fn parse_schedule(expr: &str) -> Result<Cron, CronError> {
+    let fields = expr.split_whitespace().count();
+    if !(5..=6).contains(&fields) {
+        return Err(CronError { expr: expr.into(), reason: format!("{fields} fields") });
+    }
+    CronParser::builder()
+        .seconds(Seconds::Optional)
+        .year(Year::Disallowed)
+        .build()
+        .parse(expr)
+        .map_err(|e| CronError { expr: expr.into(), reason: e.to_string() })
+}
+
+/// Who fired a tick, for tests and logs.
+pub type FiredLog = Arc<std::sync::Mutex<Vec<DateTime<Utc>>>>;
+
+/// What a producer's cron trigger needs.
+#[derive(Clone)]
+pub struct Trigger {
+    pub schedule: Cron,
+    pub db: PgPool,
+    pub redis: ConnectionManager,
+    pub storage: JobStorage,
+    pub config: Arc<Config>,
+    /// This producer's name, stored as the claimant of the ticks it fires.
+    pub replica: String,
+    /// Ticks this producer fired (tests read it).
+    pub fired: Option<FiredLog>,
+}
+
+/// Runs until `shutdown`: at each tick, the replica that claims it runs one cycle.
+pub async fn run(t: Trigger, shutdown: CancellationToken) {
+    let mut after = Utc::now();
+    loop {
+        let tick = match t.schedule.find_next_occurrence(&after, false) {
+            Ok(tick) => tick,
+            Err(e) => {
+                error!(error = %e, "cron schedule has no next occurrence; cron trigger stopped");
+                return;
+            }
+        };
+        let wait = (tick - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        after = tick;
+        match claim_tick(&mut t.redis.clone(), &t.config, tick, &t.replica).await {
+            Ok(true) => {
+                info!(tick = %tick, replica = %t.replica, "cron tick claimed; running the refresh cycle");
+                if let Some(mut log) = t.fired.as_ref().and_then(|l| l.lock().ok()) {
+                    log.push(tick);
+                }
+                let mut storage = t.storage.clone();
+                match crate::cycle::enqueue_cycle(&t.db, t.redis.clone(), &mut storage, &t.config, Reason::Cron).await {
+                    Ok(c) => info!(enqueued = c.enqueued, skipped = c.skipped, "enqueued {} channels", c.enqueued),
+                    Err(e) => error!(error = %e, "refresh cycle failed; the next tick tries again"),
+                }
+            }
+            Ok(false) => info!(tick = %tick, "cron tick taken by another producer"),
+            Err(e) => error!(error = %e, "cannot claim the cron tick (Redis); skipped"),
+        }
+    }
+}
+
+async fn claim_tick(
+    redis: &mut ConnectionManager,
+    config: &Config,
+    tick: DateTime<Utc>,
+    replica: &str,
+) -> redis::RedisResult<bool> {
+    let key = format!("{}:cron:{}", config.queue_name(), tick.timestamp());
+    let set: Option<String> =
+        redis::cmd("SET").arg(key).arg(replica).arg("NX").arg("EX").arg(TICK_KEY_TTL_SECS).query_async(redis).await?;
+    Ok(set.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn six_and_five_field_expressions_parse() {
+        for ok in ["0 0 */6 * * *", "*/5 * * * * *", "0 */6 * * *", "15 3 * * 1-5", "0 0 * * 0"] {
+            assert!(parse_schedule(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn bad_expressions_are_rejected_with_the_variable_name() {
+        for bad in ["", "every 6 hours", "* * *", "61 * * * * *", "0 0 */6 * * * 2026", "a b c d e"] {
+            let e = parse_schedule(bad).expect_err(bad);
+            assert!(e.to_string().contains("REFRESH_CRON"), "{e}");
+        }
+    }
+
+    #[test]
+    fn default_fires_every_six_hours() {
+        let s = parse_schedule("0 0 */6 * * *").expect("valid");
+        let start: DateTime<Utc> = "2026-11-29T01:00:00Z".parse().expect("time");
+        let next = s.find_next_occurrence(&start, false).expect("next");
+        assert_eq!(next.to_rfc3339(), "2026-11-29T06:00:00+00:00");
+    }
+}

@@ -1,0 +1,93 @@
+//! `producer refresh-all`: enqueue every channel, wait for every result, summarize. Exit 1 if any
+//! channel ended needing reauthorization.
+
+use std::{
+    collections::BTreeMap,
+    io::{IsTerminal, Write},
+    time::{Duration, Instant},
+};
+
+use chrono::Utc;
+use shared::{
+    config::Config,
+    job::Reason,
+    queue::{self, Timings},
+    store,
+};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+/// The summary rows, in the order printed.
+pub const ROWS: [(&str, &str); 5] = [
+    ("healthy", "healthy"),
+    ("refreshed", "refreshed"),
+    ("reauthorization_required", "needs reauthorization"),
+    ("retrying", "retrying"),
+    ("unknown", "unknown (gave up)"),
+];
+
+pub async fn command(config: &Config, no_wait: bool) -> i32 {
+    match refresh_all(config, no_wait, std::io::stderr().is_terminal()).await {
+        Ok((code, text)) => {
+            println!("{text}");
+            code
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            2
+        }
+    }
+}
+
+/// Returns the exit code and the text for stdout. Progress goes to stderr: a bar on a terminal,
+/// a plain line every few seconds otherwise.
+pub async fn refresh_all(config: &Config, no_wait: bool, terminal: bool) -> anyhow::Result<(i32, String)> {
+    let db = store::connect_and_migrate(&config.database_url, 4).await?;
+    let redis = queue::connect(config).await?;
+    let mut storage = queue::job_storage(redis.clone(), config, &Timings::default());
+    let started = Utc::now();
+    let count = crate::cycle::enqueue_cycle(&db, redis, &mut storage, config, Reason::Manual).await?;
+    let total = count.enqueued + count.skipped;
+    let head = format!("enqueued {} channels ({} already queued or running)", count.enqueued, count.skipped);
+    if no_wait {
+        return Ok((0, head));
+    }
+    let mut last_line = Instant::now();
+    let never = CancellationToken::new();
+    crate::progress::wait_for_answers(&db, started, total, &never, |done, all| {
+        if terminal {
+            let width = 40;
+            let filled = (done * width).checked_div(all).unwrap_or(width);
+            eprint!("\r[{}{}] {done}/{all}", "#".repeat(filled as usize), " ".repeat((width - filled) as usize));
+            let _ = std::io::stderr().flush();
+        } else if last_line.elapsed() >= Duration::from_secs(5) || done == all {
+            eprintln!("refreshed {done}/{all} channels");
+            last_line = Instant::now();
+        }
+    })
+    .await?;
+    if terminal {
+        eprintln!();
+    }
+    let counts = status_counts(&db).await?;
+    let mut text = format!("{head}\n\n{:<24}  {:>8}\n{:-<24}  {:->8}\n", "status", "channels", "", "");
+    for (key, label) in ROWS {
+        text.push_str(&format!("{label:<24}  {:>8}\n", counts.get(key).copied().unwrap_or(0)));
+    }
+    text.push_str(&format!("{:<24}  {:>8}", "total", counts.values().sum::<i64>()));
+    let flagged = counts.get("reauthorization_required").copied().unwrap_or(0);
+    Ok((if flagged > 0 { 1 } else { 0 }, text))
+}
+
+/// Statuses of the channels that back a Facebook inbox.
+pub async fn status_counts(db: &PgPool) -> anyhow::Result<BTreeMap<String, i64>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT coalesce(s.status, 'unknown'), count(*) FROM channel_facebook_pages c
+         LEFT JOIN fb_token_states s ON s.channel_id = c.id
+         WHERE EXISTS (SELECT 1 FROM inboxes i WHERE i.channel_id = c.id AND i.channel_type = 'Channel::FacebookPage')
+         GROUP BY 1",
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().collect())
+}

@@ -1,0 +1,73 @@
+//! `producer serve`: the cron trigger, the deferred-refresh drainer and the HTTP API, until
+//! SIGTERM/SIGINT.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use shared::{
+    config::Config,
+    intake::Intake,
+    queue::{self, Timings},
+    store,
+};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let schedule = crate::cron::parse_schedule(&config.refresh_cron)?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(worker::signals::cancel_on_signal(shutdown.clone()));
+    let listener = tokio::net::TcpListener::bind(config.api_bind)
+        .await
+        .with_context(|| format!("cannot listen on API_BIND={}", config.api_bind))?;
+    serve(config, schedule, listener, shutdown).await
+}
+
+/// Everything `serve` runs, on a listener the caller bound (tests bind port 0).
+pub async fn serve(
+    config: Config,
+    schedule: croner::Cron,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let db = store::connect_and_migrate(&config.database_url, 16).await?;
+    let redis = queue::connect(&config).await?;
+    let storage = queue::job_storage(redis.clone(), &config, &Timings::default());
+    let intake = Intake { db: db.clone(), redis: redis.clone(), storage: storage.clone(), config: config.clone() };
+    let replica = worker::name::unique_worker_name().replacen("worker-", "producer-", 1);
+    info!(bind = %listener.local_addr()?, cron = %config.refresh_cron, replica = %replica, "producer serving");
+
+    let trigger = crate::cron::Trigger {
+        schedule,
+        db: db.clone(),
+        redis: redis.clone(),
+        storage: storage.clone(),
+        config: config.clone(),
+        replica,
+        fired: None,
+    };
+    let cron = tokio::spawn(crate::cron::run(trigger, shutdown.clone()));
+    let drainer = tokio::spawn(drain_deferred(intake.clone(), shutdown.clone()));
+    let app = crate::api::router(crate::api::AppState::new(db, redis, intake, config));
+    let stop = shutdown.clone();
+    axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await?;
+    shutdown.cancel();
+    let _ = cron.await;
+    let _ = drainer.await;
+    Ok(())
+}
+
+async fn drain_deferred(intake: Intake, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        match intake.drain_deferred().await {
+            Ok(0) => {}
+            Ok(n) => info!(moved = n, "deferred refreshes enqueued"),
+            Err(e) => warn!(error = %e, "cannot drain deferred refreshes; retrying"),
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! The producer: cycles, the cron trigger, send-failure intake, admin commands.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use producer::{
+    cron::{self, FiredLog},
+    cycle::{CycleCount, enqueue_cycle},
+};
+use serde_json::json;
+use shared::{
+    intake::{Decision, parse_report},
+    job::Reason,
+    pending::{self, PendingKeys},
+    queue::{self, Waited},
+};
+use tests::TestEnv;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::test]
+async fn a_channel_is_not_queued_twice() {
+    let env = TestEnv::new().await;
+    env.seed_healthy(50, 40_000).await;
+    let mut storage = env.storage();
+    let first =
+        enqueue_cycle(&env.db, env.redis.clone(), &mut storage, &env.config, Reason::Cron).await.expect("cycle");
+    let second =
+        enqueue_cycle(&env.db, env.redis.clone(), &mut storage, &env.config, Reason::Cron).await.expect("cycle");
+    assert_eq!(first, CycleCount { enqueued: 50, skipped: 0 });
+    assert_eq!(second, CycleCount { enqueued: 0, skipped: 50 });
+    assert_eq!(env.queued_jobs().await, 50);
+    // A send failure for a queued channel joins its job.
+    let ch = env.seed_healthy(1, 40_100).await[0];
+    let report = parse_report(&json!({"error": {"code": 190, "message": "x"}})).expect("graph error");
+    let d1 = env.intake().report(ch, &report, None).await.expect("intake");
+    let d2 = env.intake().report(ch, &report, None).await.expect("intake");
+    let Decision::Enqueued { job_id } = d1 else { panic!("{d1:?}") };
+    assert_eq!(d2, Decision::Coalesced { job_id });
+    let third =
+        enqueue_cycle(&env.db, env.redis.clone(), &mut storage, &env.config, Reason::Cron).await.expect("cycle");
+    assert_eq!(third, CycleCount { enqueued: 0, skipped: 51 });
+}
+
+#[tokio::test]
+async fn only_one_of_two_producers_fires_each_tick() {
+    let env = TestEnv::new().await;
+    env.seed_healthy(5, 41_000).await;
+    let schedule = cron::parse_schedule("* * * * * *").expect("every second");
+    let shutdown = CancellationToken::new();
+    let logs: Vec<FiredLog> = (0..2).map(|_| FiredLog::default()).collect();
+    let config = Arc::new(env.config.clone());
+    let tasks: Vec<_> = logs
+        .iter()
+        .enumerate()
+        .map(|(i, log)| {
+            let trigger = cron::Trigger {
+                schedule: schedule.clone(),
+                db: env.db.clone(),
+                redis: env.redis.clone(),
+                storage: env.storage(),
+                config: config.clone(),
+                replica: format!("producer-{i}"),
+                fired: Some(log.clone()),
+            };
+            tokio::spawn(cron::run(trigger, shutdown.clone()))
+        })
+        .collect();
+    let fired = |logs: &[FiredLog]| logs.iter().map(|l| l.lock().expect("log").len()).sum::<usize>();
+    // Ticks come once a second; wait for four of them.
+    for _ in 0..200 {
+        if fired(&logs) >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+    for t in tasks {
+        t.await.expect("cron task");
+    }
+    let mut ticks: Vec<_> = logs.iter().flat_map(|l| l.lock().expect("log").clone()).collect();
+    assert!(ticks.len() >= 4, "{ticks:?}");
+    let n = ticks.len();
+    ticks.sort();
+    ticks.dedup();
+    assert_eq!(ticks.len(), n, "a tick fired twice");
+    // Both replicas ran for every tick, only one fired it; each fired tick has its claim key.
+    let q = env.config.queue_name();
+    for t in &ticks {
+        let owner: Option<String> = redis::cmd("GET")
+            .arg(format!("{q}:cron:{}", t.timestamp()))
+            .query_async(&mut env.redis.clone())
+            .await
+            .expect("get");
+        assert!(owner.is_some_and(|o| o.starts_with("producer-")));
+    }
+}
+
+#[tokio::test]
+async fn a_storm_of_reports_makes_one_refresh() {
+    let env = TestEnv::new().await;
+    let (ch, user, _) = env.healthy_channel("42001").await;
+    env.sim.kill_page_token("42001", &user, 190, Some(463), "expired");
+    let report = parse_report(&json!({"error": {"message": "Error validating access token", "type": "OAuthException", "code": 190, "error_subcode": 463}})).expect("report");
+    let intake = env.intake();
+    let decisions = futures::future::join_all((0..1_000).map(|_| intake.report(ch, &report, None))).await;
+    let decisions: Vec<Decision> = decisions.into_iter().map(|d| d.expect("intake")).collect();
+    let enqueued: Vec<_> = decisions.iter().filter(|d| matches!(d, Decision::Enqueued { .. })).collect();
+    assert_eq!(enqueued.len(), 1, "{:?}", &decisions[..5]);
+    let Decision::Enqueued { job_id } = *enqueued[0] else { unreachable!() };
+    assert!(decisions.iter().all(|d| matches!(d, Decision::Enqueued { .. }) || *d == Decision::Coalesced { job_id }));
+    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM fb_send_failures WHERE channel_id = $1")
+        .bind(ch as i32)
+        .fetch_one(&env.db)
+        .await
+        .expect("db");
+    assert_eq!(recorded, 1_000, "every report is recorded");
+
+    let worker = env.spawn_worker();
+    let waited = queue::wait_for_report(&env.config, job_id, Duration::from_secs(15)).await.expect("redis");
+    assert!(matches!(&waited, Waited::Settled(r) if r.outcome == "refreshed"), "{waited:?}");
+    assert_eq!(env.sim.count_where(|r| r.path == "/me/accounts"), 1, "one refresh for the whole storm");
+
+    // A report about the token that was just replaced needs no Graph call.
+    let before = env.sim.request_count();
+    let late = intake.report(ch, &report, Some(Utc::now() - chrono::Duration::seconds(5))).await.expect("intake");
+    assert_eq!(late, Decision::AlreadyReplaced);
+    assert_eq!(env.sim.request_count(), before);
+    assert_eq!(queue::backlog(&mut env.redis.clone(), &env.config).await.expect("redis"), 0, "nothing new queued");
+    let keys = PendingKeys::new(env.config.redis_key_prefix.clone());
+    assert_eq!(pending::owner(&mut env.redis.clone(), &keys, ch).await.expect("redis"), None, "marker released");
+    worker.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn non_auth_errors_are_recorded_without_a_refresh() {
+    let env = TestEnv::new().await;
+    let (ch, _, _) = env.healthy_channel("43001").await;
+    for body in [
+        json!({"error": {"code": 1, "message": "An unknown error occurred", "is_transient": true}}),
+        json!({"error": {"code": 4, "message": "Application request limit reached"}}),
+        json!({"error": {"code": 100, "message": "Invalid parameter"}}),
+        json!({"error": {"code": 551, "message": "This person isn't available right now."}}),
+        json!({"error": {"code": 10, "error_subcode": 2018278, "message": "outside the allowed window", "is_transient": true}}),
+    ] {
+        let report = parse_report(&body).expect("report");
+        let d = env.intake().report(ch, &report, None).await.expect("intake");
+        assert_eq!(d, Decision::NotAuth, "{body}");
+    }
+    assert_eq!(env.queued_jobs().await, 0);
+    assert_eq!(
+        pending::owner(&mut env.redis.clone(), &PendingKeys::new(env.config.redis_key_prefix.clone()), ch)
+            .await
+            .expect("redis"),
+        None
+    );
+    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM fb_send_failures WHERE decision = 'not_auth'")
+        .fetch_one(&env.db)
+        .await
+        .expect("db");
+    assert_eq!(recorded, 5);
+    assert!(parse_report(&json!({"nope": 1})).is_err());
+    assert!(parse_report(&json!({"error": "string"})).is_err());
+}
+
+#[tokio::test]
+async fn a_deep_queue_defers_reports_and_loses_none() {
+    let env = TestEnv::with(|c| c.queue_backlog_max = 5).await;
+    let filler = env.seed_healthy(5, 44_000).await;
+    let mut storage = env.storage();
+    let count =
+        enqueue_cycle(&env.db, env.redis.clone(), &mut storage, &env.config, Reason::Cron).await.expect("cycle");
+    assert_eq!(count.enqueued, filler.len() as u64);
+    let (ch, user, _) = env.healthy_channel("44100").await;
+    env.sim.kill_page_token("44100", &user, 190, Some(463), "expired");
+    let report = parse_report(&json!({"error": {"code": 190, "message": "x"}})).expect("report");
+    let intake = env.intake();
+    let d = intake.report(ch, &report, None).await.expect("intake");
+    let Decision::Deferred { job_id } = d else { panic!("{d:?}") };
+    assert_eq!(intake.deferred_len().await.expect("redis"), 1);
+    assert_eq!(intake.report(ch, &report, None).await.expect("intake"), Decision::Coalesced { job_id });
+
+    let worker = env.spawn_worker();
+    // The drainer moves it once the queue has room.
+    let mut moved = 0;
+    for _ in 0..200 {
+        moved += intake.drain_deferred().await.expect("drain");
+        if moved == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(moved, 1);
+    let waited = queue::wait_for_report(&env.config, job_id, Duration::from_secs(15)).await.expect("redis");
+    assert!(matches!(&waited, Waited::Settled(r) if r.outcome == "refreshed"), "{waited:?}");
+    worker.stop().await.expect("stop");
+}
+
+/// apalis-redis 1.0 workers die at ~8,000 due jobs; a 20,000-channel cycle keeps the backlog at its
+/// bound and every channel gets validated with the worker alive throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_20000_channel_cycle_holds_the_backlog_bound() {
+    let env = TestEnv::new().await;
+    let channels = env.seed_healthy(20_000, 50_000).await;
+    let worker = env.spawn_worker();
+    let sampling = CancellationToken::new();
+    let sampler = {
+        let (mut redis, config, stop) = (env.redis.clone(), env.config.clone(), sampling.clone());
+        tokio::spawn(async move {
+            let mut peak = 0u64;
+            while !stop.is_cancelled() {
+                peak = peak.max(queue::backlog(&mut redis, &config).await.expect("redis"));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            peak
+        })
+    };
+    let started = Utc::now();
+    let mut storage = env.storage();
+    let count =
+        enqueue_cycle(&env.db, env.redis.clone(), &mut storage, &env.config, Reason::Cron).await.expect("cycle");
+    assert_eq!(count.enqueued, 20_000);
+    let done = CancellationToken::new();
+    tokio::time::timeout(
+        Duration::from_secs(600),
+        producer::progress::wait_for_answers(&env.db, started, channels.len() as u64, &done, |_, _| {}),
+    )
+    .await
+    .expect("cycle finished in time")
+    .expect("db");
+    sampling.cancel();
+    let peak = sampler.await.expect("sampler");
+    assert!(peak <= env.config.queue_backlog_max, "peak backlog {peak}");
+    assert!(peak > 0);
+    let healthy: i64 = sqlx::query_scalar("SELECT count(*) FROM fb_token_states WHERE status = 'healthy'")
+        .fetch_one(&env.db)
+        .await
+        .expect("db");
+    assert_eq!(healthy, 20_000);
+    assert!(worker.join.as_ref().is_some_and(|j| !j.is_finished()), "worker still running");
+    worker.stop().await.expect("stop");
+}
