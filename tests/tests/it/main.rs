@@ -1,5 +1,6 @@
 //! Integration tests against the real Redis and Postgres on 127.0.0.1 and the Graph simulator.
 
+mod admin;
 mod commands;
 mod cycles;
 mod pipeline;
