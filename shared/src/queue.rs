@@ -103,6 +103,40 @@ pub async fn backlog(redis: &mut ConnectionManager, config: &Config) -> redis::R
     Ok(due + active)
 }
 
+const DEFUSE: &str = r#"
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], 0, ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+if #ids > 0 then
+  redis.call('RPUSH', KEYS[2], unpack(ids))
+  redis.call('ZREM', KEYS[1], unpack(ids))
+end
+return #ids
+"#;
+
+/// Moves due jobs from `{q}:scheduled` to `{q}:active` in chunks small enough for Lua's `unpack`.
+/// apalis-redis 1.0's fetch moves them all at once and fails for good at ~8,000, which would keep
+/// every worker in a restart loop; workers run this before each (re)start so a backlog that got
+/// past the producers' bound (an old producer, a burst of retries) cannot wedge the queue. Returns
+/// how many moved.
+pub async fn defuse_due(redis: &mut ConnectionManager, config: &Config) -> redis::RedisResult<u64> {
+    let q = config.queue_name();
+    let now = Utc::now().timestamp();
+    let script = redis::Script::new(DEFUSE);
+    let mut moved = 0u64;
+    loop {
+        let n: u64 = script
+            .key(format!("{q}:scheduled"))
+            .key(format!("{q}:active"))
+            .arg(now)
+            .arg(1_000)
+            .invoke_async(redis)
+            .await?;
+        moved += n;
+        if n < 1_000 {
+            return Ok(moved);
+        }
+    }
+}
+
 /// Deletes up to `max` completed jobs (their id, data and metadata); returns how many.
 pub async fn sweep_done(redis: &mut ConnectionManager, config: &Config, max: usize) -> redis::RedisResult<usize> {
     let q = config.queue_name();

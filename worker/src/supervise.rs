@@ -17,6 +17,11 @@ pub async fn run_worker_loop(state: WorkerState, shutdown: CancellationToken) ->
         if shutdown.is_cancelled() {
             return Ok(());
         }
+        match queue::defuse_due(&mut state.redis.clone(), &state.config).await {
+            Ok(0) => {}
+            Ok(n) => warn!(moved = n, "moved due jobs to the active list in chunks before starting"),
+            Err(e) => warn!(error = %e, "could not check the scheduled set before starting"),
+        }
         // A fresh name each time: the old one may still look alive to apalis until its
         // heartbeat expires.
         let name = unique_worker_name();

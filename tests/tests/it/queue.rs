@@ -208,3 +208,58 @@ async fn worker_serves_healthz_and_metrics() {
     assert!(metrics.contains("fb_token_graph_request_duration_seconds"), "{metrics}");
     worker.stop().await.expect("stop");
 }
+
+/// 9,000 due jobs pushed past the producers' bound (an old producer, a burst of retries) would make
+/// every apalis-redis 1.0 fetch fail; the worker moves them in chunks before (re)starting and
+/// drains them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_past_the_fetch_limit_does_not_wedge_workers() {
+    let env = TestEnv::new().await;
+    let jobs: Vec<RefreshJob> = (0..9_000).map(|i| RefreshJob::new(900_000 + i, Reason::Cron)).collect();
+    let mut storage = env.storage();
+    storage.push_bulk(jobs).await.expect("push");
+    let q = env.config.queue_name();
+    let mut conn = env.redis.clone();
+    let due: u64 = conn.zcard(format!("{q}:scheduled")).await.expect("zcard");
+    assert_eq!(due, 9_000);
+    let worker = env.spawn_worker();
+    // Every job is for a channel that does not exist: each is dropped at once and acked.
+    for _ in 0..1_200 {
+        let (scheduled, active): (u64, u64) = redis::pipe()
+            .zcard(format!("{q}:scheduled"))
+            .llen(format!("{q}:active"))
+            .query_async(&mut conn)
+            .await
+            .expect("redis");
+        let inflight: Vec<String> = conn.keys(format!("{q}:inflight:*")).await.expect("keys");
+        if scheduled == 0 && active == 0 && inflight.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let done: u64 = conn.scard(format!("{q}:done")).await.expect("scard");
+    let left: u64 = conn.zcard(format!("{q}:scheduled")).await.expect("zcard");
+    let active: u64 = conn.llen(format!("{q}:active")).await.expect("llen");
+    assert_eq!((left, active), (0, 0), "done {done}");
+    assert!(worker.join.as_ref().is_some_and(|j| !j.is_finished()), "worker alive");
+    worker.stop().await.expect("stop");
+}
+
+/// The hazard itself, kept as a canary: a bare apalis-redis 1.0 worker (no chunked move first)
+/// fails its fetch with 9,000 due jobs and `run()` returns Err. If apalis fixes this, this test
+/// says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_bare_apalis_worker_dies_at_9000_due_jobs() {
+    use apalis::prelude::{BackendExt, WorkerBuilder};
+    let env = TestEnv::new().await;
+    let jobs: Vec<RefreshJob> = (0..9_000).map(|i| RefreshJob::new(900_000 + i, Reason::Cron)).collect();
+    env.storage().push_bulk(jobs).await.expect("push");
+    let backend = queue::raw_storage(env.redis.clone(), &env.config, &fast_timings())
+        .poll_with_interval(Duration::from_millis(50));
+    let worker = WorkerBuilder::new(format!("canary-{}", uuid::Uuid::new_v4()))
+        .backend(backend)
+        .build(|_job: serde_json::Value| async move { Ok::<(), apalis::prelude::BoxDynError>(()) });
+    let result = tokio::time::timeout(Duration::from_secs(30), worker.run()).await.expect("run() returns");
+    let err = result.expect_err("fetch fails");
+    assert!(err.to_string().contains("too many results to unpack"), "{err}");
+}
