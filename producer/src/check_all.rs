@@ -159,7 +159,9 @@ async fn validate_one(
     channel: &FacebookInbox,
 ) -> Verdict {
     if app_limited.load(Ordering::Relaxed) {
-        return Verdict::Undecided(rate_limited("not called: Graph announced an app-wide rate limit during this check"));
+        return Verdict::Undecided(rate_limited(
+            "not called: Graph announced an app-wide rate limit during this check",
+        ));
     }
     match pauses::remaining(redis, pauses, &channel.page_id).await {
         Ok(Some(wait)) => {
@@ -169,7 +171,9 @@ async fn validate_one(
             )));
         }
         Ok(None) => {}
-        Err(e) => return Verdict::Undecided(GraphError::transport(format!("not called: cannot read rate-limit pause: {e}"))),
+        Err(e) => {
+            return Verdict::Undecided(GraphError::transport(format!("not called: cannot read rate-limit pause: {e}")));
+        }
     }
     match graph.validate_page(&channel.page_id, &channel.page_token).await {
         Ok(_) => Verdict::Valid,

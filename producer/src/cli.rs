@@ -24,6 +24,12 @@ pub enum Command {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Validate every channel's page token now, read-only; exit 1 if any token is invalid.
+    CheckAll {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Refresh one channel through the queue and wait for a settled result.
     RefreshChannel {
         /// The channel_facebook_pages id.
@@ -52,6 +58,7 @@ pub async fn run(cli: Cli) -> i32 {
     let result = match cli.command {
         Command::Migrate => migrate(&config).await,
         Command::Serve => crate::serve::run(config).await,
+        Command::CheckAll { json } => return crate::check_all::command(&config, json).await,
         Command::RunJob => crate::cycle::run_job(&config).await,
         Command::RefreshAll { no_wait } => return crate::refresh_all::command(&config, no_wait).await,
         Command::RefreshChannel { channel_id, wait, inline } => {

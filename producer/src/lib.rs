@@ -2,6 +2,7 @@
 //! all-in-one demo.
 
 pub mod api;
+pub mod check_all;
 pub mod cli;
 pub mod cron;
 pub mod cycle;

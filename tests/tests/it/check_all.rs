@@ -19,7 +19,7 @@ async fn run_json(env: &TestEnv) -> (i32, Vec<Value>) {
 }
 
 /// The row of this inbox.
-fn row<'a>(rows: &'a [Value], inbox_id: i64) -> &'a Value {
+fn row(rows: &[Value], inbox_id: i64) -> &Value {
     rows.iter().find(|r| r["inbox_id"] == json!(inbox_id)).unwrap_or_else(|| panic!("no row for inbox {inbox_id}"))
 }
 
@@ -155,13 +155,15 @@ async fn check_all_is_read_only() {
     let (faulty, _, _) = env.healthy_channel("65003").await;
     env.sim.kill_page_token("65002", &user, 190, Some(460), "password changed");
     env.sim.inject(Fault::new(FaultKind::ServerError, Matcher::Page("65003".into())));
-    let before = [env.stored_page_token(ok).await, env.stored_page_token(dead).await, env.stored_page_token(faulty).await];
+    let before =
+        [env.stored_page_token(ok).await, env.stored_page_token(dead).await, env.stored_page_token(faulty).await];
     let (code, _) = check_all(&env.config, true).await;
     assert_eq!(code, EXIT_INVALID);
     let (code, _) = check_all(&env.config, false).await;
     assert_eq!(code, EXIT_INVALID);
     // No refresh: the dead token is still the stored one, and only page validations were made.
-    let after = [env.stored_page_token(ok).await, env.stored_page_token(dead).await, env.stored_page_token(faulty).await];
+    let after =
+        [env.stored_page_token(ok).await, env.stored_page_token(dead).await, env.stored_page_token(faulty).await];
     assert_eq!(before, after);
     let calls = env.sim.requests();
     assert_eq!(calls.len(), 6, "two runs, one call per channel each: {calls:?}");
