@@ -7,7 +7,7 @@ use std::time::Duration;
 use shared::{
     config::Config,
     job::{Reason, RefreshJob},
-    pending::{self, PendingKeys},
+    pending,
     queue::{self, JobReport, Timings, Waited},
     store,
 };
@@ -53,9 +53,8 @@ async fn run(config: &Config, channel_id: i64, wait: Duration, inline: bool) -> 
     } else {
         let mut redis = queue::connect(config).await?;
         let mut storage = queue::job_storage(redis.clone(), config, &Timings::default());
-        let keys = PendingKeys::new(config.redis_key_prefix.clone());
         // A refresh already queued or running for the channel answers this request too.
-        let claimed = pending::enqueue_or_join(&mut storage, &mut redis, &keys, job).await?;
+        let claimed = pending::enqueue_or_join(&mut storage, &mut redis, config, job, true).await?;
         queue::wait_for_report(config, claimed.job_id(), wait).await?
     };
     Ok(describe(channel_id, &channel.page_id, wait, &waited))

@@ -14,6 +14,7 @@ pub mod pipeline;
 pub mod queue;
 pub mod retry;
 pub mod secret;
+pub mod status;
 pub mod store;
 pub mod telemetry;
 

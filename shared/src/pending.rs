@@ -117,26 +117,33 @@ impl Claimed {
 }
 
 /// Enqueues `job` unless a job is already queued or running for its channel, in which case the
-/// caller joins that one.
+/// caller joins that one. `front` puts it ahead of the waiting backlog (a person waits on it).
 pub async fn enqueue_or_join(
     storage: &mut crate::queue::JobStorage,
     redis: &mut ConnectionManager,
-    keys: &PendingKeys,
+    config: &crate::config::Config,
     job: crate::job::RefreshJob,
+    front: bool,
 ) -> Result<Claimed, crate::queue::EnqueueError> {
+    let keys = PendingKeys::new(config.redis_key_prefix.clone());
     let (channel, id) = (job.channel_id(), job.job_id());
-    let won = claim_many(redis, keys, &[(channel, id)]).await.map_err(crate::queue::EnqueueError::redis)?;
+    let won = claim_many(redis, &keys, &[(channel, id)]).await.map_err(crate::queue::EnqueueError::redis)?;
     if won.first() == Some(&true) {
-        if let Err(e) = crate::queue::enqueue(storage, job, None).await {
+        let pushed = if front {
+            crate::queue::enqueue_front(storage, redis, config, job.clone()).await
+        } else {
+            crate::queue::enqueue(storage, job.clone(), None).await
+        };
+        if let Err(e) = pushed {
             // Do not leave the channel claimed by a job that does not exist.
-            let _ = release(redis, keys, channel, id).await;
+            let _ = release(redis, &keys, channel, id).await;
             return Err(e);
         }
         return Ok(Claimed::Enqueued(id));
     }
-    match owner(redis, keys, channel).await.map_err(crate::queue::EnqueueError::redis)? {
+    match owner(redis, &keys, channel).await.map_err(crate::queue::EnqueueError::redis)? {
         Some(existing) => Ok(Claimed::Joined(existing)),
         // The owner finished between our two calls: try once more.
-        None => Box::pin(enqueue_or_join(storage, redis, keys, job)).await,
+        None => Box::pin(enqueue_or_join(storage, redis, config, job, front)).await,
     }
 }

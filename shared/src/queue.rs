@@ -94,6 +94,38 @@ pub async fn enqueue(storage: &mut JobStorage, job: RefreshJob, delay: Option<Du
     storage.push_task(task.build()).await.map_err(|e| EnqueueError(e.to_string()))
 }
 
+const TO_FRONT: &str = r#"
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+  redis.call('LPUSH', KEYS[2], ARGV[1])
+  return 1
+end
+return 0
+"#;
+
+/// Pushes a job ahead of everything waiting (a person is waiting on it): apalis-redis has no
+/// priorities, so the task is moved from `{q}:scheduled` to the head of `{q}:active`, which the
+/// next fetch takes first.
+pub async fn enqueue_front(
+    storage: &mut JobStorage,
+    redis: &mut ConnectionManager,
+    config: &Config,
+    job: RefreshJob,
+) -> Result<(), EnqueueError> {
+    let id = ulid::Ulid::generate().to_string();
+    let task = TaskBuilder::new(job).task_id(apalis::prelude::TaskId::from(id.clone())).build();
+    storage.push_task(task).await.map_err(|e| EnqueueError(e.to_string()))?;
+    let q = config.queue_name();
+    // Zero when a fetch already moved it: it is in the active list then, just not first.
+    let _: i64 = redis::Script::new(TO_FRONT)
+        .key(format!("{q}:scheduled"))
+        .key(format!("{q}:active"))
+        .arg(&id)
+        .invoke_async(redis)
+        .await
+        .map_err(EnqueueError::redis)?;
+    Ok(())
+}
+
 /// Jobs waiting to be fetched or due within `BACKLOG_HORIZON`: what the ~8,000 limit applies to.
 pub async fn backlog(redis: &mut ConnectionManager, config: &Config) -> redis::RedisResult<u64> {
     let q = config.queue_name();
@@ -218,6 +250,8 @@ fn report_key(config: &Config, job_id: Uuid) -> String {
     format!("{}:report:{job_id}", config.queue_name())
 }
 
+/// Stores the job's latest report and wakes whoever waits on it. Reading does not consume it, so
+/// any number of callers can follow one job (a refresh joined by several requests).
 pub async fn publish_report(
     redis: &mut ConnectionManager,
     config: &Config,
@@ -225,9 +259,24 @@ pub async fn publish_report(
 ) -> redis::RedisResult<()> {
     let key = report_key(config, report.job_id);
     let body = serde_json::to_string(report).unwrap_or_default();
-    let _: () =
-        redis::pipe().rpush(&key, body).ignore().expire(&key, REPORT_TTL_SECS).ignore().query_async(redis).await?;
+    let _: () = redis::pipe()
+        .set_ex(&key, body, REPORT_TTL_SECS as u64)
+        .ignore()
+        .publish(&key, "1")
+        .ignore()
+        .query_async(redis)
+        .await?;
     Ok(())
+}
+
+/// The job's latest report, if it reported yet.
+pub async fn latest_report(
+    redis: &mut ConnectionManager,
+    config: &Config,
+    job_id: Uuid,
+) -> redis::RedisResult<Option<JobReport>> {
+    let body: Option<String> = redis.get(report_key(config, job_id)).await?;
+    Ok(body.and_then(|b| serde_json::from_str(&b).ok()))
 }
 
 /// How waiting for a job ended.
@@ -240,31 +289,74 @@ pub enum Waited {
     NoWorker,
 }
 
-/// Waits up to `timeout` for a settled report of `job_id`, on a connection of its own (BLPOP
-/// blocks it).
+/// Waits up to `timeout` for a settled report of `job_id`: subscribes first, then reads, so a
+/// report published in between is not missed.
 pub async fn wait_for_report(config: &Config, job_id: Uuid, timeout: Duration) -> redis::RedisResult<Waited> {
+    use futures::StreamExt;
     let client = redis::Client::open(config.redis_url.expose())?;
-    // BLPOP blocks for its whole timeout; the default response timeout would cut it short.
-    let no_timeout = redis::AsyncConnectionConfig::new().set_response_timeout(None);
-    let mut conn = client.get_multiplexed_async_connection_with_config(&no_timeout).await?;
     let key = report_key(config, job_id);
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(&key).await?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
     let deadline = tokio::time::Instant::now() + timeout;
+    let mut messages = pubsub.on_message();
     let mut last: Option<JobReport> = None;
     loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        if left.is_zero() {
-            break;
+        let body: Option<String> = conn.get(&key).await?;
+        if let Some(report) = body.and_then(|b| serde_json::from_str::<JobReport>(&b).ok()) {
+            if report.settled {
+                return Ok(Waited::Settled(report));
+            }
+            last = Some(report);
         }
-        let popped: Option<(String, String)> = conn.blpop(&key, left.as_secs_f64().max(0.01)).await?;
-        let Some((_, body)) = popped else { break };
-        let Ok(report) = serde_json::from_str::<JobReport>(&body) else { continue };
-        if report.settled {
-            return Ok(Waited::Settled(report));
+        match tokio::time::timeout_at(deadline, messages.next()).await {
+            Ok(Some(_)) => continue,
+            Ok(None) | Err(_) => break,
         }
-        last = Some(report);
     }
     Ok(match last {
         Some(r) => Waited::RetryScheduled(r),
         None => Waited::NoWorker,
+    })
+}
+
+/// Queue depth for the API and the dashboard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct QueueDepth {
+    /// Waiting to be fetched now.
+    pub pending: u64,
+    /// Scheduled for later (retries, re-checks, rate-limit waits).
+    pub scheduled: u64,
+    /// Fetched by a worker and not yet finished.
+    pub running: u64,
+    /// Finished and not yet swept.
+    pub done: u64,
+    /// Given up by apalis itself (store outages past their attempts).
+    pub dead: u64,
+    /// Send-failure refreshes waiting for room in the queue.
+    pub deferred: u64,
+}
+
+pub async fn depth(redis: &mut ConnectionManager, config: &Config) -> redis::RedisResult<QueueDepth> {
+    let q = config.queue_name();
+    let workers: Vec<String> = redis.zrange(format!("{q}:workers"), 0, -1).await?;
+    let mut pipe = redis::pipe();
+    pipe.llen(format!("{q}:active"))
+        .zcard(format!("{q}:scheduled"))
+        .scard(format!("{q}:done"))
+        .scard(format!("{q}:dead"))
+        .llen(format!("{q}:deferred"));
+    for w in &workers {
+        pipe.scard(format!("{q}:inflight:{w}"));
+    }
+    let counts: Vec<u64> = pipe.query_async(redis).await?;
+    let get = |i: usize| counts.get(i).copied().unwrap_or(0);
+    Ok(QueueDepth {
+        pending: get(0),
+        scheduled: get(1),
+        done: get(2),
+        dead: get(3),
+        deferred: get(4),
+        running: counts.iter().skip(5).sum(),
     })
 }

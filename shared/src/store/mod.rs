@@ -4,6 +4,7 @@
 mod channels;
 pub mod events;
 mod inboxes;
+mod outcomes;
 mod states;
 
 use std::{str::FromStr, time::Duration};
@@ -16,6 +17,7 @@ use sqlx::{
 pub use channels::{Channel, TokenWrite, facebook_channel_ids, load_channel, write_page_token};
 pub use events::{Event, Step, record_event};
 pub use inboxes::*;
+pub use outcomes::{HourlyOutcome, hourly_outcomes};
 pub use states::{FailureCount, StateUpdate, TokenState, load_state, save_state};
 
 use crate::secret::Secret;

@@ -1,0 +1,157 @@
+//! The status of a Facebook inbox as the API and the dashboard show it: the stored token state from
+//! Postgres and the flags from Redis (the flags are what the inbox itself acts on, so they win).
+
+use chrono::{DateTime, Utc};
+use redis::aio::ConnectionManager;
+use serde::Serialize;
+use serde_json::{Value, json};
+use sqlx::{PgPool, Row, postgres::PgRow};
+
+use crate::flags::FlagKeys;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LastError {
+    pub kind: Option<String>,
+    pub code: Option<i64>,
+    pub subcode: Option<i64>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InboxStatus {
+    pub inbox_id: i64,
+    pub account_id: i64,
+    pub inbox_name: String,
+    pub channel_id: i64,
+    pub page_id: String,
+    pub token_valid: Option<bool>,
+    /// `healthy`, `refreshed`, `reauthorization_required`, `retrying` or `unknown`.
+    pub status: String,
+    pub reauthorization_required: bool,
+    pub authorization_error_count: i64,
+    pub consecutive_failures: i64,
+    pub last_checked: Option<DateTime<Utc>>,
+    pub last_refreshed: Option<DateTime<Utc>>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<LastError>,
+}
+
+impl InboxStatus {
+    /// The contract's status body.
+    pub fn body(&self) -> Value {
+        json!({
+            "inbox_id": self.inbox_id,
+            "channel_id": self.channel_id,
+            "page_id": self.page_id,
+            "token_valid": self.token_valid,
+            "status": self.status,
+            "reauthorization_required": self.reauthorization_required,
+            "authorization_error_count": self.authorization_error_count,
+            "last_checked": self.last_checked.map(|t| t.to_rfc3339()),
+            "last_refreshed": self.last_refreshed.map(|t| t.to_rfc3339()),
+            "last_error": self.last_error.as_ref().map(|e| json!({"code": e.code, "subcode": e.subcode, "message": e.message})),
+        })
+    }
+
+    /// Needs a person, or keeps failing: the dashboard's warning icon.
+    pub fn needs_attention(&self) -> bool {
+        self.reauthorization_required || self.consecutive_failures > 0 || self.status == "retrying"
+    }
+}
+
+const SELECT: &str = "SELECT i.id::int8 AS inbox_id, i.account_id::int8 AS account_id, i.name AS inbox_name,
+        c.id::int8 AS channel_id, c.page_id, s.status, s.token_valid, s.consecutive_failures::int8 AS consecutive_failures,
+        s.last_checked_at, s.last_refreshed_at, s.next_attempt_at, s.last_error_kind,
+        s.last_error_code::int8 AS last_error_code, s.last_error_subcode::int8 AS last_error_subcode, s.last_error_message
+     FROM inboxes i
+     JOIN channel_facebook_pages c ON c.id = i.channel_id
+     LEFT JOIN fb_token_states s ON s.channel_id = c.id
+     WHERE i.channel_type = 'Channel::FacebookPage'";
+
+/// One Facebook inbox, within `account` when given (None: any account, for admins).
+pub async fn inbox_status(
+    db: &PgPool,
+    redis: &mut ConnectionManager,
+    flags: &FlagKeys,
+    account: Option<i64>,
+    inbox_id: i64,
+) -> Result<Option<InboxStatus>, StatusError> {
+    let sql = format!("{SELECT} AND i.id = $1 AND ($2::int8 IS NULL OR i.account_id = $2)");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(inbox_id).bind(account).fetch_optional(db).await?;
+    let Some(row) = row else { return Ok(None) };
+    let mut all = with_flags(vec![from_row(&row)?], redis, flags).await?;
+    Ok(all.pop())
+}
+
+/// Every Facebook inbox (of `account` when given), by inbox id.
+pub async fn list_statuses(
+    db: &PgPool,
+    redis: &mut ConnectionManager,
+    flags: &FlagKeys,
+    account: Option<i64>,
+) -> Result<Vec<InboxStatus>, StatusError> {
+    let sql = format!("{SELECT} AND ($1::int8 IS NULL OR i.account_id = $1) ORDER BY i.id");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account).fetch_all(db).await?;
+    let statuses = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    with_flags(statuses, redis, flags).await
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("postgres: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+fn from_row(r: &PgRow) -> Result<InboxStatus, sqlx::Error> {
+    let message: Option<String> = r.try_get("last_error_message")?;
+    Ok(InboxStatus {
+        inbox_id: r.try_get("inbox_id")?,
+        account_id: r.try_get("account_id")?,
+        inbox_name: r.try_get("inbox_name")?,
+        channel_id: r.try_get("channel_id")?,
+        page_id: r.try_get("page_id")?,
+        token_valid: r.try_get("token_valid")?,
+        status: r.try_get::<Option<String>, _>("status")?.unwrap_or_else(|| "unknown".into()),
+        reauthorization_required: false,
+        authorization_error_count: 0,
+        consecutive_failures: r.try_get::<Option<i64>, _>("consecutive_failures")?.unwrap_or(0),
+        last_checked: r.try_get("last_checked_at")?,
+        last_refreshed: r.try_get("last_refreshed_at")?,
+        next_attempt_at: r.try_get("next_attempt_at")?,
+        last_error: message
+            .map(|message| -> Result<LastError, sqlx::Error> {
+                Ok(LastError {
+                    kind: r.try_get("last_error_kind")?,
+                    code: r.try_get("last_error_code")?,
+                    subcode: r.try_get("last_error_subcode")?,
+                    message,
+                })
+            })
+            .transpose()?,
+    })
+}
+
+/// Reads both flags of every channel in one round trip per 500 inboxes.
+async fn with_flags(
+    mut statuses: Vec<InboxStatus>,
+    redis: &mut ConnectionManager,
+    flags: &FlagKeys,
+) -> Result<Vec<InboxStatus>, StatusError> {
+    for chunk in statuses.chunks_mut(500) {
+        let mut pipe = redis::pipe();
+        for s in chunk.iter() {
+            pipe.get(flags.reauthorization_required(s.channel_id)).get(flags.authorization_error_count(s.channel_id));
+        }
+        let values: Vec<Option<String>> = pipe.query_async(redis).await?;
+        for (s, pair) in chunk.iter_mut().zip(values.chunks(2)) {
+            s.reauthorization_required = pair.first().cloned().flatten().as_deref() == Some("true");
+            s.authorization_error_count = pair.get(1).cloned().flatten().and_then(|c| c.parse().ok()).unwrap_or(0);
+            if s.reauthorization_required {
+                s.status = "reauthorization_required".into();
+            }
+        }
+    }
+    Ok(statuses)
+}

@@ -1,0 +1,33 @@
+//! Refresh outcomes per hour, for the dashboard's chart.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HourlyOutcome {
+    pub hour: DateTime<Utc>,
+    /// `healthy`, `refreshed`, `failed` (confirmed) or `retrying` (transient, rate limit).
+    pub outcome: String,
+    pub count: i64,
+}
+
+/// Outcomes of the last `hours` hours, by hour, oldest first.
+pub async fn hourly_outcomes(db: &PgPool, hours: i32) -> Result<Vec<HourlyOutcome>, sqlx::Error> {
+    let rows: Vec<(DateTime<Utc>, String, i64)> = sqlx::query_as(
+        "SELECT hour, outcome, count(*) FROM (
+           SELECT date_trunc('hour', created_at) AS hour,
+                  CASE WHEN step = 'validate' AND outcome = 'ok' THEN 'healthy'
+                       WHEN outcome = 'refreshed' THEN 'refreshed'
+                       WHEN step = 'refresh' AND outcome IN ('auth', 'permission', 'not_found') THEN 'failed'
+                       WHEN outcome IN ('transient', 'rate_limited', 'invalid') THEN 'retrying'
+                  END AS outcome
+           FROM fb_token_events
+           WHERE created_at > now() - make_interval(hours => $1)) e
+         WHERE outcome IS NOT NULL
+         GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .bind(hours)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|(hour, outcome, count)| HourlyOutcome { hour, outcome, count }).collect())
+}
