@@ -41,8 +41,24 @@ pub enum Command {
         #[arg(long)]
         inline: bool,
     },
+    /// Per-account API tokens (stored hashed).
+    ApiToken {
+        #[command(subcommand)]
+        action: ApiTokenAction,
+    },
     /// Everything in one process against a built-in simulated Graph API with seeded channels.
     Demo(crate::demo::DemoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiTokenAction {
+    /// Create a token for an account and print it (the only time it is shown).
+    Create {
+        #[arg(long)]
+        account: i64,
+    },
+    /// Revoke a token, given the token itself or its id.
+    Revoke { token_or_id: String },
 }
 
 /// Runs a command; returns the process exit code.
@@ -64,6 +80,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::RefreshChannel { channel_id, wait, inline } => {
             return crate::refresh_channel::command(&config, &channel_id, wait, inline).await;
         }
+        Command::ApiToken { action } => return api_token(&config, action).await,
         Command::Demo(args) => crate::demo::run(config, args).await,
     };
     match result {
@@ -79,4 +96,46 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
     shared::store::connect_and_migrate(&config.database_url, 2).await?;
     println!("database ready; migrations applied");
     Ok(())
+}
+
+async fn api_token(config: &Config, action: ApiTokenAction) -> i32 {
+    let db = match shared::store::connect_and_migrate(&config.database_url, 2).await {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    match action {
+        ApiTokenAction::Create { account } if account <= 0 || account > i64::from(i32::MAX) => {
+            eprintln!("bad input: --account must be a positive account id");
+            2
+        }
+        ApiTokenAction::Create { account } => match shared::store::create_api_token(&db, account).await {
+            Ok((id, token)) => {
+                // Printed once, on purpose: this is how the operator receives it.
+                println!("{}", token.expose());
+                eprintln!("created API token {id} for account {account}; it is not shown again");
+                0
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        },
+        ApiTokenAction::Revoke { token_or_id } => match shared::store::revoke_api_token(&db, &token_or_id).await {
+            Ok(0) => {
+                eprintln!("no live token matches");
+                1
+            }
+            Ok(n) => {
+                println!("revoked {n} token(s)");
+                0
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        },
+    }
 }

@@ -6,6 +6,7 @@ pub mod check_all;
 pub mod cli;
 pub mod cron;
 pub mod cycle;
+pub mod dashboard;
 pub mod demo;
 pub mod progress;
 pub mod refresh_all;

@@ -1,15 +1,10 @@
 //! `producer serve`: the cron trigger, the deferred-refresh drainer and the HTTP API, until
 //! SIGTERM/SIGINT.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use anyhow::Context as _;
-use shared::{
-    config::Config,
-    intake::Intake,
-    queue::{self, Timings},
-    store,
-};
+use shared::{config::Config, intake::Intake};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -30,11 +25,9 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let config = Arc::new(config);
-    let db = store::connect_and_migrate(&config.database_url, 16).await?;
-    let redis = queue::connect(&config).await?;
-    let storage = queue::job_storage(redis.clone(), &config, &Timings::default());
-    let intake = Intake { db: db.clone(), redis: redis.clone(), storage: storage.clone(), config: config.clone() };
+    let state = crate::api::AppState::connect(config).await?;
+    let (db, redis, storage, intake, config) =
+        (state.db.clone(), state.redis.clone(), state.storage.clone(), state.intake.clone(), state.config.clone());
     let replica = worker::name::unique_worker_name().replacen("worker-", "producer-", 1);
     info!(bind = %listener.local_addr()?, cron = %config.refresh_cron, replica = %replica, "producer serving");
 
@@ -49,7 +42,7 @@ pub async fn serve(
     };
     let cron = tokio::spawn(crate::cron::run(trigger, shutdown.clone()));
     let drainer = tokio::spawn(drain_deferred(intake.clone(), shutdown.clone()));
-    let app = crate::api::router(crate::api::AppState::new(db, redis, intake, config));
+    let app = crate::api::router(state);
     let stop = shutdown.clone();
     axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await?;
     shutdown.cancel();

@@ -57,6 +57,9 @@ pub struct Config {
     /// Jobs due or waiting in the queue at most; producers wait (or defer) above it. apalis-redis
     /// 1.0 workers fail every fetch at ~8,000 due jobs.
     pub queue_backlog_max: u64,
+    /// Where the dashboard's "Reconnect manually" goes; `{account_id}` and `{inbox_id}` are
+    /// filled in.
+    pub reconnect_url_template: String,
 }
 
 impl Default for Config {
@@ -82,6 +85,7 @@ impl Default for Config {
             fb_connect_timeout: Duration::from_secs(5),
             retry: RetryPolicy::default(),
             queue_backlog_max: 5_000,
+            reconnect_url_template: "/app/accounts/{account_id}/settings/inboxes/{inbox_id}".into(),
         }
     }
 }
@@ -128,7 +132,15 @@ impl Config {
         if !redis_url.starts_with("redis://") && !redis_url.starts_with("rediss://") {
             return Err(err("REDIS_URL", "[redacted]", "must be a redis:// URL"));
         }
+        let reconnect_url_template = get("RECONNECT_URL_TEMPLATE").unwrap_or(d.reconnect_url_template);
+        if !reconnect_url_template.starts_with('/')
+            && !reconnect_url_template.starts_with("https://")
+            && !reconnect_url_template.starts_with("http://")
+        {
+            return Err(err("RECONNECT_URL_TEMPLATE", &reconnect_url_template, "must be a path or an http(s) URL"));
+        }
         Ok(Self {
+            reconnect_url_template,
             database_url: Secret::new(database_url),
             redis_url: Secret::new(redis_url),
             redis_key_prefix: get("REDIS_KEY_PREFIX").unwrap_or_default(),

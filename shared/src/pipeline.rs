@@ -135,6 +135,58 @@ impl Pipeline {
         }
     }
 
+    /// Validates the stored page token now, without refreshing (the API's `?check=true`). A success
+    /// is a success (flags cleared, state healthy); a rejection is recorded on the state but not
+    /// counted, since only a failed refresh confirms that a person must act. `None` when the
+    /// channel is gone; `Some(Err)` carries what Graph said.
+    pub async fn validate_only(&self, job: &RefreshJob) -> Result<Option<Result<(), GraphError>>, InfraError> {
+        let Some(channel) = store::load_channel(&self.db, job.channel_id()).await? else { return Ok(None) };
+        if let Some(wait) = pauses::remaining(&mut self.redis.clone(), &self.pauses, &channel.page_id).await? {
+            let error = GraphError {
+                kind: ErrorKind::RateLimited,
+                retry_after: Some(wait),
+                ..GraphError::transport("rate-limit pause in force")
+            };
+            return Ok(Some(Err(error)));
+        }
+        let started = Instant::now();
+        let validated = self.graph.validate_page(&channel.page_id, &channel.page_token).await;
+        let latency = started.elapsed();
+        self.metrics.observe("validate", latency.as_secs_f64());
+        match validated {
+            Ok(_) => {
+                self.event(job, Step::Validate, "ok", latency, None).await?;
+                self.succeed(job, &channel, false).await?;
+                Ok(Some(Ok(())))
+            }
+            Err(error) => {
+                warn!(
+                    channel.id = channel.id,
+                    error.kind = error.kind.as_str(),
+                    "Facebook token validation failed for page {}: {}",
+                    channel.page_id,
+                    error.message
+                );
+                self.event(job, Step::Validate, error.kind.as_str(), latency, Some(&error)).await?;
+                if error.kind.is_confirmed_failure() {
+                    sqlx::query(
+                        "UPDATE fb_token_states SET token_valid = false, last_checked_at = now(), last_error_kind = $2,
+                           last_error_code = $3, last_error_subcode = $4, last_error_message = $5, updated_at = now()
+                         WHERE channel_id = $1",
+                    )
+                    .bind(store::events::clamp_i32(channel.id))
+                    .bind(error.kind.as_str())
+                    .bind(error.code.map(store::events::clamp_i32))
+                    .bind(error.subcode.map(store::events::clamp_i32))
+                    .bind(error.message.as_str())
+                    .execute(&self.db)
+                    .await?;
+                }
+                Ok(Some(Err(error)))
+            }
+        }
+    }
+
     async fn refresh(&self, job: &RefreshJob, channel: &Channel) -> Result<Outcome, InfraError> {
         let started = Instant::now();
         let found = self.find_and_check(channel).await;

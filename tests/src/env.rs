@@ -275,3 +275,38 @@ impl TestEnv {
         self.redis.clone().hlen(format!("{}:data", self.config.queue_name())).await.expect("hlen")
     }
 }
+
+/// `producer serve` on port 0 (cron, API, dashboard, drainer) until stopped.
+pub struct ApiServer {
+    pub base: String,
+    pub stop: tokio_util::sync::CancellationToken,
+    pub join: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl ApiServer {
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.join.await?
+    }
+}
+
+impl TestEnv {
+    pub async fn serve_api(&self) -> ApiServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let schedule = producer::cron::parse_schedule(&self.config.refresh_cron).expect("cron");
+        let join = tokio::spawn(producer::serve::serve(self.config.clone(), schedule, listener, stop.clone()));
+        ApiServer { base, stop, join }
+    }
+
+    /// The inbox id of a channel's (first) inbox.
+    pub async fn inbox_of(&self, channel_id: i64) -> i64 {
+        let id: i32 = sqlx::query_scalar("SELECT id FROM inboxes WHERE channel_id = $1 ORDER BY id LIMIT 1")
+            .bind(i32::try_from(channel_id).expect("id"))
+            .fetch_one(&self.db)
+            .await
+            .expect("inbox");
+        i64::from(id)
+    }
+}

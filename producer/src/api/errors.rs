@@ -24,6 +24,10 @@ impl ApiError {
         }
     }
 
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::FORBIDDEN, error: "forbidden", message: message.into() }
+    }
+
     pub fn not_found(what: &str) -> Self {
         Self { status: StatusCode::NOT_FOUND, error: "not_found", message: format!("{what} not found") }
     }

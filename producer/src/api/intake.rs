@@ -22,7 +22,7 @@ pub async fn report(
     Path((account, inbox)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    authenticate(&state, &headers)?;
+    let caller = authenticate(&state, &headers).await?;
     let account_id = parse_id(&account, "account_id")?;
     let inbox_id = parse_id(&inbox, "inbox_id")?;
     let body: Value =
@@ -36,6 +36,9 @@ pub async fn report(
                 .ok_or_else(|| ApiError::unprocessable("failed_at must be an RFC 3339 time"))?,
         ),
     };
+    if !caller.sees(account_id) {
+        return Err(ApiError::not_found("inbox"));
+    }
     let channel_id = facebook_channel_of(&state, account_id, inbox_id).await?;
     let decision = state.intake.report(channel_id, &error, failed_at).await.map_err(|e| match e {
         IntakeError::BadReport(m) => ApiError::unprocessable(m),

@@ -1,9 +1,13 @@
 //! The producer's HTTP API (axum). Errors are `{"error": "...", "message": "..."}`; bad input is a
-//! 400/422, never a 500; the token is checked before anything else.
+//! 400/422, never a 500; the token is checked before anything else; no token is ever in a body.
 
-mod auth;
+pub mod auth;
 mod errors;
 mod intake;
+mod openapi;
+mod queue;
+pub mod refresh;
+pub mod status;
 
 use std::sync::Arc;
 
@@ -14,31 +18,59 @@ use axum::{
     routing::{get, post},
 };
 use redis::aio::ConnectionManager;
-use shared::{config::Config, intake::Intake, metrics::Metrics};
+use shared::{config::Config, intake::Intake, metrics::Metrics, pipeline::Pipeline, queue::JobStorage};
 use sqlx::PgPool;
 
-pub use errors::ApiError;
+pub use errors::{ApiError, parse_id};
 
 #[derive(Clone)]
 pub struct AppState {
     pub db: PgPool,
     pub redis: ConnectionManager,
+    pub storage: JobStorage,
+    pub pipeline: Pipeline,
     pub intake: Intake,
     pub config: Arc<Config>,
     pub metrics: Metrics,
 }
 
 impl AppState {
-    pub fn new(db: PgPool, redis: ConnectionManager, intake: Intake, config: Arc<Config>) -> Self {
-        Self { db, redis, intake, config, metrics: Metrics::default() }
+    /// Connects everything the API needs (and migrates, as every command does).
+    pub async fn connect(config: Config) -> anyhow::Result<Self> {
+        let config = Arc::new(config);
+        let w = worker::WorkerState::connect(config.clone(), shared::queue::Timings::default()).await?;
+        let intake = Intake {
+            db: w.pipeline.db.clone(),
+            redis: w.redis.clone(),
+            storage: w.storage.clone(),
+            config: config.clone(),
+        };
+        Ok(Self {
+            db: w.pipeline.db.clone(),
+            redis: w.redis.clone(),
+            storage: w.storage.clone(),
+            metrics: w.pipeline.metrics.clone(),
+            pipeline: w.pipeline,
+            intake,
+            config,
+        })
     }
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/api/v1/accounts/{account_id}/callbacks/facebook_token_status/{inbox_id}", get(status::get))
+        .route("/api/v1/accounts/{account_id}/callbacks/refresh_facebook_token/{inbox_id}", post(refresh::post))
+        .route(
+            "/api/v1/accounts/{account_id}/callbacks/refresh_facebook_token/{inbox_id}/jobs/{job_id}",
+            get(refresh::job),
+        )
         .route("/api/v1/accounts/{account_id}/inboxes/{inbox_id}/facebook_auth_failures", post(intake::report))
+        .route("/api/v1/queue", get(queue::get))
+        .route("/api/openapi.json", get(openapi::get))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
+        .merge(crate::dashboard::routes())
         .with_state(state)
 }
 

@@ -1,6 +1,7 @@
 //! Postgres: connecting (creating the database when missing), migrations, and the queries of the
 //! channel tables, the token state and the event history.
 
+mod api_tokens;
 mod channels;
 pub mod events;
 mod inboxes;
@@ -14,6 +15,7 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
+pub use api_tokens::{account_of_token, create_api_token, revoke_api_token, token_hash};
 pub use channels::{Channel, TokenWrite, facebook_channel_ids, load_channel, write_page_token};
 pub use events::{Event, Step, record_event};
 pub use inboxes::*;

@@ -6,7 +6,6 @@ use producer::refresh_all::refresh_all;
 use serde_json::{Value, json};
 use shared::secret::Secret;
 use tests::TestEnv;
-use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
 async fn refresh_all_waits_summarizes_and_exits_1_on_reauthorization() {
@@ -54,21 +53,6 @@ async fn refresh_all_all_healthy_exits_0_and_no_wait_returns_at_once() {
     worker.stop().await.expect("stop");
 }
 
-struct Server {
-    base: String,
-    stop: CancellationToken,
-    join: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-async fn serve(env: &TestEnv) -> Server {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let stop = CancellationToken::new();
-    let schedule = producer::cron::parse_schedule(&env.config.refresh_cron).expect("cron");
-    let join = tokio::spawn(producer::serve::serve(env.config.clone(), schedule, listener, stop.clone()));
-    Server { base, stop, join }
-}
-
 #[tokio::test]
 async fn intake_endpoint_status_codes() {
     let env = TestEnv::with(|c| c.admin_api_token = Some(Secret::new("admin-secret-token"))).await;
@@ -86,7 +70,7 @@ async fn intake_endpoint_status_codes() {
         .fetch_one(&env.db)
         .await
         .expect("id");
-    let server = serve(&env).await;
+    let server = env.serve_api().await;
     let http = reqwest::Client::new();
     let url = |account: &str, inbox: &str| {
         format!("{}/api/v1/accounts/{account}/inboxes/{inbox}/facebook_auth_failures", server.base)
@@ -146,6 +130,5 @@ async fn intake_endpoint_status_codes() {
     assert_eq!(third["action"], "not_auth", "{third}");
     let health = http.get(format!("{}/healthz", server.base)).send().await.expect("healthz");
     assert_eq!(health.status(), 200);
-    server.stop.cancel();
-    server.join.await.expect("join").expect("serve ended cleanly");
+    server.shutdown().await.expect("serve ended cleanly");
 }

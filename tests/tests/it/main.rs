@@ -1,6 +1,7 @@
 //! Integration tests against the real Redis and Postgres on 127.0.0.1 and the Graph simulator.
 
 mod admin;
+mod api;
 mod check_all;
 mod commands;
 mod cycles;

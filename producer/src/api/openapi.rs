@@ -1,0 +1,77 @@
+//! The OpenAPI description served at `/api/openapi.json`, written out by hand: small enough, and it
+//! keeps the contract's wording in one readable place.
+
+use axum::Json;
+use serde_json::{Value, json};
+
+pub async fn get() -> Json<Value> {
+    Json(document())
+}
+
+pub fn document() -> Value {
+    let id = |name: &str, what: &str| json!({"name": name, "in": "path", "required": true, "description": what, "schema": {"type": "integer", "minimum": 1}});
+    let error = json!({"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    let status = json!({"description": "token status", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}});
+    let common = |ok: (&str, Value)| {
+        let mut r = serde_json::Map::new();
+        r.insert(ok.0.into(), ok.1);
+        for code in ["400", "401", "404", "422", "503"] {
+            r.insert(code.into(), error.clone());
+        }
+        Value::Object(r)
+    };
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "Facebook page token refresh", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "Keeps Facebook Page access tokens alive. Every /api/v1 call needs the api_access_token header."},
+        "components": {
+            "securitySchemes": {"api_access_token": {"type": "apiKey", "in": "header", "name": "api_access_token"}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error", "message"], "properties": {"error": {"type": "string"}, "message": {"type": "string"}}},
+                "Status": {"type": "object", "required": ["inbox_id", "channel_id", "page_id", "token_valid", "status", "reauthorization_required", "authorization_error_count", "last_checked", "last_refreshed", "last_error"],
+                    "properties": {
+                        "inbox_id": {"type": "integer"}, "channel_id": {"type": "integer"}, "page_id": {"type": "string"},
+                        "token_valid": {"type": "boolean", "nullable": true},
+                        "status": {"type": "string", "enum": ["healthy", "refreshed", "reauthorization_required", "retrying", "unknown"]},
+                        "reauthorization_required": {"type": "boolean"}, "authorization_error_count": {"type": "integer"},
+                        "last_checked": {"type": "string", "format": "date-time", "nullable": true},
+                        "last_refreshed": {"type": "string", "format": "date-time", "nullable": true},
+                        "last_error": {"type": "object", "nullable": true, "properties": {"code": {"type": "integer", "nullable": true}, "subcode": {"type": "integer", "nullable": true}, "message": {"type": "string"}}},
+                        "refreshed": {"type": "boolean", "description": "refresh endpoint only: a new token was written"}
+                    }},
+                "Accepted": {"type": "object", "properties": {"job_id": {"type": "string", "format": "uuid"}, "status_url": {"type": "string"}}},
+            }
+        },
+        "security": [{"api_access_token": []}],
+        "paths": {
+            "/api/v1/accounts/{account_id}/callbacks/facebook_token_status/{inbox_id}": {"get": {
+                "summary": "Token status of a Facebook inbox",
+                "parameters": [id("account_id", "account"), id("inbox_id", "inbox"),
+                    {"name": "check", "in": "query", "schema": {"type": "boolean"}, "description": "validate against Graph first"}],
+                "responses": common(("200", status.clone()))}},
+            "/api/v1/accounts/{account_id}/callbacks/refresh_facebook_token/{inbox_id}": {"post": {
+                "summary": "Refresh through the queue, ahead of the cron backlog, and wait",
+                "parameters": [id("account_id", "account"), id("inbox_id", "inbox"),
+                    {"name": "wait", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 60, "default": 10}}],
+                "responses": {
+                    "200": status,
+                    "202": {"description": "not settled in time", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}}},
+                    "400": error, "401": error, "404": error, "503": error}}},
+            "/api/v1/accounts/{account_id}/callbacks/refresh_facebook_token/{inbox_id}/jobs/{job_id}": {"get": {
+                "summary": "Where a refresh job stands (the status_url of a 202)",
+                "parameters": [id("account_id", "account"), id("inbox_id", "inbox"),
+                    {"name": "job_id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}],
+                "responses": common(("200", json!({"description": "job state: queued, retrying or settled, with the inbox status"})))}},
+            "/api/v1/accounts/{account_id}/inboxes/{inbox_id}/facebook_auth_failures": {"post": {
+                "summary": "Report a send that failed with a Graph error",
+                "parameters": [id("account_id", "account"), id("inbox_id", "inbox")],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["error"],
+                    "properties": {"error": {"type": "object", "description": "the Graph error object"}, "failed_at": {"type": "string", "format": "date-time"}}}}}},
+                "responses": common(("202", json!({"description": "accepted: enqueued, coalesced, already_replaced, not_auth or deferred"})))}},
+            "/api/v1/queue": {"get": {"summary": "Queue depth (admin token only)",
+                "responses": {"200": {"description": "pending, scheduled, running, done, dead, deferred"}, "401": error, "403": error}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "security": [], "responses": {"200": {"description": "OpenMetrics text"}}}},
+            "/healthz": {"get": {"summary": "Liveness", "security": [], "responses": {"200": {"description": "ok"}}}},
+        }
+    })
+}

@@ -1,0 +1,115 @@
+//! `POST /api/v1/accounts/{account_id}/callbacks/refresh_facebook_token/{inbox_id}[?wait=SECS]` and
+//! the job status URL it hands out when the wait runs out.
+
+use std::{collections::HashMap, time::Duration};
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode},
+};
+use serde_json::{Value, json};
+use shared::{
+    job::{Reason, RefreshJob},
+    pending,
+    queue::{self, Waited},
+};
+use uuid::Uuid;
+
+use super::{
+    AppState,
+    auth::authenticate,
+    errors::{ApiError, parse_id},
+    status::load,
+};
+
+const DEFAULT_WAIT: u64 = 10;
+const MAX_WAIT: u64 = 60;
+
+pub async fn post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((account, inbox)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let caller = authenticate(&state, &headers).await?;
+    let (account_id, inbox_id) = (parse_id(&account, "account_id")?, parse_id(&inbox, "inbox_id")?);
+    let wait = match query.get("wait") {
+        None => DEFAULT_WAIT,
+        Some(w) => w
+            .parse::<u64>()
+            .map_err(|_| ApiError::bad_request(format!("wait must be whole seconds, got {w:?}")))?
+            .min(MAX_WAIT),
+    };
+    let status = load(&state, caller, account_id, inbox_id).await?;
+    let outcome = refresh_and_wait(&state, status.channel_id, Duration::from_secs(wait)).await?;
+    match outcome {
+        RefreshAnswer::Settled { refreshed } => {
+            let mut body = load(&state, caller, account_id, inbox_id).await?.body();
+            if let Some(obj) = body.as_object_mut() {
+                obj.insert("refreshed".into(), refreshed.into());
+            }
+            Ok((StatusCode::OK, Json(body)))
+        }
+        RefreshAnswer::Pending { job_id } => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "job_id": job_id,
+                "status_url": format!("/api/v1/accounts/{account_id}/callbacks/refresh_facebook_token/{inbox_id}/jobs/{job_id}"),
+            })),
+        )),
+    }
+}
+
+/// How a refresh request ended within its wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshAnswer {
+    Settled { refreshed: bool },
+    Pending { job_id: Uuid },
+}
+
+/// Runs the refresh job through the queue ahead of the backlog (or joins the one already queued
+/// or running for the channel) and waits up to `wait` for it to settle.
+pub async fn refresh_and_wait(state: &AppState, channel_id: i64, wait: Duration) -> Result<RefreshAnswer, ApiError> {
+    let job = RefreshJob::new(channel_id, Reason::Manual);
+    let mut redis = state.redis.clone();
+    let claimed = pending::enqueue_or_join(&mut state.storage.clone(), &mut redis, &state.config, job, true)
+        .await
+        .map_err(ApiError::internal)?;
+    let job_id = claimed.job_id();
+    match queue::wait_for_report(&state.config, job_id, wait).await.map_err(ApiError::internal)? {
+        Waited::Settled(report) => Ok(RefreshAnswer::Settled { refreshed: report.outcome == "refreshed" }),
+        Waited::RetryScheduled(_) | Waited::NoWorker => Ok(RefreshAnswer::Pending { job_id }),
+    }
+}
+
+/// `GET .../refresh_facebook_token/{inbox_id}/jobs/{job_id}`: where a refresh stands.
+pub async fn job(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((account, inbox, job)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = authenticate(&state, &headers).await?;
+    let (account_id, inbox_id) = (parse_id(&account, "account_id")?, parse_id(&inbox, "inbox_id")?);
+    let job_id: Uuid = job.parse().map_err(|_| ApiError::bad_request(format!("job id must be a UUID, got {job:?}")))?;
+    let status = load(&state, caller, account_id, inbox_id).await?;
+    let mut redis = state.redis.clone();
+    let report = queue::latest_report(&mut redis, &state.config, job_id).await.map_err(ApiError::internal)?;
+    let keys = pending::PendingKeys::new(state.config.redis_key_prefix.clone());
+    let owner = pending::owner(&mut redis, &keys, status.channel_id).await.map_err(ApiError::internal)?;
+    let (state_name, refreshed) = match &report {
+        Some(r) if r.channel_id != status.channel_id => return Err(ApiError::not_found("job")),
+        Some(r) if r.settled => ("settled", Some(r.outcome == "refreshed")),
+        Some(_) => ("retrying", None),
+        None if owner == Some(job_id) => ("queued", None),
+        None => return Err(ApiError::not_found("job")),
+    };
+    Ok(Json(json!({
+        "job_id": job_id,
+        "state": state_name,
+        "outcome": report.as_ref().map(|r| r.outcome.clone()),
+        "next_attempt_at": report.as_ref().and_then(|r| r.next_attempt_at).map(|t| t.to_rfc3339()),
+        "refreshed": refreshed,
+        "inbox": status.body(),
+    })))
+}
