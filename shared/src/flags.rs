@@ -21,6 +21,10 @@ impl FlagKeys {
         Self { prefix: prefix.into(), style }
     }
 
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     pub fn reauthorization_required(&self, channel_id: i64) -> String {
         match self.style {
             FlagStyle::Seed => format!("{}reauthorization_required:channel_facebook_page:{channel_id}", self.prefix),

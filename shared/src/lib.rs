@@ -7,6 +7,7 @@ pub mod followup;
 pub mod graph;
 pub mod intake;
 pub mod job;
+pub mod locks;
 pub mod metrics;
 pub mod pauses;
 pub mod pending;

@@ -13,12 +13,16 @@ use crate::{
     flags::{self, Counted, FlagKeys},
     graph::{ErrorKind, GraphClient, GraphError, PageLookup},
     job::RefreshJob,
+    locks::{self, LockKeys},
     metrics::Metrics,
     pauses::{self, PauseKeys},
     retry::RetryPolicy,
     secret::Secret,
     store::{self, Channel, Event, FailureCount, StateUpdate, Step, TokenWrite},
 };
+
+/// How soon a job that found its channel locked by another job runs again.
+pub const CHANNEL_BUSY_WAIT: Duration = Duration::from_secs(2);
 
 /// A rate-limited call without an announced wait keeps away this long (the contract's 60 s).
 pub const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
@@ -87,8 +91,31 @@ pub enum InfraError {
 
 impl Pipeline {
     pub async fn process(&self, job: &RefreshJob) -> Result<Outcome, InfraError> {
-        let outcome = self.process_inner(job).await;
+        let outcome = self.process_locked(job).await;
         Metrics::count(&self.metrics.jobs, outcome.as_ref().map_or("store_error", Outcome::name));
+        outcome
+    }
+
+    /// Runs the job under the channel's lock; a job that finds the channel busy comes back shortly,
+    /// without using an attempt.
+    async fn process_locked(&self, job: &RefreshJob) -> Result<Outcome, InfraError> {
+        let mut redis = self.redis.clone();
+        let keys = LockKeys::new(self.flags.prefix().to_owned());
+        // Up to three Graph calls (validate, find, re-validate; paging aside), each bounded by the
+        // HTTP timeout, plus slack for the stores.
+        let ttl = self.graph.settings().timeout * 4 + Duration::from_secs(30);
+        if !locks::acquire(&mut redis, &keys, job.channel_id(), job.job_id(), ttl).await? {
+            let error = GraphError {
+                kind: ErrorKind::RateLimited,
+                ..GraphError::transport("another job is working on this channel")
+            };
+            return Ok(Outcome::Retry { error, after: CHANNEL_BUSY_WAIT, next_attempt: job.v1().attempt });
+        }
+        let outcome = self.process_inner(job).await;
+        if let Err(e) = locks::release(&mut redis, &keys, job.channel_id(), job.job_id()).await {
+            // It expires on its own.
+            warn!(error = %e, "could not release the channel lock");
+        }
         outcome
     }
 

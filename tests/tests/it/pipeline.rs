@@ -295,3 +295,40 @@ async fn no_token_reaches_the_logs() {
         assert!(!text.contains(&t), "token leaked into logs: {text}");
     }
 }
+
+/// Two jobs for one channel at the same moment: one works, the other comes back later; Graph sees
+/// one validation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_jobs_never_work_on_one_channel_at_once() {
+    let env = TestEnv::new().await;
+    let (ch, _, _) = env.healthy_channel("14001").await;
+    env.sim.inject(Fault::new(FaultKind::Latency(Duration::from_millis(500)), Matcher::Any));
+    let (p1, p2) = (env.pipeline(), env.pipeline());
+    let (j1, j2) = (RefreshJob::new(ch, Reason::Cron), RefreshJob::new(ch, Reason::SendFailure));
+    let (a, b) = tokio::join!(p1.process(&j1), p2.process(&j2));
+    let outcomes = [a.expect("stores"), b.expect("stores")];
+    assert_eq!(outcomes.iter().filter(|o| **o == Outcome::Healthy).count(), 1, "{outcomes:?}");
+    let busy = outcomes.iter().find(|o| **o != Outcome::Healthy).expect("one busy");
+    assert!(matches!(busy, Outcome::Retry { next_attempt: 1, .. }), "{busy:?}");
+    assert_eq!(env.sim.request_count(), 1);
+    // The lock is released afterwards.
+    env.sim.clear_faults();
+    assert_eq!(run(&env, ch).await, Outcome::Healthy);
+}
+
+/// The token write guard under a race: twenty writers from the same read, one wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_write_guard_holds_under_a_race() {
+    let env = TestEnv::new().await;
+    let (ch, _, _) = env.healthy_channel("15001").await;
+    let read = store::load_channel(&env.db, ch).await.expect("db").expect("row");
+    let writes = (0..20).map(|i| {
+        let (db, read) = (env.db.clone(), read.clone());
+        tokio::spawn(async move { store::write_page_token(&db, &read, &format!("T{i}").into()).await })
+    });
+    let results: Vec<TokenWrite> =
+        futures::future::join_all(writes).await.into_iter().map(|r| r.expect("task").expect("db")).collect();
+    assert_eq!(results.iter().filter(|w| **w == TokenWrite::Written).count(), 1, "{results:?}");
+    let winner = results.iter().position(|w| *w == TokenWrite::Written).expect("winner");
+    assert_eq!(env.stored_page_token(ch).await, format!("T{winner}"));
+}
