@@ -41,6 +41,11 @@ pub enum Command {
         #[arg(long)]
         inline: bool,
     },
+    /// Re-drive dead-lettered jobs (all, or one channel's).
+    RetryDead {
+        #[arg(long)]
+        channel: Option<i64>,
+    },
     /// Per-account API tokens (stored hashed).
     ApiToken {
         #[command(subcommand)]
@@ -79,6 +84,9 @@ pub async fn run(cli: Cli) -> i32 {
         Command::RefreshAll { no_wait } => return crate::refresh_all::command(&config, no_wait).await,
         Command::RefreshChannel { channel_id, wait, inline } => {
             return crate::refresh_channel::command(&config, &channel_id, wait, inline).await;
+        }
+        Command::RetryDead { channel } => {
+            crate::retry_dead::retry_dead(&config, channel).await.map(|line| println!("{line}"))
         }
         Command::ApiToken { action } => return api_token(&config, action).await,
         Command::Demo(args) => crate::demo::run(config, args).await,

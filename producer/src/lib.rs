@@ -11,4 +11,5 @@ pub mod demo;
 pub mod progress;
 pub mod refresh_all;
 pub mod refresh_channel;
+pub mod retry_dead;
 pub mod serve;

@@ -15,6 +15,20 @@ pub enum Reason {
     Proactive,
 }
 
+impl std::str::FromStr for Reason {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "cron" => Ok(Self::Cron),
+            "send_failure" => Ok(Self::SendFailure),
+            "manual" => Ok(Self::Manual),
+            "proactive" => Ok(Self::Proactive),
+            other => Err(format!("unknown reason {other:?}")),
+        }
+    }
+}
+
 impl Reason {
     pub fn as_str(self) -> &'static str {
         match self {

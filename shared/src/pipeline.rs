@@ -337,7 +337,7 @@ impl Pipeline {
         } else {
             match self.retry.delay(attempt, wait) {
                 Some(d) => (d, attempt + 1),
-                None => return self.give_up(channel, error).await,
+                None => return self.give_up(job, channel, error).await,
             }
         };
         let update = StateUpdate {
@@ -353,7 +353,7 @@ impl Pipeline {
         Ok(Outcome::Retry { error, after: delay, next_attempt })
     }
 
-    async fn give_up(&self, channel: &Channel, error: GraphError) -> Result<Outcome, InfraError> {
+    async fn give_up(&self, job: &RefreshJob, channel: &Channel, error: GraphError) -> Result<Outcome, InfraError> {
         warn!(channel.id = channel.id, page.id = %channel.page_id, error = %error, "giving up after the last attempt; job dead-lettered");
         let update = StateUpdate {
             status: "unknown",
@@ -365,6 +365,7 @@ impl Pipeline {
             next_attempt_at: None,
         };
         store::save_state(&self.db, channel.id, &update).await?;
+        store::record_dead_job(&self.db, job, &error).await?;
         Ok(Outcome::GaveUp { error })
     }
 

@@ -15,12 +15,17 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap) -> Result<Js
     }
     let mut redis = state.redis.clone();
     let d = shared::queue::depth(&mut redis, &state.config).await.map_err(ApiError::internal)?;
+    let dead_letters = shared::store::open_dead_count(&state.db).await.map_err(ApiError::internal)?;
     Ok(Json(json!({
         "pending": d.pending,
         "scheduled": d.scheduled,
         "running": d.running,
         "done": d.done,
-        "dead": d.dead,
+        // Dead-lettered jobs awaiting `producer retry-dead`, plus any apalis moved to its own dead
+        // set (store outages past every attempt).
+        "dead": d.dead + u64::try_from(dead_letters).unwrap_or(0),
+        "dead_letters": dead_letters,
+        "apalis_dead": d.dead,
         "deferred": d.deferred,
     })))
 }

@@ -103,6 +103,23 @@ async fn attempts_are_capped() {
     assert_eq!((report.outcome.as_str(), report.attempt), ("dead", 2));
     assert_eq!(env.sim.request_count(), 2);
     assert_eq!(env.flags(ch).await, Default::default());
+    let (kind, attempts): (String, i32) = sqlx::query_as(
+        "SELECT error_kind, attempts FROM fb_token_states s, fb_dead_jobs d WHERE d.channel_id = s.channel_id",
+    )
+    .fetch_one(&env.db)
+    .await
+    .expect("dead-letter row");
+    assert_eq!((kind.as_str(), attempts), ("transient", 2));
+    // Re-driven after the outage: healthy, and the record is marked.
+    env.sim.clear_faults();
+    let line = producer::retry_dead::retry_dead(&env.config, Some(ch)).await.expect("retry-dead");
+    assert_eq!(line, "re-enqueued 1 channels from 1 dead jobs");
+    let keys = shared::pending::PendingKeys::new(env.config.redis_key_prefix.clone());
+    let job = shared::pending::owner(&mut env.redis.clone(), &keys, ch).await.expect("redis").expect("queued");
+    let waited = queue::wait_for_report(&env.config, job, Duration::from_secs(15)).await.expect("redis");
+    assert!(matches!(&waited, Waited::Settled(r) if r.outcome == "healthy"), "{waited:?}");
+    let open = shared::store::open_dead_count(&env.db).await.expect("db");
+    assert_eq!(open, 0);
     worker.stop().await.expect("stop");
 }
 
@@ -122,6 +139,11 @@ async fn poison_payloads_do_not_stop_the_worker() {
     let worker = env.spawn_worker();
     let waited = enqueue_and_wait(&env, ch, Duration::from_secs(10)).await;
     assert!(matches!(&waited, Waited::Settled(r) if r.outcome == "healthy"), "{waited:?}");
+    let poison: i64 = sqlx::query_scalar("SELECT count(*) FROM fb_dead_jobs WHERE error_kind = 'poison'")
+        .fetch_one(&env.db)
+        .await
+        .expect("db");
+    assert_eq!(poison, 3, "each poison payload is recorded");
     worker.stop().await.expect("stop");
 }
 

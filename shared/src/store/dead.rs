@@ -1,0 +1,60 @@
+//! The dead-letter record in Postgres.
+
+use serde_json::Value;
+use sqlx::PgPool;
+
+use super::events::clamp_i32;
+use crate::{graph::GraphError, job::RefreshJob};
+
+/// A job that used its last attempt.
+pub async fn record_dead_job(db: &PgPool, job: &RefreshJob, error: &GraphError) -> Result<(), sqlx::Error> {
+    let v = job.v1();
+    sqlx::query(
+        "INSERT INTO fb_dead_jobs (job_id, channel_id, reason, attempts, error_kind, error_code, error_subcode, error_message, payload)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(v.job_id)
+    .bind(clamp_i32(v.channel_id))
+    .bind(v.reason.as_str())
+    .bind(clamp_i32(i64::from(v.attempt)))
+    .bind(error.kind.as_str())
+    .bind(error.code.map(clamp_i32))
+    .bind(error.subcode.map(clamp_i32))
+    .bind(error.message.as_str())
+    .bind(serde_json::to_value(job).ok())
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// A payload that could not be decoded.
+pub async fn record_poison(db: &PgPool, payload: &Value, why: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO fb_dead_jobs (error_kind, error_message, payload) VALUES ('poison', $1, $2)")
+        .bind(why)
+        .bind(payload)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Dead jobs not yet re-driven, optionally for one channel: (dead row id, channel id, reason).
+pub async fn open_dead_jobs(db: &PgPool, channel: Option<i64>) -> Result<Vec<(i64, i64, String)>, sqlx::Error> {
+    let rows: Vec<(i64, i32, String)> = sqlx::query_as(
+        "SELECT id, channel_id, coalesce(reason, 'manual') FROM fb_dead_jobs
+         WHERE redriven_at IS NULL AND channel_id IS NOT NULL AND ($1::int4 IS NULL OR channel_id = $1)
+         ORDER BY id",
+    )
+    .bind(channel.map(clamp_i32))
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|(id, ch, r)| (id, i64::from(ch), r)).collect())
+}
+
+pub async fn mark_redriven(db: &PgPool, ids: &[i64]) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE fb_dead_jobs SET redriven_at = now() WHERE id = ANY($1)").bind(ids).execute(db).await?;
+    Ok(())
+}
+
+pub async fn open_dead_count(db: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM fb_dead_jobs WHERE redriven_at IS NULL").fetch_one(db).await
+}
