@@ -1,0 +1,167 @@
+//! Command-line flags, parsed by hand.
+
+use std::time::Duration;
+
+pub const USAGE: &str = "\
+bench: throughput of a refresh cycle and of send-failure storms against the real worker binary
+
+USAGE:
+    cargo build --release -p worker -p tests && target/release/bench [FLAGS]
+
+FLAGS:
+    --channels N          channels in the cycle workload (default 100000; --quick: 2000)
+    --latency-ms N        Graph simulator latency per request (default 5)
+    --concurrency N       the worker's WORKER_CONCURRENCY (default 32)
+    --workloads LIST      comma-separated: cycle,storm-one,storm-many (default all)
+    --storm-reports N     reports in storm-one (default 100000; --quick: 2000)
+    --storm-channels N    channels in storm-many (default 50000; --quick: 1000)
+    --callers N           concurrent report callers in the storms (default 64)
+    --quick               small sizes, for a smoke test in CI
+    --json                print only the JSON lines (no table)
+    -h, --help            this text
+
+Each workload runs on a fresh database fbtr_bench_<random>, Redis key prefix bench:<random>: and
+simulator, all dropped at the end. The worker binary must sit next to this executable. Exit status 1
+when anything was lost or a worker died, 2 on bad flags or a missing worker binary.";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    Cycle,
+    StormOne,
+    StormMany,
+}
+
+impl Workload {
+    pub const ALL: [Workload; 3] = [Workload::Cycle, Workload::StormOne, Workload::StormMany];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Cycle => "cycle",
+            Workload::StormOne => "storm-one",
+            Workload::StormMany => "storm-many",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|w| w.name() == s)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub channels: usize,
+    pub latency: Duration,
+    pub concurrency: usize,
+    pub workloads: Vec<Workload>,
+    pub storm_reports: usize,
+    pub storm_channels: usize,
+    pub callers: usize,
+    pub json_only: bool,
+}
+
+pub enum Parsed {
+    Run(Options),
+    Help,
+}
+
+/// Parses the arguments after the program name. `--flag value` and `--flag=value` both work.
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
+    let mut channels = None;
+    let mut storm_reports = None;
+    let mut storm_channels = None;
+    let mut latency_ms = 5u64;
+    let mut concurrency = 32usize;
+    let mut callers = 64usize;
+    let mut workloads = Workload::ALL.to_vec();
+    let (mut quick, mut json_only) = (false, false);
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| -> Result<String, String> {
+            inline.clone().or_else(|| args.next()).ok_or_else(|| format!("{name} needs a value"))
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Parsed::Help),
+            "--quick" => quick = true,
+            "--json" => json_only = true,
+            "--channels" => channels = Some(number(&flag, &value(&flag)?, 1)?),
+            "--storm-reports" => storm_reports = Some(number(&flag, &value(&flag)?, 1)?),
+            "--storm-channels" => storm_channels = Some(number(&flag, &value(&flag)?, 1)?),
+            "--latency-ms" => latency_ms = number(&flag, &value(&flag)?, 0)? as u64,
+            "--concurrency" => {
+                concurrency = number(&flag, &value(&flag)?, 1)?;
+                if concurrency > 10_000 {
+                    return Err("--concurrency must be 1..=10000 (WORKER_CONCURRENCY)".into());
+                }
+            }
+            "--callers" => callers = number(&flag, &value(&flag)?, 1)?,
+            "--workloads" => {
+                let raw = value(&flag)?;
+                workloads = Vec::new();
+                for name in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let w = Workload::parse(name)
+                        .ok_or_else(|| format!("unknown workload {name:?} (expected cycle, storm-one, storm-many)"))?;
+                    if !workloads.contains(&w) {
+                        workloads.push(w);
+                    }
+                }
+                if workloads.is_empty() {
+                    return Err("--workloads names no workload".into());
+                }
+            }
+            other => return Err(format!("unknown argument {other:?} (see --help)")),
+        }
+    }
+    let (d_channels, d_reports, d_storm_channels) =
+        if quick { (2_000, 2_000, 1_000) } else { (100_000, 100_000, 50_000) };
+    Ok(Parsed::Run(Options {
+        channels: channels.unwrap_or(d_channels),
+        latency: Duration::from_millis(latency_ms),
+        concurrency,
+        workloads,
+        storm_reports: storm_reports.unwrap_or(d_reports),
+        storm_channels: storm_channels.unwrap_or(d_storm_channels),
+        callers,
+        json_only,
+    }))
+}
+
+fn number(flag: &str, raw: &str, min: usize) -> Result<usize, String> {
+    let n: usize = raw.trim().replace('_', "").parse().map_err(|_| format!("{flag}: {raw:?} is not a number"))?;
+    if n < min {
+        return Err(format!("{flag} must be at least {min}"));
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Options {
+        match parse(args.iter().map(|s| s.to_string())) {
+            Ok(Parsed::Run(o)) => o,
+            Ok(Parsed::Help) => panic!("help"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn defaults_quick_and_overrides() {
+        let d = run(&[]);
+        assert_eq!((d.channels, d.storm_reports, d.storm_channels, d.concurrency), (100_000, 100_000, 50_000, 32));
+        assert_eq!(d.workloads, Workload::ALL.to_vec());
+        let q = run(&["--quick", "--json"]);
+        assert_eq!((q.channels, q.storm_reports, q.storm_channels), (2_000, 2_000, 1_000));
+        assert!(q.json_only);
+        let o = run(&["--channels=500", "--latency-ms", "0", "--workloads", "storm-many,cycle"]);
+        assert_eq!(o.channels, 500);
+        assert_eq!(o.latency, Duration::ZERO);
+        assert_eq!(o.workloads, vec![Workload::StormMany, Workload::Cycle]);
+        assert!(parse(["--workloads".to_string(), "nope".to_string()]).is_err());
+        assert!(parse(["--channels".to_string()]).is_err());
+    }
+}
