@@ -92,6 +92,14 @@ pub fn parse_report(body: &Value) -> Result<GraphError, IntakeError> {
 }
 
 impl Intake {
+    /// Reports check the backlog and then push, as separate steps, so concurrent callers can all
+    /// pass the check at once: they stop short of the bound by a headroom (a tenth of it, at most
+    /// 500), so up to that many callers at once still keep the queue within QUEUE_BACKLOG_MAX.
+    fn limit(&self) -> u64 {
+        let max = self.config.queue_backlog_max;
+        max - (max / 10).min(500)
+    }
+
     fn deferred_key(&self) -> String {
         format!("{}:deferred", self.config.queue_name())
     }
@@ -153,7 +161,7 @@ impl Intake {
                 None => Decision::Coalesced { job_id },
             });
         }
-        if queue::backlog(&mut redis, &self.config).await? >= self.config.queue_backlog_max {
+        if queue::backlog(&mut redis, &self.config).await? >= self.limit() {
             let body = serde_json::to_string(&job).map_err(|e| IntakeError::BadReport(e.to_string()))?;
             let _: () = redis.rpush(self.deferred_key(), body).await?;
             return Ok(Decision::Deferred { job_id });
@@ -170,7 +178,7 @@ impl Intake {
         let mut redis = self.redis.clone();
         let mut moved = 0;
         loop {
-            let room = self.config.queue_backlog_max.saturating_sub(queue::backlog(&mut redis, &self.config).await?);
+            let room = self.limit().saturating_sub(queue::backlog(&mut redis, &self.config).await?);
             if room == 0 {
                 return Ok(moved);
             }
