@@ -1,7 +1,7 @@
 //! A lock per channel with expiry, so two workers never work on the same channel at once (pending
 //! markers keep duplicates out of the queue, but a re-check, an inline run or an expired marker can
-//! still meet another job at the same channel). The expiry outlives the slowest job: Graph timeouts
-//! times the calls one job makes.
+//! still meet another job at the same channel). The lock is short-lived and renewed while its job
+//! runs, so a crashed worker's lock is gone by the time its orphaned job is recovered.
 
 use std::time::Duration;
 
@@ -57,4 +57,24 @@ pub async fn release(
             .invoke_async(redis)
             .await?;
     Ok(())
+}
+
+/// Extends the lock while `job` holds it.
+pub async fn renew(
+    redis: &mut ConnectionManager,
+    keys: &LockKeys,
+    channel_id: i64,
+    job: Uuid,
+    ttl: Duration,
+) -> redis::RedisResult<bool> {
+    let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+    let renewed: i64 = Script::new(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0",
+    )
+    .key(keys.channel(channel_id))
+    .arg(job.to_string())
+    .arg(ms)
+    .invoke_async(redis)
+    .await?;
+    Ok(renewed == 1)
 }

@@ -21,6 +21,9 @@ use crate::{
     store::{self, Channel, Event, FailureCount, StateUpdate, Step, TokenWrite},
 };
 
+/// The channel lock's lifetime; renewed every third of it while the job runs.
+pub const LOCK_TTL: Duration = Duration::from_secs(15);
+
 /// How soon a job that found its channel locked by another job runs again.
 pub const CHANNEL_BUSY_WAIT: Duration = Duration::from_secs(2);
 
@@ -101,17 +104,26 @@ impl Pipeline {
     async fn process_locked(&self, job: &RefreshJob) -> Result<Outcome, InfraError> {
         let mut redis = self.redis.clone();
         let keys = LockKeys::new(self.flags.prefix().to_owned());
-        // Up to three Graph calls (validate, find, re-validate; paging aside), each bounded by the
-        // HTTP timeout, plus slack for the stores.
-        let ttl = self.graph.settings().timeout * 4 + Duration::from_secs(30);
-        if !locks::acquire(&mut redis, &keys, job.channel_id(), job.job_id(), ttl).await? {
+        if !locks::acquire(&mut redis, &keys, job.channel_id(), job.job_id(), LOCK_TTL).await? {
             let error = GraphError {
                 kind: ErrorKind::RateLimited,
                 ..GraphError::transport("another job is working on this channel")
             };
             return Ok(Outcome::Retry { error, after: CHANNEL_BUSY_WAIT, next_attempt: job.v1().attempt });
         }
-        let outcome = self.process_inner(job).await;
+        let renew = async {
+            let mut redis = self.redis.clone();
+            loop {
+                tokio::time::sleep(LOCK_TTL / 3).await;
+                // A failed renewal only risks a second job starting on this channel later; the
+                // token write guard still keeps the newest token.
+                let _ = locks::renew(&mut redis, &keys, job.channel_id(), job.job_id(), LOCK_TTL).await;
+            }
+        };
+        let outcome = tokio::select! {
+            outcome = self.process_inner(job) => outcome,
+            () = renew => unreachable!("the renewal loop never ends"),
+        };
         if let Err(e) = locks::release(&mut redis, &keys, job.channel_id(), job.job_id()).await {
             // It expires on its own.
             warn!(error = %e, "could not release the channel lock");

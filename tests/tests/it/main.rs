@@ -2,8 +2,10 @@
 
 mod admin;
 mod api;
+mod browser;
 mod check_all;
 mod commands;
 mod cycles;
+mod dashboard;
 mod pipeline;
 mod queue;

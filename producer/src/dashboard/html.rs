@@ -1,0 +1,95 @@
+//! HTML escaping. Everything rendered goes through `escape_html`: inbox names and Graph error
+//! messages come from outside and are untrusted.
+
+use chrono::{DateTime, Utc};
+
+use super::i18n::Strings;
+
+/// Escapes text for an HTML element body or a quoted attribute value.
+pub fn escape_html(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len() + raw.len() / 8);
+    for c in raw.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            // Control characters have no business in a page; keep tabs and newlines.
+            c if c.is_control() && c != '\n' && c != '\t' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Fills `{name}` placeholders (the values are escaped; the template is ours).
+pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = escape_html(template);
+    for (name, value) in values {
+        out = out.replace(&format!("{{{name}}}"), &escape_html(value));
+    }
+    out
+}
+
+/// "5 min ago" with the exact UTC time as a tooltip; "never" when absent.
+pub fn when(t: &Strings, at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
+    let Some(at) = at else { return format!("<span class=\"muted\">{}</span>", escape_html(t.never)) };
+    let secs = (now - at).num_seconds().max(0);
+    let n;
+    let text = match secs {
+        0..60 => escape_html(t.just_now),
+        60..3_600 => {
+            n = (secs / 60).to_string();
+            fill(t.minutes_ago, &[("n", &n)])
+        }
+        3_600..86_400 => {
+            n = (secs / 3_600).to_string();
+            fill(t.hours_ago, &[("n", &n)])
+        }
+        _ => {
+            n = (secs / 86_400).to_string();
+            fill(t.days_ago, &[("n", &n)])
+        }
+    };
+    format!(
+        "<time datetime=\"{}\" title=\"{}\">{text}</time>",
+        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        at.format("%Y-%m-%d %H:%M:%S UTC"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::dashboard::i18n::EN;
+
+    #[test]
+    fn escapes_every_special_character() {
+        assert_eq!(
+            escape_html(r#"<script>alert("x&'y")</script>"#),
+            "&lt;script&gt;alert(&quot;x&amp;&#39;y&quot;)&lt;/script&gt;"
+        );
+        assert_eq!(escape_html("Trang Việt Nam ✓"), "Trang Việt Nam ✓");
+        assert_eq!(escape_html("a\u{0}b\nc"), "a\u{FFFD}b\nc");
+        assert_eq!(escape_html(""), "");
+    }
+
+    #[test]
+    fn fill_escapes_values() {
+        assert_eq!(fill("Account {id}", &[("id", "<b>")]), "Account &lt;b&gt;");
+    }
+
+    #[test]
+    fn relative_times() {
+        let now = Utc.with_ymd_and_hms(2025, 1, 2, 12, 0, 0).single().expect("time");
+        assert!(when(&EN, None, now).contains("never"));
+        assert!(when(&EN, Some(now), now).contains(">just now<"));
+        assert!(when(&EN, Some(now - chrono::Duration::minutes(5)), now).contains(">5 min ago<"));
+        assert!(when(&EN, Some(now - chrono::Duration::hours(3)), now).contains(">3 h ago<"));
+        assert!(when(&EN, Some(now - chrono::Duration::days(2)), now).contains("2 days ago"));
+        assert!(when(&EN, Some(now), now).contains("title=\"2025-01-02 12:00:00 UTC\""));
+    }
+}

@@ -1,0 +1,149 @@
+//! The inbox table: one `<tbody id="inbox-N">` per inbox (its row, then its banner or a notice),
+//! so "Try auto refresh" can swap exactly one inbox in place.
+
+use chrono::{DateTime, Utc};
+use shared::status::InboxStatus;
+
+use super::{
+    banner,
+    html::{escape_html, fill, when},
+    locale::Locale,
+};
+
+/// What the table needs besides the inboxes.
+#[derive(Debug, Clone, Copy)]
+pub struct Table<'a> {
+    pub locale: Locale,
+    pub now: DateTime<Utc>,
+    /// Admins see every account, so the account column is shown.
+    pub show_account: bool,
+    pub reconnect_template: &'a str,
+}
+
+/// The outcome of a "Try auto refresh", shown in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    Refreshed,
+    Healthy,
+    StillFailing,
+    Pending,
+    Error,
+}
+
+impl Notice {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Refreshed => "refreshed",
+            Self::Healthy => "healthy",
+            Self::StillFailing => "still_failing",
+            Self::Pending => "pending",
+            Self::Error => "error",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Refreshed, Self::Healthy, Self::StillFailing, Self::Pending, Self::Error]
+            .into_iter()
+            .find(|n| n.name() == raw)
+    }
+
+    pub fn text(self, locale: Locale) -> &'static str {
+        let t = locale.t();
+        match self {
+            Self::Refreshed => t.result_refreshed,
+            Self::Healthy => t.result_healthy,
+            Self::StillFailing => t.result_still_failing,
+            Self::Pending => t.result_pending,
+            Self::Error => t.result_error,
+        }
+    }
+}
+
+impl Table<'_> {
+    fn columns(&self) -> usize {
+        if self.show_account { 6 } else { 5 }
+    }
+
+    pub fn head(&self) -> String {
+        let t = self.locale.t();
+        let account =
+            if self.show_account { format!("<th>{}</th>", escape_html(t.col_account)) } else { String::new() };
+        format!(
+            "<thead><tr><th>{inbox}</th><th>{page}</th>{account}<th>{status}</th><th>{checked}</th>\
+             <th>{refreshed}</th></tr></thead>",
+            inbox = escape_html(t.col_inbox),
+            page = escape_html(t.col_page),
+            status = escape_html(t.col_status),
+            checked = escape_html(t.col_checked),
+            refreshed = escape_html(t.col_refreshed),
+        )
+    }
+
+    /// One inbox: its row, its banner when it needs reconnecting, and the notice of a refresh.
+    pub fn block(&self, s: &InboxStatus, notice: Option<Notice>) -> String {
+        let t = self.locale.t();
+        let warn = if s.needs_attention() {
+            let why = if s.consecutive_failures > 0 && !s.reauthorization_required {
+                fill(t.keeps_failing, &[("n", &s.consecutive_failures.to_string())])
+            } else {
+                escape_html(if s.reauthorization_required { t.reconnection_required } else { t.needs_attention })
+            };
+            format!("<span class=\"warn\" title=\"{why}\" aria-label=\"{why}\" role=\"img\">⚠</span>")
+        } else {
+            String::new()
+        };
+        let account =
+            if self.show_account { format!("<td class=\"mono\">{}</td>", s.account_id) } else { String::new() };
+        let mut out = format!(
+            "<tbody class=\"inbox\" id=\"inbox-{id}\" data-status=\"{status}\"><tr>\
+             <td>{warn}<strong class=\"name\">{name}</strong> <span class=\"muted\">#{id}</span></td>\
+             <td class=\"mono\">{page}</td>{account}\
+             <td><span class=\"badge s-{status}\">{label}</span></td><td>{checked}</td><td>{refreshed}</td></tr>",
+            id = s.inbox_id,
+            status = escape_html(status_class(&s.status)),
+            name = escape_html(&s.inbox_name),
+            page = escape_html(&s.page_id),
+            label = escape_html(t.status(&s.status)),
+            checked = when(t, s.last_checked, self.now),
+            refreshed = when(t, s.last_refreshed, self.now),
+        );
+        let cols = self.columns();
+        if s.reauthorization_required {
+            let result = notice.map(|n| (if n == Notice::Pending { "progress" } else { "error" }, n.text(self.locale)));
+            out.push_str(&format!(
+                "<tr class=\"banner-row\"><td colspan=\"{cols}\">{}</td></tr>",
+                banner::banner(self.locale, self.reconnect_template, s, result)
+            ));
+        } else if let Some(n) = notice {
+            let class = match n {
+                Notice::Refreshed | Notice::Healthy => "notice",
+                _ => "notice pending",
+            };
+            out.push_str(&format!(
+                "<tr class=\"notice-row\"><td colspan=\"{cols}\"><div class=\"{class}\" role=\"status\">{}</div></td></tr>",
+                escape_html(n.text(self.locale))
+            ));
+        }
+        out.push_str("</tbody>");
+        out
+    }
+
+    pub fn empty(&self) -> String {
+        format!(
+            "<tbody><tr><td colspan=\"{}\" class=\"empty\">{}</td></tr></tbody>",
+            self.columns(),
+            escape_html(self.locale.t().no_inboxes)
+        )
+    }
+}
+
+/// The status values we style; anything else looks like "unknown".
+pub fn status_class(status: &str) -> &'static str {
+    match status {
+        "healthy" => "healthy",
+        "refreshed" => "refreshed",
+        "reauthorization_required" => "reauthorization_required",
+        "retrying" => "retrying",
+        _ => "unknown",
+    }
+}
