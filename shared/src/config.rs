@@ -60,6 +60,9 @@ pub struct Config {
     /// Where the dashboard's "Reconnect manually" goes; `{account_id}` and `{inbox_id}` are
     /// filled in.
     pub reconnect_url_template: String,
+    /// Usage percentage (`X-App-Usage`, `X-Business-Use-Case-Usage`) at which calls pause before
+    /// Graph starts refusing them.
+    pub rate_limit_usage_threshold: u64,
 }
 
 impl Default for Config {
@@ -86,6 +89,7 @@ impl Default for Config {
             retry: RetryPolicy::default(),
             queue_backlog_max: 5_000,
             reconnect_url_template: "/app/accounts/{account_id}/settings/inboxes/{inbox_id}".into(),
+            rate_limit_usage_threshold: 90,
         }
     }
 }
@@ -140,6 +144,13 @@ impl Config {
             return Err(err("RECONNECT_URL_TEMPLATE", &reconnect_url_template, "must be a path or an http(s) URL"));
         }
         Ok(Self {
+            rate_limit_usage_threshold: parse(
+                &get,
+                "RATE_LIMIT_USAGE_THRESHOLD",
+                d.rate_limit_usage_threshold,
+                |n| (1..=100).contains(n),
+                "must be a percentage 1..=100",
+            )?,
             reconnect_url_template,
             database_url: Secret::new(database_url),
             redis_url: Secret::new(redis_url),

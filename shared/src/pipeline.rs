@@ -40,6 +40,8 @@ pub struct Pipeline {
     pub threshold: u32,
     pub retry: RetryPolicy,
     pub metrics: Metrics,
+    /// Usage percentage at which a page (or the app) is paused although the call succeeded.
+    pub usage_threshold: u64,
 }
 
 /// What one run of a job settled.
@@ -152,8 +154,9 @@ impl Pipeline {
             self.metrics.graph_error(e.code);
         }
         match validated {
-            Ok(_) => {
+            Ok(info) => {
                 self.event(job, Step::Validate, "ok", latency, None).await?;
+                self.pause_if_near_limit(&channel, &info).await?;
                 self.succeed(job, &channel, false).await
             }
             Err(error) => {
@@ -224,6 +227,22 @@ impl Pipeline {
                 Ok(Some(Err(error)))
             }
         }
+    }
+
+    /// Graph counts calls made while limited, so stop before it refuses: at the usage threshold,
+    /// pause the page (or the whole app, for `X-App-Usage`) for the announced time or 60 s.
+    async fn pause_if_near_limit(&self, channel: &Channel, info: &crate::graph::PageInfo) -> Result<(), InfraError> {
+        let u = info.usage;
+        let wait = u.regain.unwrap_or(DEFAULT_RATE_LIMIT_WAIT);
+        let mut redis = self.redis.clone();
+        if u.app_pct.is_some_and(|p| p >= self.usage_threshold) {
+            warn!(usage = u.app_pct, "app usage at the threshold; pausing Graph calls for the app");
+            pauses::pause(&mut redis, &self.pauses, &channel.page_id, true, wait).await?;
+        } else if u.page_pct.is_some_and(|p| p >= self.usage_threshold) {
+            warn!(usage = u.page_pct, page.id = %channel.page_id, "page usage at the threshold; pausing calls for the page");
+            pauses::pause(&mut redis, &self.pauses, &channel.page_id, false, wait).await?;
+        }
+        Ok(())
     }
 
     async fn refresh(&self, job: &RefreshJob, channel: &Channel) -> Result<Outcome, InfraError> {

@@ -79,6 +79,7 @@ impl TestEnv {
             threshold: self.config.authorization_error_threshold,
             retry: self.config.retry.clone(),
             metrics: Metrics::default(),
+            usage_threshold: self.config.rate_limit_usage_threshold,
         }
     }
 

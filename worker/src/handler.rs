@@ -42,6 +42,7 @@ impl WorkerState {
             threshold: config.authorization_error_threshold,
             retry: config.retry.clone(),
             metrics: shared::metrics::Metrics::default(),
+            usage_threshold: config.rate_limit_usage_threshold,
         };
         let storage = queue::job_storage(redis.clone(), &config, &timings);
         Ok(Self { config, timings, pipeline, storage, redis })

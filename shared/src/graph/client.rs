@@ -46,6 +46,33 @@ impl GraphSettings {
 pub struct PageInfo {
     pub id: String,
     pub name: Option<String>,
+    /// What the usage headers of this answer said: Graph's warning before it starts refusing.
+    pub usage: Usage,
+}
+
+/// Rate-limit usage announced on a successful answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Highest percentage in `X-App-Usage` (app-wide).
+    pub app_pct: Option<u64>,
+    /// Highest percentage in `X-Business-Use-Case-Usage` (this page).
+    pub page_pct: Option<u64>,
+    /// `estimated_time_to_regain_access`, when announced.
+    pub regain: Option<std::time::Duration>,
+}
+
+impl Usage {
+    fn from_headers(headers: &HeaderMap) -> Self {
+        let mut app_only = headers.clone();
+        app_only.remove("x-business-use-case-usage");
+        let mut page_only = headers.clone();
+        page_only.remove("x-app-usage");
+        Self {
+            app_pct: usage_percent(&app_only),
+            page_pct: usage_percent(&page_only),
+            regain: retry_after_from_headers(headers),
+        }
+    }
 }
 
 /// What the user token says about a page.
@@ -87,13 +114,13 @@ impl GraphClient {
     pub async fn validate_page(&self, page_id: &str, page_token: &Secret) -> Result<PageInfo, GraphError> {
         check_page_id(page_id)?;
         let url = format!("{}/{page_id}", self.settings.base_url);
-        let body = self.get(&url, page_token, &[("fields", "id,name")]).await?;
+        let (body, usage) = self.get_with_usage(&url, page_token, &[("fields", "id,name")]).await?;
         let id = body.get("id").and_then(id_string).ok_or_else(|| malformed("page validation answer has no id"))?;
         if id != page_id {
             return Err(malformed("page validation answered for another page"));
         }
         let name = body.get("name").and_then(Value::as_str).map(str::to_owned);
-        Ok(PageInfo { id, name })
+        Ok(PageInfo { id, name, usage })
     }
 
     /// Finds the page's current token among the user's pages, following `paging.next` until the
@@ -155,6 +182,15 @@ impl GraphClient {
     }
 
     async fn get(&self, url: &str, token: &Secret, params: &[(&str, &str)]) -> Result<Value, GraphError> {
+        Ok(self.get_with_usage(url, token, params).await?.0)
+    }
+
+    async fn get_with_usage(
+        &self,
+        url: &str,
+        token: &Secret,
+        params: &[(&str, &str)],
+    ) -> Result<(Value, Usage), GraphError> {
         let mut request = self.http.get(url).query(params).query(&[("access_token", token.expose())]);
         if let Some(secret) = &self.settings.app_secret {
             request = request.query(&[("appsecret_proof", appsecret_proof(secret, token.expose()))]);
@@ -163,7 +199,7 @@ impl GraphClient {
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = read_limited(response).await?;
-        interpret(status, &headers, &bytes)
+        Ok((interpret(status, &headers, &bytes)?, Usage::from_headers(&headers)))
     }
 }
 

@@ -6,7 +6,7 @@ mod error;
 mod proof;
 mod usage;
 
-pub use client::{GraphClient, GraphSettings, PageInfo, PageLookup, from_error_object};
+pub use client::{GraphClient, GraphSettings, PageInfo, PageLookup, Usage, from_error_object};
 pub use error::{ErrorKind, GraphError, classify};
 pub use proof::appsecret_proof;
 pub use usage::{retry_after_from_headers, usage_percent};

@@ -332,3 +332,24 @@ async fn token_write_guard_holds_under_a_race() {
     let winner = results.iter().position(|w| *w == TokenWrite::Written).expect("winner");
     assert_eq!(env.stored_page_token(ch).await, format!("T{winner}"));
 }
+
+/// Usage headers at the threshold pause calls before Graph starts refusing them, app-wide for
+/// `X-App-Usage`; below it nothing pauses.
+#[tokio::test]
+async fn usage_at_the_threshold_pauses_the_app() {
+    let env = TestEnv::with(|c| c.rate_limit_usage_threshold = 90).await;
+    let (a, _, _) = env.healthy_channel("16001").await;
+    let (b, _, _) = env.healthy_channel("16002").await;
+    env.sim.set_usage_headers(Some(85));
+    assert_eq!(run(&env, a).await, Outcome::Healthy);
+    assert_eq!(run(&env, b).await, Outcome::Healthy, "85% is below the threshold");
+    env.sim.set_usage_headers(Some(95));
+    assert_eq!(run(&env, a).await, Outcome::Healthy, "the call itself succeeded");
+    env.sim.reset_log();
+    let outcome = run(&env, b).await;
+    let Outcome::Retry { error, after, next_attempt } = outcome else { panic!("{outcome:?}") };
+    assert_eq!((error.kind, next_attempt), (ErrorKind::RateLimited, 1), "a pause does not use an attempt");
+    assert!(after <= Duration::from_secs(60) && after > Duration::from_secs(50), "{after:?}");
+    assert_eq!(env.sim.request_count(), 0, "no call while paused");
+    assert_eq!(env.flags(b).await, Default::default());
+}
