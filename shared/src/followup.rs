@@ -28,7 +28,7 @@ pub async fn settle(
     // cycles meanwhile coalesce into it; it is released when the job settles.
     let claim = match outcome {
         Outcome::Retry { after, next_attempt, .. } => {
-            let mut next = job.next_attempt();
+            let mut next = job.clone();
             let crate::job::RefreshJob::V1(v) = &mut next;
             v.attempt = *next_attempt;
             queue::enqueue(storage, next, Some(*after)).await?;

@@ -79,6 +79,10 @@ pub struct Intake {
     pub config: std::sync::Arc<Config>,
 }
 
+fn is_reconnecting(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
+}
+
 /// Parses `{"error": {...}}` (or the bare error object) into a classified Graph error.
 pub fn parse_report(body: &Value) -> Result<GraphError, IntakeError> {
     let error = body.get("error").unwrap_or(body);
@@ -112,7 +116,18 @@ impl Intake {
         error: &GraphError,
         failed_at: Option<DateTime<Utc>>,
     ) -> Result<Decision, IntakeError> {
-        let decision = self.decide(channel_id, error, failed_at).await?;
+        // Commands on a connection Redis dropped (a restart, a failover) fail until the manager
+        // has reconnected in the background; a report should not fail with them.
+        let mut pause = std::time::Duration::from_millis(50);
+        let decision = loop {
+            match self.decide(channel_id, error, failed_at).await {
+                Err(IntakeError::Redis(e)) if is_reconnecting(&e) && pause < std::time::Duration::from_secs(2) => {
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                other => break other?,
+            }
+        };
         sqlx::query(
             "INSERT INTO fb_send_failures (channel_id, error_kind, error_code, error_subcode, error_message, decision, job_id)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",

@@ -58,6 +58,9 @@ pub struct RefreshJobV1 {
     /// 1 for the first run; re-scheduled copies carry the next number.
     #[serde(default = "first_attempt")]
     pub attempt: u32,
+    /// Runs in a row that Postgres or Redis failed under; they do not use attempts.
+    #[serde(default)]
+    pub store_failures: u32,
 }
 
 fn first_attempt() -> u32 {
@@ -66,7 +69,14 @@ fn first_attempt() -> u32 {
 
 impl RefreshJob {
     pub fn new(channel_id: i64, reason: Reason) -> Self {
-        Self::V1(RefreshJobV1 { job_id: Uuid::now_v7(), channel_id, reason, enqueued_at: Utc::now(), attempt: 1 })
+        Self::V1(RefreshJobV1 {
+            job_id: Uuid::now_v7(),
+            channel_id,
+            reason,
+            enqueued_at: Utc::now(),
+            attempt: 1,
+            store_failures: 0,
+        })
     }
 
     pub fn v1(&self) -> &RefreshJobV1 {
@@ -93,7 +103,13 @@ impl RefreshJob {
     /// A new job for the same channel and reason (a fresh id, so it counts on its own).
     pub fn follow_up(&self) -> Self {
         let v = self.v1();
-        Self::V1(RefreshJobV1 { job_id: Uuid::now_v7(), attempt: 1, enqueued_at: Utc::now(), ..v.clone() })
+        Self::V1(RefreshJobV1 {
+            job_id: Uuid::now_v7(),
+            attempt: 1,
+            store_failures: 0,
+            enqueued_at: Utc::now(),
+            ..v.clone()
+        })
     }
 
     /// Decodes a payload from the queue, with an error that says what is wrong with it.

@@ -54,7 +54,8 @@ pub enum Outcome {
     /// Graph confirmed the token cannot be renewed without a person. Counted once for this job;
     /// below the threshold a re-check is due after `recheck_after`.
     ConfirmedFailure { counted: Counted, error: GraphError, recheck_after: Option<Duration> },
-    /// Not settled: run this job again after `after` (transient failure, rate limit, pause).
+    /// Not settled: run this job again after `after` (transient failure, rate limit, pause, a
+    /// store outage), as attempt `next_attempt`.
     Retry { error: GraphError, after: Duration, next_attempt: u32 },
     /// Transient failures used every attempt: the job is dead-lettered.
     GaveUp { error: GraphError },

@@ -32,18 +32,24 @@ impl RetryPolicy {
         if attempt >= self.max_attempts {
             return None;
         }
+        let step = self.backoff(attempt);
+        Some(hint.map_or(step, |h| h.max(step)))
+    }
+
+    /// The `n`th delay (1-based) with no attempt limit: for waits that are nobody's fault, such as
+    /// a store outage, which must not use up a job's attempts.
+    pub fn backoff(&self, n: u32) -> Duration {
         let mut builder = ExponentialBuilder::new()
             .with_min_delay(self.base)
             .with_factor(self.factor as f32)
-            .with_max_delay(self.max)
-            .with_max_times(self.max_attempts as usize);
+            .with_max_delay(self.max);
         if self.jitter {
             builder = builder.with_jitter();
         }
-        let step = builder.build().nth(attempt.saturating_sub(1) as usize)?;
+        // `without_max_times` makes the iterator endless, so `nth` always answers.
+        let step = builder.without_max_times().build().nth(n.saturating_sub(1).min(64) as usize).unwrap_or(self.max);
         // backon's jitter adds up to one more `step`; keep the cap a cap.
-        let step = step.min(self.max);
-        Some(hint.map_or(step, |h| h.max(step)))
+        step.min(self.max)
     }
 }
 
@@ -68,6 +74,15 @@ mod tests {
         assert!(p.delay(9, None).is_some());
         assert_eq!(p.delay(10, None), None);
         assert_eq!(p.delay(11, None), None);
+    }
+
+    #[test]
+    fn backoff_has_no_attempt_limit() {
+        let p = plain();
+        assert_eq!(p.backoff(1), Duration::from_secs(1));
+        assert_eq!(p.backoff(3), Duration::from_secs(4));
+        assert_eq!(p.backoff(50), Duration::from_secs(60));
+        assert_eq!(p.backoff(u32::MAX), Duration::from_secs(60));
     }
 
     #[test]

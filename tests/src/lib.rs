@@ -3,5 +3,6 @@
 
 pub mod env;
 pub mod logs;
+pub mod outage;
 
 pub use env::TestEnv;

@@ -3,7 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use apalis::prelude::{AbortError, BoxDynError, Data};
+use apalis::prelude::{BoxDynError, Data};
 use redis::aio::ConnectionManager;
 use shared::{
     config::Config,
@@ -77,28 +77,35 @@ pub async fn handle_payload(state: &WorkerState, payload: serde_json::Value) -> 
 
 /// Runs the pipeline and settles the outcome; returns the report it published.
 pub async fn handle_job(state: &WorkerState, job: &RefreshJob) -> Result<JobReport, BoxDynError> {
-    let outcome = match state.pipeline.process(job).await {
-        Ok(outcome) => outcome,
-        Err(infra) => infra_retry(state, job, &infra.to_string())?,
+    let (job, outcome) = match state.pipeline.process(job).await {
+        Ok(outcome) => (job.clone(), outcome),
+        Err(infra) => infra_retry(state, job, &infra.to_string()),
     };
     let mut storage = state.storage.clone();
     let mut redis = state.redis.clone();
-    // If the follow-up cannot be pushed, failing the job leaves it to apalis's own retry, so it is
-    // not lost.
-    Ok(followup::settle(&mut storage, &mut redis, &state.config, job, &outcome).await?)
+    // If the follow-up cannot be pushed (Redis is down too), failing the job leaves it in apalis's
+    // hands: its own retry, or orphan recovery once this worker restarts. Not lost either way.
+    Ok(followup::settle(&mut storage, &mut redis, &state.config, &job, &outcome).await?)
 }
 
-/// Postgres or Redis failed mid-job: nothing was decided, so the job runs again on our schedule,
-/// or goes to apalis's dead set when its attempts are spent.
-fn infra_retry(state: &WorkerState, job: &RefreshJob, why: &str) -> Result<Outcome, BoxDynError> {
-    let attempt = job.v1().attempt;
-    warn!(error = why, attempt, "job could not complete against the stores; retrying");
-    match state.config.retry.delay(attempt, None) {
-        Some(after) => Ok(Outcome::Retry {
-            error: shared::graph::GraphError::transport(format!("store unavailable: {why}")),
-            after: after.max(Duration::from_secs(1)),
-            next_attempt: attempt + 1,
-        }),
-        None => Err(Box::new(AbortError::new(format!("stores unavailable after {attempt} attempts: {why}")))),
-    }
+/// Postgres or Redis failed mid-job: nothing was decided, so the job runs again later. A store
+/// outage is nobody's fault: it backs off (up to `RETRY_MAX_SECS`) without using attempts, so a long
+/// outage loses no job.
+fn infra_retry(state: &WorkerState, job: &RefreshJob, why: &str) -> (RefreshJob, Outcome) {
+    let mut next = job.clone();
+    let RefreshJob::V1(v) = &mut next;
+    v.store_failures = v.store_failures.saturating_add(1);
+    let after = state.config.retry.backoff(v.store_failures).max(Duration::from_secs(1));
+    warn!(
+        error = why,
+        store_failures = v.store_failures,
+        retry_in_secs = after.as_secs(),
+        "job could not complete against the stores; retrying"
+    );
+    let outcome = Outcome::Retry {
+        error: shared::graph::GraphError::transport(format!("store unavailable: {why}")),
+        after,
+        next_attempt: v.attempt,
+    };
+    (next, outcome)
 }

@@ -7,5 +7,6 @@ mod check_all;
 mod commands;
 mod cycles;
 mod dashboard;
+mod faults;
 mod pipeline;
 mod queue;
