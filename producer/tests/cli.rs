@@ -5,16 +5,8 @@ use std::process::Output;
 use tests::TestEnv;
 
 async fn producer(env: &TestEnv, args: &[&str], extra: &[(&str, &str)]) -> Output {
-    let c = &env.config;
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_producer"));
-    cmd.env_clear()
-        .env("DATABASE_URL", c.database_url.expose())
-        .env("REDIS_URL", c.redis_url.expose())
-        .env("REDIS_KEY_PREFIX", &c.redis_key_prefix)
-        .env("FB_GRAPH_URL", &c.fb_graph_url)
-        .env("FB_APP_ID", c.fb_app_id.clone().unwrap_or_default())
-        .env("FB_APP_SECRET", c.fb_app_secret.as_ref().map(|s| s.expose().to_owned()).unwrap_or_default())
-        .args(args);
+    let mut cmd = env.command(env!("CARGO_BIN_EXE_producer"));
+    cmd.args(args);
     for (k, v) in extra {
         cmd.env(k, v);
     }

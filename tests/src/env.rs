@@ -311,3 +311,22 @@ impl TestEnv {
         i64::from(id)
     }
 }
+
+impl TestEnv {
+    /// A command for one of our binaries with a clean environment pointing at this test's world
+    /// (the contract's variables), so the binary is tested as an operator would run it.
+    pub fn command(&self, program: &str) -> tokio::process::Command {
+        let c = &self.config;
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.env_clear()
+            .env("DATABASE_URL", c.database_url.expose())
+            .env("REDIS_URL", c.redis_url.expose())
+            .env("REDIS_KEY_PREFIX", &c.redis_key_prefix)
+            .env("FB_GRAPH_URL", &c.fb_graph_url)
+            .env("FB_APP_ID", c.fb_app_id.clone().unwrap_or_default())
+            .env("FB_APP_SECRET", c.fb_app_secret.as_ref().map(|s| s.expose().to_owned()).unwrap_or_default())
+            .env("WORKER_METRICS_BIND", "127.0.0.1:0")
+            .kill_on_drop(true);
+        cmd
+    }
+}

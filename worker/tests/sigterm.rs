@@ -15,19 +15,11 @@ async fn sigterm_finishes_in_flight_jobs_then_exits_0() {
     let (ch, _, _) = env.healthy_channel("81001").await;
     env.sim.inject(Fault::once(FaultKind::Latency(Duration::from_secs(2)), Matcher::Any));
     let c = &env.config;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_worker"))
-        .env_clear()
-        .env("DATABASE_URL", c.database_url.expose())
-        .env("REDIS_URL", c.redis_url.expose())
-        .env("REDIS_KEY_PREFIX", &c.redis_key_prefix)
-        .env("FB_GRAPH_URL", &c.fb_graph_url)
-        .env("FB_APP_ID", c.fb_app_id.clone().unwrap_or_default())
-        .env("FB_APP_SECRET", c.fb_app_secret.as_ref().map(|s| s.expose().to_owned()).unwrap_or_default())
-        .env("WORKER_METRICS_BIND", "127.0.0.1:0")
+    let mut child = env
+        .command(env!("CARGO_BIN_EXE_worker"))
         .env("SHUTDOWN_GRACE_SECS", "20")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("worker binary starts");
     let job = RefreshJob::new(ch, Reason::Manual);
