@@ -179,6 +179,7 @@ async fn non_auth_failures_leave_both_keys_untouched() {
         ("dropped", Fault::new(FaultKind::Drop, Matcher::Any)),
         ("hang", Fault::new(FaultKind::Hang, Matcher::Any)),
         ("429", Fault::new(FaultKind::Error { http_status: 429, body: json!({}) }, Matcher::Any)),
+        ("huge body", Fault::new(FaultKind::Huge(6 * 1024 * 1024), Matcher::Any)),
     ];
     for (i, (name, fault)) in faults.into_iter().enumerate() {
         let page = format!("{}", 7000 + i);
