@@ -8,8 +8,9 @@ use apalis::prelude::TaskSink;
 use redis::aio::ConnectionManager;
 use shared::{
     config::Config,
-    job::{Reason, RefreshJob},
-    pending::{self, PendingKeys},
+    graph::MAX_BATCH,
+    job::{BatchJob, Reason},
+    pending::{self, PendingKeys, batch_marker},
     queue::{self, JobStorage, Timings},
     store,
 };
@@ -38,7 +39,8 @@ pub async fn run_job(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Enqueues every Facebook channel not already pending; waits while the backlog is at its bound.
+/// Enqueues every Facebook channel not already pending, 50 to a batch job (one Graph batch call
+/// validates them); waits while the backlog is at its bound.
 pub async fn enqueue_cycle(
     db: &PgPool,
     mut redis: ConnectionManager,
@@ -47,29 +49,44 @@ pub async fn enqueue_cycle(
     reason: Reason,
 ) -> anyhow::Result<CycleCount> {
     let keys = PendingKeys::new(config.redis_key_prefix.clone());
-    let chunk = CHUNK.min(i64::try_from(config.queue_backlog_max).unwrap_or(CHUNK)).max(1);
+    let mut batches = queue::batch_storage(redis.clone(), config, &Timings::default());
+    let _ = storage;
     let mut after = 0i64;
     let mut count = CycleCount::default();
     loop {
-        let ids = store::facebook_channel_ids(db, after, chunk).await?;
+        let ids = store::facebook_channel_ids(db, after, CHUNK).await?;
         let Some(&last) = ids.last() else { break };
         after = last;
-        let jobs: Vec<RefreshJob> = ids.iter().map(|&id| RefreshJob::new(id, reason)).collect();
-        let claims: Vec<(i64, uuid::Uuid)> = jobs.iter().map(|j| (j.channel_id(), j.job_id())).collect();
-        wait_for_room(&mut redis, config, jobs.len() as u64).await?;
+        let groups: Vec<(BatchJob, Vec<i64>)> =
+            ids.chunks(MAX_BATCH).map(|g| (BatchJob::new(g.to_vec(), reason), g.to_vec())).collect();
+        let claims: Vec<(i64, String)> =
+            groups.iter().flat_map(|(b, g)| g.iter().map(|&c| (c, batch_marker(b.v1().job_id)))).collect();
+        wait_for_room(&mut redis, config, groups.len() as u64).await?;
         let won = pending::claim_many(&mut redis, &keys, &claims).await?;
-        let fresh: Vec<RefreshJob> = jobs.into_iter().zip(won).filter_map(|(j, w)| w.then_some(j)).collect();
-        count.skipped += claims.len() as u64 - fresh.len() as u64;
-        count.enqueued += fresh.len() as u64;
-        if !fresh.is_empty()
-            && let Err(e) = storage.push_bulk(fresh.clone()).await
-        {
-            {
-                for job in &fresh {
-                    let _ = pending::release(&mut redis, &keys, job.channel_id(), job.job_id()).await;
-                }
-                anyhow::bail!("cannot enqueue: {e}");
+        let won: std::collections::HashSet<i64> =
+            claims.iter().zip(won).filter_map(|((c, _), w)| w.then_some(*c)).collect();
+        let mut jobs = Vec::with_capacity(groups.len());
+        for (batch, group) in groups {
+            let mine: Vec<i64> = group.into_iter().filter(|c| won.contains(c)).collect();
+            count.skipped += (batch.v1().channel_ids.len() - mine.len()) as u64;
+            if mine.is_empty() {
+                continue;
             }
+            count.enqueued += mine.len() as u64;
+            let BatchJob::V1(mut v) = batch;
+            v.channel_ids = mine;
+            jobs.push(BatchJob::V1(v));
+        }
+        if !jobs.is_empty()
+            && let Err(e) = batches.push_bulk(jobs.clone()).await
+        {
+            for job in &jobs {
+                let marker = batch_marker(job.v1().job_id);
+                for &c in &job.v1().channel_ids {
+                    let _ = pending::release(&mut redis, &keys, c, &marker).await;
+                }
+            }
+            anyhow::bail!("cannot enqueue: {e}");
         }
     }
     info!(enqueued = count.enqueued, skipped = count.skipped, reason = reason.as_str(), "refresh cycle enqueued");

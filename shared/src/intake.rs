@@ -155,8 +155,11 @@ impl Intake {
         }
         let mut redis = self.redis.clone();
         let keys = PendingKeys::new(self.config.redis_key_prefix.clone());
-        if let Some(job_id) = pending::owner(&mut redis, &keys, channel_id).await? {
-            return Ok(Decision::Coalesced { job_id });
+        match pending::marker(&mut redis, &keys, channel_id).await? {
+            Some(pending::Marker::Job(job_id) | pending::Marker::Batch(job_id)) => {
+                return Ok(Decision::Coalesced { job_id });
+            }
+            None => {}
         }
         let failed_at = failed_at.unwrap_or_else(|| Utc::now() - REPORT_SLACK);
         let replaced: Option<DateTime<Utc>> =

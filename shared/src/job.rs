@@ -126,6 +126,77 @@ impl RefreshJob {
     }
 }
 
+/// A cycle's validation of up to 50 channels in one Graph batch call; the channels that fail go
+/// on to refresh, one `/me/accounts` sweep per user token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum BatchJob {
+    #[serde(rename = "validate_batch.v1")]
+    V1(BatchJobV1),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchJobV1 {
+    pub job_id: Uuid,
+    pub channel_ids: Vec<i64>,
+    pub reason: Reason,
+    pub enqueued_at: DateTime<Utc>,
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+    #[serde(default)]
+    pub store_failures: u32,
+}
+
+impl BatchJob {
+    pub fn new(channel_ids: Vec<i64>, reason: Reason) -> Self {
+        Self::V1(BatchJobV1 {
+            job_id: Uuid::now_v7(),
+            channel_ids,
+            reason,
+            enqueued_at: Utc::now(),
+            attempt: 1,
+            store_failures: 0,
+        })
+    }
+
+    pub fn v1(&self) -> &BatchJobV1 {
+        match self {
+            Self::V1(v) => v,
+        }
+    }
+
+    /// The single-channel job a batch hands one of its channels to.
+    pub fn single(&self, channel_id: i64) -> RefreshJob {
+        RefreshJob::new(channel_id, self.v1().reason)
+    }
+}
+
+/// Anything a worker may find in the queue.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueueJob {
+    Refresh(RefreshJob),
+    Batch(BatchJob),
+}
+
+impl QueueJob {
+    /// Decodes a payload by its `type`, with an error that says what is wrong with it.
+    pub fn decode(value: &serde_json::Value) -> Result<Self, String> {
+        if value.get("type").and_then(serde_json::Value::as_str) == Some("validate_batch.v1") {
+            let job: BatchJob =
+                serde_json::from_value(value.clone()).map_err(|e| format!("undecodable batch job: {e}"))?;
+            let v = job.v1();
+            if v.channel_ids.is_empty()
+                || v.channel_ids.len() > 50
+                || v.channel_ids.iter().any(|&c| c <= 0 || c > i64::from(i32::MAX))
+            {
+                return Err("batch job with an impossible channel list".into());
+            }
+            return Ok(Self::Batch(job));
+        }
+        RefreshJob::decode(value).map(Self::Refresh)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -160,6 +231,22 @@ mod tests {
             json!({"type": "refresh.v1", "job_id": "0190b0f0-0000-7000-8000-000000000000", "channel_id": 1, "reason": "whim", "enqueued_at": "2026-11-29T00:00:00Z"}),
         ] {
             assert!(RefreshJob::decode(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn batch_jobs_decode_by_type_and_are_checked() {
+        let job = BatchJob::new(vec![1, 2, 3], Reason::Cron);
+        let v = serde_json::to_value(&job).expect("serializes");
+        assert_eq!(v["type"], "validate_batch.v1");
+        assert_eq!(QueueJob::decode(&v).expect("decodes"), QueueJob::Batch(job));
+        let single = serde_json::to_value(RefreshJob::new(4, Reason::Manual)).expect("serializes");
+        assert!(matches!(QueueJob::decode(&single), Ok(QueueJob::Refresh(_))));
+        for bad in [
+            json!({"type": "validate_batch.v1", "job_id": "0190b0f0-0000-7000-8000-000000000000", "channel_ids": [], "reason": "cron", "enqueued_at": "2026-11-29T00:00:00Z"}),
+            json!({"type": "validate_batch.v1", "channel_ids": "x"}),
+        ] {
+            assert!(QueueJob::decode(&bad).is_err(), "{bad}");
         }
     }
 

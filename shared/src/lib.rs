@@ -1,6 +1,7 @@
 //! What the worker and the producer both need: configuration, the job type, the Graph API client and
 //! its error classification, storage (Postgres and the Redis flags), the one-job pipeline and telemetry.
 
+pub mod batch;
 pub mod config;
 pub mod flags;
 pub mod followup;

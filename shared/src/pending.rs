@@ -31,7 +31,7 @@ impl PendingKeys {
 pub async fn claim_many(
     redis: &mut ConnectionManager,
     keys: &PendingKeys,
-    claims: &[(i64, Uuid)],
+    claims: &[(i64, impl std::fmt::Display)],
 ) -> redis::RedisResult<Vec<bool>> {
     if claims.is_empty() {
         return Ok(vec![]);
@@ -50,8 +50,36 @@ pub async fn owner(
     keys: &PendingKeys,
     channel_id: i64,
 ) -> redis::RedisResult<Option<Uuid>> {
+    Ok(match marker(redis, keys, channel_id).await? {
+        Some(Marker::Job(id)) => Some(id),
+        _ => None,
+    })
+}
+
+/// Who holds a channel's marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    /// A single refresh job; callers can wait on its reports.
+    Job(Uuid),
+    /// A cycle's batch validation (many channels in one job): no per-channel report to wait on.
+    Batch(Uuid),
+}
+
+/// The marker value a batch job holds its channels with.
+pub fn batch_marker(batch_id: Uuid) -> String {
+    format!("batch:{batch_id}")
+}
+
+pub async fn marker(
+    redis: &mut ConnectionManager,
+    keys: &PendingKeys,
+    channel_id: i64,
+) -> redis::RedisResult<Option<Marker>> {
     let v: Option<String> = redis::cmd("GET").arg(keys.channel(channel_id)).query_async(redis).await?;
-    Ok(v.and_then(|s| s.parse().ok()))
+    Ok(v.and_then(|s| match s.strip_prefix("batch:") {
+        Some(b) => b.parse().ok().map(Marker::Batch),
+        None => s.parse().ok().map(Marker::Job),
+    }))
 }
 
 const RELEASE: &str = r#"
@@ -73,7 +101,7 @@ pub async fn release(
     redis: &mut ConnectionManager,
     keys: &PendingKeys,
     channel_id: i64,
-    job: Uuid,
+    job: impl std::fmt::Display,
 ) -> redis::RedisResult<()> {
     let _: i64 = Script::new(RELEASE).key(keys.channel(channel_id)).arg(job.to_string()).invoke_async(redis).await?;
     Ok(())
@@ -85,8 +113,8 @@ pub async fn hand_over(
     redis: &mut ConnectionManager,
     keys: &PendingKeys,
     channel_id: i64,
-    from: Uuid,
-    to: Uuid,
+    from: impl std::fmt::Display,
+    to: impl std::fmt::Display,
     for_at_least: Duration,
 ) -> redis::RedisResult<()> {
     let ttl = (for_at_least + MARKER_TTL).as_secs();
@@ -141,8 +169,18 @@ pub async fn enqueue_or_join(
         }
         return Ok(Claimed::Enqueued(id));
     }
-    match owner(redis, &keys, channel).await.map_err(crate::queue::EnqueueError::redis)? {
-        Some(existing) => Ok(Claimed::Joined(existing)),
+    match marker(redis, &keys, channel).await.map_err(crate::queue::EnqueueError::redis)? {
+        Some(Marker::Job(existing)) => Ok(Claimed::Joined(existing)),
+        // A batch validation holds it: it reports on no single channel, so this request runs a job
+        // of its own (the channel lock keeps the two from working at once).
+        Some(Marker::Batch(_)) => {
+            if front {
+                crate::queue::enqueue_front(storage, redis, config, job).await?;
+            } else {
+                crate::queue::enqueue(storage, job, None).await?;
+            }
+            Ok(Claimed::Enqueued(id))
+        }
         // The owner finished between our two calls: try once more.
         None => Box::pin(enqueue_or_join(storage, redis, config, job, front)).await,
     }

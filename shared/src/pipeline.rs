@@ -232,7 +232,11 @@ impl Pipeline {
 
     /// Graph counts calls made while limited, so stop before it refuses: at the usage threshold,
     /// pause the page (or the whole app, for `X-App-Usage`) for the announced time or 60 s.
-    async fn pause_if_near_limit(&self, channel: &Channel, info: &crate::graph::PageInfo) -> Result<(), InfraError> {
+    pub(crate) async fn pause_if_near_limit(
+        &self,
+        channel: &Channel,
+        info: &crate::graph::PageInfo,
+    ) -> Result<(), InfraError> {
         let u = info.usage;
         let wait = u.regain.unwrap_or(DEFAULT_RATE_LIMIT_WAIT);
         let mut redis = self.redis.clone();
@@ -249,7 +253,18 @@ impl Pipeline {
     async fn refresh(&self, job: &RefreshJob, channel: &Channel) -> Result<Outcome, InfraError> {
         let started = Instant::now();
         let found = self.find_and_check(channel).await;
-        let latency = started.elapsed();
+        self.refresh_found(job, channel, found, started.elapsed()).await
+    }
+
+    /// Settles a refresh once the user token's answer about the page is known (and its new token
+    /// checked): writes the token or counts the failure. Shared by single jobs and batch sweeps.
+    pub(crate) async fn refresh_found(
+        &self,
+        job: &RefreshJob,
+        channel: &Channel,
+        found: Result<Secret, GraphError>,
+        latency: Duration,
+    ) -> Result<Outcome, InfraError> {
         self.metrics.observe("refresh", latency.as_secs_f64());
         Metrics::count(&self.metrics.refreshes, found.as_ref().map_or_else(|e| e.kind.as_str(), |_| "ok"));
         if let Err(e) = &found {
@@ -291,7 +306,13 @@ impl Pipeline {
     /// The user token's view of the page, and a check that the token it gives really works (the
     /// same dead token handed back would otherwise count as a refresh).
     async fn find_and_check(&self, channel: &Channel) -> Result<Secret, GraphError> {
-        let token = match self.graph.find_page_token(&channel.user_token, &channel.page_id).await? {
+        let lookup = self.graph.find_page_token(&channel.user_token, &channel.page_id).await?;
+        self.check_found(channel, lookup).await
+    }
+
+    /// The token the user's pages gave, checked to really work.
+    pub(crate) async fn check_found(&self, channel: &Channel, lookup: PageLookup) -> Result<Secret, GraphError> {
+        let token = match lookup {
             PageLookup::Found(token) => token,
             PageLookup::NotManaged => return Err(GraphError::page_not_managed(&channel.page_id)),
         };
@@ -299,7 +320,12 @@ impl Pipeline {
         Ok(token)
     }
 
-    async fn succeed(&self, job: &RefreshJob, channel: &Channel, refreshed: bool) -> Result<Outcome, InfraError> {
+    pub(crate) async fn succeed(
+        &self,
+        job: &RefreshJob,
+        channel: &Channel,
+        refreshed: bool,
+    ) -> Result<Outcome, InfraError> {
         flags::clear(&mut self.redis.clone(), &self.flags, channel.id).await?;
         let update = StateUpdate {
             status: if refreshed { "refreshed" } else { "healthy" },
@@ -346,7 +372,12 @@ impl Pipeline {
 
     /// Transient, rate-limited or refused requests: never evidence against the token, so the
     /// flags stay as they are and the job runs again later.
-    async fn not_settled(&self, job: &RefreshJob, channel: &Channel, error: GraphError) -> Result<Outcome, InfraError> {
+    pub(crate) async fn not_settled(
+        &self,
+        job: &RefreshJob,
+        channel: &Channel,
+        error: GraphError,
+    ) -> Result<Outcome, InfraError> {
         if error.kind == ErrorKind::RateLimited {
             let wait = error.retry_after.unwrap_or(DEFAULT_RATE_LIMIT_WAIT);
             pauses::pause(&mut self.redis.clone(), &self.pauses, &channel.page_id, error.app_level, wait).await?;
@@ -355,7 +386,7 @@ impl Pipeline {
         self.retry_later(job, channel, error, None).await
     }
 
-    async fn retry_later(
+    pub(crate) async fn retry_later(
         &self,
         job: &RefreshJob,
         channel: &Channel,
@@ -401,7 +432,7 @@ impl Pipeline {
         Ok(Outcome::GaveUp { error })
     }
 
-    async fn event(
+    pub(crate) async fn event(
         &self,
         job: &RefreshJob,
         step: Step,

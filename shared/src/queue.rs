@@ -33,6 +33,7 @@ const REPORT_TTL_SECS: i64 = 3_600;
 
 pub type JobStorage = RedisStorage<RefreshJob>;
 pub type RawStorage = RedisStorage<serde_json::Value>;
+pub type BatchStorage = RedisStorage<crate::job::BatchJob>;
 
 /// Heartbeat and polling timings. apalis's defaults find new jobs only at the 30 s heartbeat and
 /// recover a dead worker's jobs after 5 minutes; ours recover within 15 s.
@@ -69,6 +70,23 @@ pub async fn connect(config: &Config) -> Result<ConnectionManager, redis::RedisE
 
 pub fn job_storage(conn: ConnectionManager, config: &Config, timings: &Timings) -> JobStorage {
     RedisStorage::new(conn).with_config(apalis_config(config, timings))
+}
+
+pub fn batch_storage(conn: ConnectionManager, config: &Config, timings: &Timings) -> BatchStorage {
+    RedisStorage::new(conn).with_config(apalis_config(config, timings))
+}
+
+/// Pushes a batch job, now or after `delay`.
+pub async fn enqueue_batch(
+    storage: &mut BatchStorage,
+    job: crate::job::BatchJob,
+    delay: Option<Duration>,
+) -> Result<(), EnqueueError> {
+    let mut task = TaskBuilder::new(job);
+    if let Some(d) = delay {
+        task = task.run_after(d);
+    }
+    storage.push_task(task.build()).await.map_err(|e| EnqueueError(e.to_string()))
 }
 
 pub fn raw_storage(conn: ConnectionManager, config: &Config, timings: &Timings) -> RawStorage {

@@ -10,7 +10,7 @@ use shared::{
     flags::FlagKeys,
     followup,
     graph::GraphClient,
-    job::RefreshJob,
+    job::{QueueJob, RefreshJob},
     pauses::PauseKeys,
     pipeline::{Outcome, Pipeline},
     queue::{self, JobReport, JobStorage, Timings},
@@ -56,8 +56,13 @@ pub async fn handle(payload: serde_json::Value, state: Data<WorkerState>) -> Res
 
 /// One payload from the queue, start to finish.
 pub async fn handle_payload(state: &WorkerState, payload: serde_json::Value) -> Result<(), BoxDynError> {
-    let job = match RefreshJob::decode(&payload) {
-        Ok(job) => job,
+    let job = match QueueJob::decode(&payload) {
+        Ok(QueueJob::Refresh(job)) => job,
+        Ok(QueueJob::Batch(batch)) => {
+            let v = batch.v1();
+            let span = info_span!("batch_job", job.id = %v.job_id, channels = v.channel_ids.len(), attempt = v.attempt);
+            return crate::batch::handle_batch(state, &batch).instrument(span).await;
+        }
         Err(why) => {
             // Retrying cannot fix a payload; keep a trace of it and move on.
             let excerpt: String = payload.to_string().chars().take(300).collect();

@@ -1,6 +1,7 @@
 //! The worker process: consumes refresh jobs from Redis, runs each through the shared pipeline and
 //! re-schedules what is not settled.
 
+pub mod batch;
 pub mod handler;
 pub mod http;
 pub mod name;

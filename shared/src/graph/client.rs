@@ -106,6 +106,10 @@ impl GraphClient {
         Self::new(GraphSettings::from_config(config))
     }
 
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     pub fn settings(&self) -> &GraphSettings {
         &self.settings
     }
@@ -126,7 +130,22 @@ impl GraphClient {
     /// Finds the page's current token among the user's pages, following `paging.next` until the
     /// page shows up or the list ends.
     pub async fn find_page_token(&self, user_token: &Secret, page_id: &str) -> Result<PageLookup, GraphError> {
-        check_page_id(page_id)?;
+        let mut found = self.find_page_tokens(user_token, &[page_id.to_owned()]).await?;
+        Ok(found.remove(page_id).unwrap_or(PageLookup::NotManaged))
+    }
+
+    /// One `/me/accounts` sweep for several pages of one user: follows `paging.next` until every
+    /// page showed up or the list ends. Pages never seen are `NotManaged`.
+    pub async fn find_page_tokens(
+        &self,
+        user_token: &Secret,
+        page_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, PageLookup>, GraphError> {
+        for id in page_ids {
+            check_page_id(id)?;
+        }
+        let mut left: std::collections::HashSet<&str> = page_ids.iter().map(String::as_str).collect();
+        let mut found = std::collections::HashMap::new();
         let mut url = format!("{}/me/accounts", self.settings.base_url);
         let mut params: Vec<(String, String)> = vec![("fields".into(), "id,name,access_token".into())];
         for _ in 0..MAX_ACCOUNT_PAGES {
@@ -137,16 +156,24 @@ impl GraphClient {
                 .and_then(Value::as_array)
                 .ok_or_else(|| malformed("/me/accounts answer has no data array"))?;
             for page in data {
-                if page.get("id").and_then(id_string).as_deref() == Some(page_id) {
-                    return Ok(match page.get("access_token").and_then(Value::as_str) {
+                let Some(id) = page.get("id").and_then(id_string) else { continue };
+                if left.remove(id.as_str()) {
+                    let lookup = match page.get("access_token").and_then(Value::as_str) {
                         Some(token) if !token.is_empty() => PageLookup::Found(Secret::new(token)),
                         _ => PageLookup::NotManaged,
-                    });
+                    };
+                    found.insert(id, lookup);
                 }
             }
-            match body.pointer("/paging/next").and_then(Value::as_str) {
-                Some(next) => (url, params) = self.split_next(next)?,
-                None => return Ok(PageLookup::NotManaged),
+            let next = body.pointer("/paging/next").and_then(Value::as_str);
+            match next {
+                Some(next) if !left.is_empty() => (url, params) = self.split_next(next)?,
+                _ => {
+                    for id in left {
+                        found.insert(id.to_owned(), PageLookup::NotManaged);
+                    }
+                    return Ok(found);
+                }
             }
         }
         Err(malformed("/me/accounts paging did not end"))
@@ -203,7 +230,7 @@ impl GraphClient {
     }
 }
 
-async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, GraphError> {
+pub(crate) async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, GraphError> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| GraphError::transport(describe(e)))? {
         if body.len() + chunk.len() > MAX_BODY_BYTES {
@@ -278,7 +305,7 @@ fn malformed(what: &str) -> GraphError {
     GraphError::transport(format!("malformed Graph answer: {what}"))
 }
 
-fn check_page_id(page_id: &str) -> Result<(), GraphError> {
+pub(crate) fn check_page_id(page_id: &str) -> Result<(), GraphError> {
     if page_id.is_empty() || page_id.len() > 64 || !page_id.bytes().all(|b| b.is_ascii_digit()) {
         return Err(GraphError {
             kind: ErrorKind::Invalid,
@@ -294,7 +321,7 @@ fn check_page_id(page_id: &str) -> Result<(), GraphError> {
 }
 
 /// A transport error's description without its URL (which carries the token).
-fn describe(e: reqwest::Error) -> String {
+pub(crate) fn describe(e: reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timeout"
     } else if e.is_connect() {

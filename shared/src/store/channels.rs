@@ -41,6 +41,30 @@ pub async fn load_channel(db: &PgPool, channel_id: i64) -> Result<Option<Channel
     .transpose()
 }
 
+/// Several channels in one query (a batch); absent ids are simply not returned.
+pub async fn load_channels(db: &PgPool, ids: &[i64]) -> Result<Vec<Channel>, sqlx::Error> {
+    let ids: Vec<i32> = ids.iter().filter_map(|&i| i32::try_from(i).ok()).collect();
+    let rows = sqlx::query(
+        "SELECT id, account_id, page_id, page_access_token, user_access_token, updated_at
+         FROM channel_facebook_pages WHERE id = ANY($1) ORDER BY id",
+    )
+    .bind(&ids)
+    .fetch_all(db)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+fn from_row(r: &sqlx::postgres::PgRow) -> Result<Channel, sqlx::Error> {
+    Ok(Channel {
+        id: i64::from(r.try_get::<i32, _>("id")?),
+        account_id: i64::from(r.try_get::<i32, _>("account_id")?),
+        page_id: r.try_get("page_id")?,
+        page_token: Secret::new(r.try_get::<String, _>("page_access_token")?),
+        user_token: Secret::new(r.try_get::<String, _>("user_access_token")?),
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
 /// Whether a token write landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenWrite {

@@ -28,7 +28,7 @@ async fn a_channel_is_not_queued_twice() {
         enqueue_cycle(&env.db, env.redis.clone(), &mut storage, &env.config, Reason::Cron).await.expect("cycle");
     assert_eq!(first, CycleCount { enqueued: 50, skipped: 0 });
     assert_eq!(second, CycleCount { enqueued: 0, skipped: 50 });
-    assert_eq!(env.queued_jobs().await, 50);
+    assert_eq!(env.queued_jobs().await, 1, "50 channels, one batch job");
     // A send failure for a queued channel joins its job.
     let ch = env.seed_healthy(1, 40_100).await[0];
     let report = parse_report(&json!({"error": {"code": 190, "message": "x"}})).expect("graph error");
@@ -167,9 +167,9 @@ async fn a_deep_queue_defers_reports_and_loses_none() {
     let env = TestEnv::with(|c| c.queue_backlog_max = 5).await;
     let filler = env.seed_healthy(5, 44_000).await;
     let mut storage = env.storage();
-    let count =
-        enqueue_cycle(&env.db, env.redis.clone(), &mut storage, &env.config, Reason::Cron).await.expect("cycle");
-    assert_eq!(count.enqueued, filler.len() as u64);
+    for &c in &filler {
+        queue::enqueue(&mut storage, shared::job::RefreshJob::new(c, Reason::Manual), None).await.expect("filler job");
+    }
     let (ch, user, _) = env.healthy_channel("44100").await;
     env.sim.kill_page_token("44100", &user, 190, Some(463), "expired");
     let report = parse_report(&json!({"error": {"code": 190, "message": "x"}})).expect("report");

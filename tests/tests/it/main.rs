@@ -2,6 +2,7 @@
 
 mod admin;
 mod api;
+mod batch;
 mod browser;
 mod check_all;
 mod commands;

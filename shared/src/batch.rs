@@ -1,0 +1,163 @@
+//! A cycle's batch of up to 50 channels: one Graph batch call validates them all; healthy ones are
+//! settled together; failing ones are refreshed with one `/me/accounts` sweep per user token; what
+//! cannot be decided now goes to single-channel jobs (their own retries, their own reports).
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use tracing::warn;
+
+use crate::{
+    graph::{ErrorKind, GraphError, PageLookup},
+    job::{BatchJob, RefreshJob},
+    metrics::Metrics,
+    pauses,
+    pipeline::{DEFAULT_RATE_LIMIT_WAIT, InfraError, Outcome, Pipeline},
+    store::{self, Channel, Step},
+};
+
+/// What a batch settled, and what its caller must still do.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// Validated: flags cleared, state written. Their markers can be released.
+    pub healthy: Vec<i64>,
+    /// Channels no longer there.
+    pub missing: Vec<i64>,
+    /// Refreshed or failed by a sweep: settle each like a single job's outcome.
+    pub settled: Vec<(RefreshJob, Outcome)>,
+    /// Handed to single-channel jobs, to run after the delay (a paused page, an item Graph did not
+    /// answer cleanly).
+    pub later: Vec<(RefreshJob, Duration)>,
+    /// The whole batch runs again after this, as this attempt.
+    pub retry_batch: Option<(Duration, u32)>,
+}
+
+impl Pipeline {
+    pub async fn process_batch(&self, job: &BatchJob) -> Result<BatchOutcome, InfraError> {
+        let v = job.v1();
+        let mut out = BatchOutcome::default();
+        let channels = store::load_channels(&self.db, &v.channel_ids).await?;
+        out.missing = v.channel_ids.iter().copied().filter(|id| !channels.iter().any(|c| c.id == *id)).collect();
+        let mut redis = self.redis.clone();
+        let mut to_check = Vec::with_capacity(channels.len());
+        for channel in channels {
+            match pauses::remaining(&mut redis, &self.pauses, &channel.page_id).await? {
+                Some(wait) => out.later.push((job.single(channel.id), wait)),
+                None => to_check.push(channel),
+            }
+        }
+        if to_check.is_empty() {
+            return Ok(out);
+        }
+        let items: Vec<(String, crate::secret::Secret)> =
+            to_check.iter().map(|c| (c.page_id.clone(), c.page_token.clone())).collect();
+        let started = Instant::now();
+        let answers = match self.graph.validate_batch(&items).await {
+            Ok(answers) => answers,
+            Err(error) => return self.batch_failed(job, to_check, error, out).await,
+        };
+        let latency = started.elapsed() / u32::try_from(items.len()).unwrap_or(1).max(1);
+        self.metrics.observe("validate_batch", started.elapsed().as_secs_f64());
+        let mut failing: HashMap<String, Vec<(RefreshJob, Channel)>> = HashMap::new();
+        for (channel, answer) in to_check.into_iter().zip(answers) {
+            let single = job.single(channel.id);
+            Metrics::count(&self.metrics.validations, answer.as_ref().map_or_else(|e| e.kind.as_str(), |_| "ok"));
+            match answer {
+                Ok(()) => {
+                    self.event(&single, Step::Validate, "ok", latency, None).await?;
+                    self.succeed(&single, &channel, false).await?;
+                    out.healthy.push(channel.id);
+                }
+                Err(error) => {
+                    self.metrics.graph_error(error.code);
+                    warn!(
+                        channel.id = channel.id,
+                        error.kind = error.kind.as_str(),
+                        "Facebook token validation failed for page {}: {}",
+                        channel.page_id,
+                        error.message
+                    );
+                    self.event(&single, Step::Validate, error.kind.as_str(), latency, Some(&error)).await?;
+                    if error.kind.is_confirmed_failure() {
+                        failing.entry(channel.user_token.expose().to_owned()).or_default().push((single, channel));
+                    } else {
+                        let wait = self.item_wait(&channel, &error).await?;
+                        out.later.push((single, wait));
+                    }
+                }
+            }
+        }
+        for (_, group) in failing {
+            self.sweep(group, &mut out).await?;
+        }
+        Ok(out)
+    }
+
+    /// One `/me/accounts` sweep for every failing page of one user token, then each page settles
+    /// on its own (new token checked and written, or the failure counted).
+    async fn sweep(&self, group: Vec<(RefreshJob, Channel)>, out: &mut BatchOutcome) -> Result<(), InfraError> {
+        let Some((_, first)) = group.first() else { return Ok(()) };
+        let user_token = first.user_token.clone();
+        let pages: Vec<String> = group.iter().map(|(_, c)| c.page_id.clone()).collect();
+        let started = Instant::now();
+        let swept = self.graph.find_page_tokens(&user_token, &pages).await;
+        self.metrics.observe("refresh_sweep", started.elapsed().as_secs_f64());
+        let mut lookups = match swept {
+            Ok(map) => map,
+            Err(error) => {
+                for (single, channel) in group {
+                    let outcome = self.refresh_found(&single, &channel, Err(error.clone()), started.elapsed()).await?;
+                    out.settled.push((single, outcome));
+                }
+                return Ok(());
+            }
+        };
+        for (single, channel) in group {
+            let lookup = lookups.remove(&channel.page_id).unwrap_or(PageLookup::NotManaged);
+            let checked = self.check_found(&channel, lookup).await;
+            Metrics::count(&self.metrics.refreshes, checked.as_ref().map_or_else(|e| e.kind.as_str(), |_| "ok"));
+            let outcome = self.refresh_found(&single, &channel, checked, started.elapsed()).await?;
+            out.settled.push((single, outcome));
+        }
+        Ok(())
+    }
+
+    /// The batch call failed as a whole: it runs again (transient), or waits out a limit; past its
+    /// attempts its channels go to single jobs, so nothing is dropped.
+    async fn batch_failed(
+        &self,
+        job: &BatchJob,
+        channels: Vec<Channel>,
+        error: GraphError,
+        mut out: BatchOutcome,
+    ) -> Result<BatchOutcome, InfraError> {
+        self.metrics.graph_error(error.code);
+        let attempt = job.v1().attempt;
+        warn!(error = %error, attempt, channels = channels.len(), "Graph batch call failed");
+        if error.kind == ErrorKind::RateLimited {
+            let wait = error.retry_after.unwrap_or(DEFAULT_RATE_LIMIT_WAIT);
+            if error.app_level {
+                pauses::pause(&mut self.redis.clone(), &self.pauses, "", true, wait).await?;
+            }
+            out.retry_batch = Some((wait, attempt));
+            return Ok(out);
+        }
+        match self.retry.delay(attempt, None) {
+            Some(after) => out.retry_batch = Some((after, attempt + 1)),
+            None => out.later.extend(channels.iter().map(|c| (job.single(c.id), Duration::ZERO))),
+        }
+        Ok(out)
+    }
+
+    /// How long a single job for an item Graph did not answer cleanly should wait.
+    async fn item_wait(&self, channel: &Channel, error: &GraphError) -> Result<Duration, InfraError> {
+        if error.kind == ErrorKind::RateLimited {
+            let wait = error.retry_after.unwrap_or(DEFAULT_RATE_LIMIT_WAIT);
+            pauses::pause(&mut self.redis.clone(), &self.pauses, &channel.page_id, error.app_level, wait).await?;
+            return Ok(wait);
+        }
+        Ok(self.retry.delay(1, None).unwrap_or(self.retry.base))
+    }
+}

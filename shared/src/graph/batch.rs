@@ -1,0 +1,95 @@
+//! Graph batch requests: up to 50 page-token validations in one HTTP call, each item with its own
+//! token and `appsecret_proof`, each answer classified on its own.
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::{Value, json};
+
+use super::{
+    GraphClient, GraphError,
+    client::{check_page_id, describe, interpret, read_limited},
+    proof::appsecret_proof,
+};
+use crate::secret::Secret;
+
+/// Graph's limit on items per batch.
+pub const MAX_BATCH: usize = 50;
+
+impl GraphClient {
+    /// Validates `(page_id, page_token)` pairs in one call. `Err` means the call as a whole failed
+    /// (retry it as transient or per its class); `Ok` has one result per item, in order. An item
+    /// Graph did not finish (`null`) is a transient error.
+    pub async fn validate_batch(&self, items: &[(String, Secret)]) -> Result<Vec<Result<(), GraphError>>, GraphError> {
+        if items.is_empty() {
+            return Ok(vec![]);
+        }
+        if items.len() > MAX_BATCH {
+            return Err(GraphError {
+                kind: super::ErrorKind::Invalid,
+                ..GraphError::transport("batch larger than 50 items")
+            });
+        }
+        let settings = self.settings();
+        let mut requests = Vec::with_capacity(items.len());
+        for (page_id, token) in items {
+            check_page_id(page_id)?;
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            query.append_pair("fields", "id,name").append_pair("access_token", token.expose());
+            if let Some(secret) = &settings.app_secret {
+                query.append_pair("appsecret_proof", &appsecret_proof(secret, token.expose()));
+            }
+            requests.push(json!({"method": "GET", "relative_url": format!("{page_id}?{}", query.finish())}));
+        }
+        // The batch itself needs a token: the app token when we have one, else the first item's.
+        let fallback = match (&settings.app_id, &settings.app_secret) {
+            (Some(id), Some(secret)) => Secret::new(format!("{id}|{}", secret.expose())),
+            _ => items[0].1.clone(),
+        };
+        let mut form = vec![
+            ("batch".to_owned(), Value::Array(requests).to_string()),
+            ("access_token".to_owned(), fallback.expose().to_owned()),
+            ("include_headers".to_owned(), "true".to_owned()),
+        ];
+        if let Some(secret) = &settings.app_secret {
+            form.push(("appsecret_proof".to_owned(), appsecret_proof(secret, fallback.expose())));
+        }
+        let url = format!("{}/", settings.base_url);
+        let response =
+            self.http().post(&url).form(&form).send().await.map_err(|e| GraphError::transport(describe(e)))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = read_limited(response).await?;
+        let body = interpret(status, &headers, &bytes)?;
+        let answers = body
+            .as_array()
+            .ok_or_else(|| GraphError::transport("malformed Graph answer: batch answer is not an array"))?;
+        if answers.len() != items.len() {
+            return Err(GraphError::transport("malformed Graph answer: batch answer has the wrong length"));
+        }
+        Ok(answers.iter().zip(items).map(|(answer, (page_id, _))| item_result(answer, page_id)).collect())
+    }
+}
+
+fn item_result(answer: &Value, page_id: &str) -> Result<(), GraphError> {
+    if answer.is_null() {
+        return Err(GraphError::transport("Graph did not finish this batch item in time"));
+    }
+    let code = answer.get("code").and_then(Value::as_u64).and_then(|c| u16::try_from(c).ok()).unwrap_or(0);
+    let status = reqwest::StatusCode::from_u16(code)
+        .map_err(|_| GraphError::transport("malformed batch item: no status code"))?;
+    let mut headers = HeaderMap::new();
+    for h in answer.get("headers").and_then(Value::as_array).into_iter().flatten() {
+        let (Some(name), Some(value)) = (h.get("name").and_then(Value::as_str), h.get("value").and_then(Value::as_str))
+        else {
+            continue;
+        };
+        if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            headers.insert(n, v);
+        }
+    }
+    let body = answer.get("body").and_then(Value::as_str).unwrap_or("");
+    let value = interpret(status, &headers, body.as_bytes())?;
+    match value.get("id").and_then(|v| v.as_str().map(str::to_owned).or_else(|| v.as_u64().map(|n| n.to_string()))) {
+        Some(id) if id == page_id => Ok(()),
+        _ => Err(GraphError::transport("malformed batch item: the answer is not about this page")),
+    }
+}

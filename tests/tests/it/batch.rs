@@ -1,0 +1,115 @@
+//! The cron cycle's batch validation: up to 50 channels per Graph call, failing ones refreshed with
+//! one `/me/accounts` sweep per user token.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use shared::{
+    job::Reason,
+    simulator::{Fault, FaultKind, Matcher},
+};
+use tests::TestEnv;
+use tokio_util::sync::CancellationToken;
+
+async fn cycle_and_settle(env: &TestEnv, n: u64) {
+    let started = Utc::now();
+    let mut storage = env.storage();
+    let count = producer::cycle::enqueue_cycle(&env.db, env.redis.clone(), &mut storage, &env.config, Reason::Cron)
+        .await
+        .expect("cycle");
+    assert_eq!(count.enqueued, n);
+    let never = CancellationToken::new();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        producer::progress::wait_for_answers(&env.db, started, n, &never, |_, _| {}),
+    )
+    .await
+    .expect("settles in time")
+    .expect("db");
+}
+
+async fn count_status(env: &TestEnv, status: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM fb_token_states WHERE status = $1")
+        .bind(status)
+        .fetch_one(&env.db)
+        .await
+        .expect("db")
+}
+
+#[tokio::test]
+async fn healthy_channels_cost_one_request_per_fifty() {
+    let env = TestEnv::new().await;
+    env.seed_healthy(120, 160_000).await;
+    let worker = env.spawn_worker();
+    cycle_and_settle(&env, 120).await;
+    assert_eq!(count_status(&env, "healthy").await, 120);
+    let requests = env.sim.request_count();
+    assert_eq!(requests, 3, "120 channels in 3 batch calls");
+    assert!(requests as f64 / 120.0 <= 0.03);
+    let items = env.sim.count_where(|r| r.batch_item && r.proof_valid == Some(true));
+    assert_eq!(items, 120, "every item carries its own valid appsecret_proof");
+    worker.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn failing_channels_are_refreshed_with_one_sweep_per_user() {
+    let env = TestEnv::with(|c| c.authorization_error_threshold = 1).await;
+    env.seed_healthy(85, 170_000).await;
+    for (u, (user, kind)) in [("ua", "expired"), ("ub", "expired"), ("uc", "dead user")].into_iter().enumerate() {
+        let user_token = env.sim.add_user(user);
+        for i in 0..5 {
+            let page = format!("27{u}{i:03}");
+            env.sim.add_page(&page, "p");
+            let token = env.sim.grant(user, &page);
+            env.insert_channel(1, &page, &token, &user_token).await;
+            env.sim.kill_page_token(&page, user, 190, Some(460), "password changed");
+        }
+        if kind == "dead user" {
+            env.sim.kill_user_token(&user_token, 190, Some(460), "password changed");
+        }
+    }
+    let worker = env.spawn_worker();
+    cycle_and_settle(&env, 100).await;
+    assert_eq!(count_status(&env, "healthy").await, 85);
+    assert_eq!(count_status(&env, "refreshed").await, 10);
+    assert_eq!(count_status(&env, "reauthorization_required").await, 5);
+    assert_eq!(env.sim.count_where(|r| r.path == "/me/accounts"), 3, "one sweep per user token, not one per page");
+    worker.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_failed_batch_call_is_retried_and_flags_nothing() {
+    let env = TestEnv::new().await;
+    env.seed_healthy(40, 180_000).await;
+    env.sim.inject(Fault::once(FaultKind::ServerError, Matcher::PathContains("/".into())));
+    let worker = env.spawn_worker();
+    cycle_and_settle(&env, 40).await;
+    assert_eq!(count_status(&env, "healthy").await, 40);
+    assert_eq!(env.sim.request_count(), 2, "the failed call and its retry");
+    assert!(!env.redis_keys().await.iter().any(|k| k.contains("authorization")));
+    worker.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn an_item_graph_did_not_answer_cleanly_goes_to_a_single_job() {
+    let env = TestEnv::new().await;
+    env.seed_healthy(10, 190_000).await;
+    env.sim.inject(Fault::once(FaultKind::ServerError, Matcher::Page("190003".into())));
+    let worker = env.spawn_worker();
+    let started = Utc::now();
+    let mut storage = env.storage();
+    producer::cycle::enqueue_cycle(&env.db, env.redis.clone(), &mut storage, &env.config, Reason::Cron)
+        .await
+        .expect("cycle");
+    // Healthy eventually, through its own single job after the batch.
+    for _ in 0..200 {
+        if count_status(&env, "healthy").await == 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(count_status(&env, "healthy").await, 10, "since {started}");
+    assert_eq!(env.sim.count_where(|r| r.path == "/190003" && !r.batch_item), 1, "one single validation for that page");
+    assert!(!env.redis_keys().await.iter().any(|k| k.contains("authorization")));
+    worker.stop().await.expect("stop");
+}
