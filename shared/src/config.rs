@@ -63,6 +63,14 @@ pub struct Config {
     /// Usage percentage (`X-App-Usage`, `X-Business-Use-Case-Usage`) at which calls pause before
     /// Graph starts refusing them.
     pub rate_limit_usage_threshold: u64,
+    /// Endpoints that receive a signed JSON POST on every token status change (`WEBHOOK_URLS`,
+    /// comma separated, http(s) only, duplicates dropped). Empty: no webhooks.
+    pub webhook_urls: Vec<String>,
+    /// Key of the `X-Signature-256: sha256=<hex HMAC-SHA256>` header (`WEBHOOK_SECRET`). Without it
+    /// webhooks are sent unsigned.
+    pub webhook_secret: Option<Secret>,
+    /// A user token expiring within this many days is exchanged for a fresh one while it works.
+    pub proactive_refresh_days: u32,
 }
 
 impl Default for Config {
@@ -90,6 +98,9 @@ impl Default for Config {
             queue_backlog_max: 5_000,
             reconnect_url_template: "/app/accounts/{account_id}/settings/inboxes/{inbox_id}".into(),
             rate_limit_usage_threshold: 90,
+            webhook_urls: Vec::new(),
+            webhook_secret: None,
+            proactive_refresh_days: 10,
         }
     }
 }
@@ -204,6 +215,18 @@ impl Config {
                 |n| (1..=7_000).contains(n),
                 "must be 1..=7000 (apalis-redis 1.0 fails at ~8000 due jobs)",
             )?,
+            webhook_urls: match get("WEBHOOK_URLS") {
+                None => d.webhook_urls,
+                Some(v) => webhook_urls(&v)?,
+            },
+            webhook_secret: get("WEBHOOK_SECRET").map(Secret::new),
+            proactive_refresh_days: parse(
+                &get,
+                "PROACTIVE_REFRESH_DAYS",
+                d.proactive_refresh_days,
+                |n| (1..=59).contains(n),
+                "must be 1..=59 days (long-lived user tokens last about 60)",
+            )?,
         })
     }
 
@@ -211,6 +234,23 @@ impl Config {
     pub fn queue_name(&self) -> String {
         format!("{}fb_token_refresh", self.redis_key_prefix)
     }
+}
+
+/// `WEBHOOK_URLS`: comma separated http(s) URLs. An error never echoes the value: a webhook URL may
+/// carry credentials (user info, a token in the query); it names the entry by position instead.
+fn webhook_urls(raw: &str) -> Result<Vec<String>, ConfigError> {
+    let mut urls: Vec<String> = Vec::new();
+    for (i, entry) in raw.split(',').map(str::trim).filter(|e| !e.is_empty()).enumerate() {
+        let url = url::Url::parse(entry)
+            .map_err(|e| err("WEBHOOK_URLS", "[redacted]", format!("entry {} is not a URL: {e}", i + 1)))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(err("WEBHOOK_URLS", "[redacted]", format!("entry {} must be an http(s) URL", i + 1)));
+        }
+        if !urls.iter().any(|u| u == entry) {
+            urls.push(entry.to_owned());
+        }
+    }
+    Ok(urls)
 }
 
 fn err(var: &'static str, value: &str, reason: impl ToString) -> ConfigError {
@@ -306,6 +346,29 @@ mod tests {
         let c = with(&[("REDIS_FLAG_KEYS", "chatwoot"), ("FB_GRAPH_URL", "http://127.0.0.1:9/v24.0/")]).expect("valid");
         assert_eq!(c.flag_style, FlagStyle::Chatwoot);
         assert_eq!(c.fb_graph_url, "http://127.0.0.1:9/v24.0");
+    }
+
+    #[test]
+    fn webhook_urls_and_secret() {
+        let c = with(&[]).expect("defaults are valid");
+        assert!(c.webhook_urls.is_empty());
+        assert!(c.webhook_secret.is_none());
+        let c = with(&[
+            ("WEBHOOK_URLS", " https://hooks.example.com/a , http://127.0.0.1:9000/b,,https://hooks.example.com/a "),
+            ("WEBHOOK_SECRET", "s3cret"),
+        ])
+        .expect("valid");
+        assert_eq!(c.webhook_urls, vec!["https://hooks.example.com/a", "http://127.0.0.1:9000/b"]);
+        assert_eq!(c.webhook_secret.as_ref().map(Secret::expose), Some("s3cret"));
+        for bad in ["not a url", "https://ok.example.com/x,ftp://files.example.com/x", "mailto:ops@example.com"] {
+            let e = with(&[("WEBHOOK_URLS", bad)]).expect_err(bad);
+            assert_eq!(e.var, "WEBHOOK_URLS", "{e}");
+            assert!(e.to_string().contains("WEBHOOK_URLS"), "{e}");
+        }
+        let e = with(&[("WEBHOOK_URLS", "https://ok.example.com,ftp://user:hunter2@files.example.com/?key=abc")])
+            .expect_err("rejected");
+        assert!(e.to_string().contains("entry 2"), "{e}");
+        assert!(!e.to_string().contains("hunter2") && !e.to_string().contains("abc"), "{e}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod pauses;
 pub mod pending;
 pub mod pipeline;
+pub mod proactive;
 pub mod queue;
 pub mod retry;
 pub mod secret;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
-    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 
@@ -17,6 +17,16 @@ pub struct OutcomeLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CodeLabel {
     pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -32,6 +42,12 @@ pub struct Metrics {
     pub refreshes: Family<OutcomeLabel, Counter>,
     pub graph_errors: Family<CodeLabel, Counter>,
     pub graph_duration: Family<EndpointLabel, Histogram>,
+    /// Webhook deliveries: `delivered`, `failed` (retried later), `given_up`.
+    pub webhooks: Family<OutcomeLabel, Counter>,
+    /// Set at scrape time from Postgres and Redis (`refresh_gauges`).
+    pub channels: Family<StatusLabel, Gauge>,
+    pub reauthorization_required: Gauge,
+    pub queue: Family<StateLabel, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -47,6 +63,7 @@ impl Default for Metrics {
         let validations = Family::<OutcomeLabel, Counter>::default();
         let refreshes = Family::<OutcomeLabel, Counter>::default();
         let graph_errors = Family::<CodeLabel, Counter>::default();
+        let webhooks = Family::<OutcomeLabel, Counter>::default();
         let graph_duration = Family::<EndpointLabel, Histogram>::new_with_constructor(|| {
             Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0])
         });
@@ -59,7 +76,29 @@ impl Default for Metrics {
             "Graph API call duration, by endpoint",
             graph_duration.clone(),
         );
-        Self { registry: Arc::new(registry), jobs, validations, refreshes, graph_errors, graph_duration }
+        registry.register("webhooks", "Webhook deliveries, by outcome", webhooks.clone());
+        let channels = Family::<StatusLabel, Gauge>::default();
+        let reauthorization_required = Gauge::default();
+        let queue = Family::<StateLabel, Gauge>::default();
+        registry.register("channels", "Facebook channels, by token status", channels.clone());
+        registry.register(
+            "channels_reauthorization_required",
+            "Channels whose inbox needs a person to reconnect",
+            reauthorization_required.clone(),
+        );
+        registry.register("queue_jobs", "Jobs in the queue, by state", queue.clone());
+        Self {
+            registry: Arc::new(registry),
+            jobs,
+            validations,
+            refreshes,
+            graph_errors,
+            graph_duration,
+            webhooks,
+            channels,
+            reauthorization_required,
+            queue,
+        }
     }
 }
 
@@ -75,6 +114,43 @@ impl Metrics {
 
     pub fn observe(&self, endpoint: &str, seconds: f64) {
         self.graph_duration.get_or_create(&EndpointLabel { endpoint: endpoint.to_owned() }).observe(seconds);
+    }
+}
+
+/// Reads the gauges' values (channels by status, flagged channels, queue depth). Failures leave the
+/// last values: a scrape must not fail because a store blinked.
+pub async fn refresh_gauges(
+    metrics: &Metrics,
+    db: &sqlx::PgPool,
+    redis: &mut redis::aio::ConnectionManager,
+    config: &crate::config::Config,
+) {
+    let rows: Result<Vec<(String, i64)>, _> = sqlx::query_as(
+        "SELECT coalesce(s.status, 'unknown'), count(*) FROM channel_facebook_pages c
+         LEFT JOIN fb_token_states s ON s.channel_id = c.id GROUP BY 1",
+    )
+    .fetch_all(db)
+    .await;
+    if let Ok(rows) = rows {
+        for status in ["healthy", "refreshed", "reauthorization_required", "retrying", "unknown"] {
+            let n = rows.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
+            metrics.channels.get_or_create(&StatusLabel { status: status.to_owned() }).set(n);
+            if status == "reauthorization_required" {
+                metrics.reauthorization_required.set(n);
+            }
+        }
+    }
+    if let Ok(d) = crate::queue::depth(redis, config).await {
+        for (state, n) in [
+            ("pending", d.pending),
+            ("scheduled", d.scheduled),
+            ("running", d.running),
+            ("done", d.done),
+            ("dead", d.dead),
+            ("deferred", d.deferred),
+        ] {
+            metrics.queue.get_or_create(&StateLabel { state: state.to_owned() }).set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 }
 

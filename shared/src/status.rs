@@ -34,6 +34,10 @@ pub struct InboxStatus {
     pub last_refreshed: Option<DateTime<Utc>>,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub last_error: Option<LastError>,
+    /// When the user token expires (`None`: never, or not read yet).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When Facebook stops giving data for the user (90 days after they last used the app).
+    pub data_access_expires_at: Option<DateTime<Utc>>,
 }
 
 impl InboxStatus {
@@ -50,7 +54,16 @@ impl InboxStatus {
             "last_checked": self.last_checked.map(|t| t.to_rfc3339()),
             "last_refreshed": self.last_refreshed.map(|t| t.to_rfc3339()),
             "last_error": self.last_error.as_ref().map(|e| json!({"code": e.code, "subcode": e.subcode, "message": e.message})),
+            // Additions to the contract's body: still working, but a person should reconnect soon.
+            "warning": self.warning(),
+            "data_access_expires_at": self.data_access_expires_at.map(|t| t.to_rfc3339()),
         })
+    }
+
+    /// `data_access_expiring` when Facebook stops giving data within 7 days.
+    pub fn warning(&self) -> Option<&'static str> {
+        let soon = Utc::now() + chrono::Duration::days(7);
+        self.data_access_expires_at.filter(|t| *t <= soon).map(|_| "data_access_expiring")
     }
 
     /// Needs a person, or keeps failing: the dashboard's warning icon.
@@ -62,7 +75,7 @@ impl InboxStatus {
 const SELECT: &str = "SELECT i.id::int8 AS inbox_id, i.account_id::int8 AS account_id, i.name AS inbox_name,
         c.id::int8 AS channel_id, c.page_id, s.status, s.token_valid, s.consecutive_failures::int8 AS consecutive_failures,
         s.last_checked_at, s.last_refreshed_at, s.next_attempt_at, s.last_error_kind,
-        s.last_error_code::int8 AS last_error_code, s.last_error_subcode::int8 AS last_error_subcode, s.last_error_message
+        s.last_error_code::int8 AS last_error_code, s.last_error_subcode::int8 AS last_error_subcode, s.last_error_message, s.expires_at, s.data_access_expires_at
      FROM inboxes i
      JOIN channel_facebook_pages c ON c.id = i.channel_id
      LEFT JOIN fb_token_states s ON s.channel_id = c.id
@@ -120,6 +133,8 @@ fn from_row(r: &PgRow) -> Result<InboxStatus, sqlx::Error> {
         last_checked: r.try_get("last_checked_at")?,
         last_refreshed: r.try_get("last_refreshed_at")?,
         next_attempt_at: r.try_get("next_attempt_at")?,
+        expires_at: r.try_get("expires_at")?,
+        data_access_expires_at: r.try_get("data_access_expires_at")?,
         last_error: message
             .map(|message| -> Result<LastError, sqlx::Error> {
                 Ok(LastError {

@@ -90,7 +90,11 @@ pub async fn handle_job(state: &WorkerState, job: &RefreshJob) -> Result<JobRepo
     let mut redis = state.redis.clone();
     // If the follow-up cannot be pushed (Redis is down too), failing the job leaves it in apalis's
     // hands: its own retry, or orphan recovery once this worker restarts. Not lost either way.
-    Ok(followup::settle(&mut storage, &mut redis, &state.config, &job, &outcome).await?)
+    let report = followup::settle(&mut storage, &mut redis, &state.config, &job, &outcome).await?;
+    if matches!(outcome, Outcome::Healthy | Outcome::Refreshed) {
+        crate::proactive::after_healthy(state, job.channel_id(), job.v1().reason).await;
+    }
+    Ok(report)
 }
 
 /// Postgres or Redis failed mid-job: nothing was decided, so the job runs again later. A store

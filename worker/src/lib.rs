@@ -5,6 +5,7 @@ pub mod batch;
 pub mod handler;
 pub mod http;
 pub mod name;
+pub mod proactive;
 pub mod signals;
 pub mod supervise;
 

@@ -75,6 +75,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
+    shared::metrics::refresh_gauges(&state.metrics, &state.db, &mut state.redis.clone(), &state.config).await;
     (
         [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
         shared::metrics::render(&state.metrics),

@@ -83,6 +83,8 @@ mod tests {
             last_checked: None,
             last_refreshed: None,
             next_attempt_at: None,
+            expires_at: None,
+            data_access_expires_at: None,
             last_error: Some(LastError {
                 kind: Some("auth".into()),
                 code: Some(190),

@@ -28,6 +28,7 @@ pub struct Strings {
     pub status_refreshed: &'static str,
     pub status_reauthorization_required: &'static str,
     pub status_retrying: &'static str,
+    pub data_access_expiring: &'static str,
     pub status_unknown: &'static str,
     // table
     pub inboxes: &'static str,
@@ -103,6 +104,7 @@ pub static EN: Strings = Strings {
     status_refreshed: "Refreshed",
     status_reauthorization_required: "Reconnection required",
     status_retrying: "Retrying",
+    data_access_expiring: "Still working, but Facebook stops sharing data on {date}: ask the page owner to reconnect before then.",
     status_unknown: "Not checked yet",
     inboxes: "Facebook inboxes",
     col_inbox: "Inbox",
@@ -197,6 +199,7 @@ pub static VI: Strings = Strings {
     status_refreshed: "Đã làm mới",
     status_reauthorization_required: "Cần kết nối lại",
     status_retrying: "Đang thử lại",
+    data_access_expiring: "Vẫn đang hoạt động, nhưng Facebook sẽ ngừng chia sẻ dữ liệu vào ngày {date}: hãy nhờ chủ trang kết nối lại trước ngày đó.",
     status_unknown: "Chưa kiểm tra",
     inboxes: "Hộp thư Facebook",
     col_inbox: "Hộp thư",

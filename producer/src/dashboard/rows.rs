@@ -124,6 +124,13 @@ impl Table<'_> {
                 escape_html(n.text(self.locale))
             ));
         }
+        if s.warning().is_some() && !s.reauthorization_required {
+            let until = s.data_access_expires_at.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default();
+            out.push_str(&format!(
+                "<tr class=\"notice-row\"><td colspan=\"{cols}\"><div class=\"notice pending\" role=\"status\">{}</div></td></tr>",
+                fill(t.data_access_expiring, &[("date", &until)])
+            ));
+        }
         out.push_str("</tbody>");
         out
     }

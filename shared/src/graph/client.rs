@@ -208,6 +208,20 @@ impl GraphClient {
         Ok((bare.to_string(), params))
     }
 
+    /// A call with an app token (debug_token): the same as any call, proof included.
+    pub(crate) async fn get_token_call(&self, url: &str, token: &Secret, params: &[(&str, &str)]) -> Result<Value, GraphError> {
+        self.get(url, token, params).await
+    }
+
+    /// A call that carries its credentials in its own parameters (the token exchange).
+    pub(crate) async fn get_public(&self, url: &str, params: &[(&str, &str)]) -> Result<Value, GraphError> {
+        let response = self.http.get(url).query(params).send().await.map_err(|e| GraphError::transport(describe(e)))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = read_limited(response).await?;
+        interpret(status, &headers, &bytes)
+    }
+
     async fn get(&self, url: &str, token: &Secret, params: &[(&str, &str)]) -> Result<Value, GraphError> {
         Ok(self.get_with_usage(url, token, params).await?.0)
     }

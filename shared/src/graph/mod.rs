@@ -5,10 +5,12 @@ mod batch;
 mod client;
 mod error;
 mod proof;
+mod tokens;
 mod usage;
 
 pub use batch::MAX_BATCH;
 pub use client::{GraphClient, GraphSettings, PageInfo, PageLookup, Usage, from_error_object};
 pub use error::{ErrorKind, GraphError, classify};
 pub use proof::appsecret_proof;
+pub use tokens::TokenInfo;
 pub use usage::{retry_after_from_headers, usage_percent};

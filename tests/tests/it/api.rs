@@ -207,6 +207,13 @@ async fn open_endpoints_and_openapi() {
     let (code, metrics) = api.call(Method::GET, "/metrics", None).await;
     assert_eq!(code, 200);
     assert!(metrics.as_str().is_some_and(|m| m.contains("# EOF")), "{metrics}");
+    for series in [
+        "fb_token_channels{status=\"healthy\"}",
+        "fb_token_channels_reauthorization_required",
+        "fb_token_queue_jobs{state=\"pending\"}",
+    ] {
+        assert!(metrics.as_str().is_some_and(|m| m.contains(series)), "{series} missing: {metrics}");
+    }
     let (code, doc) = api.call(Method::GET, "/api/openapi.json", None).await;
     assert_eq!(code, 200);
     assert_eq!(doc["openapi"], "3.0.3");

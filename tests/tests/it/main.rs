@@ -10,4 +10,5 @@ mod cycles;
 mod dashboard;
 mod faults;
 mod pipeline;
+mod proactive;
 mod queue;

@@ -150,7 +150,8 @@ async fn poison_payloads_do_not_stop_the_worker() {
 /// apalis-redis keeps completed jobs forever; the sweep deletes them and nothing else.
 #[tokio::test]
 async fn completed_jobs_are_swept_but_scheduled_ones_kept() {
-    let env = TestEnv::new().await;
+    // Without app credentials there is no proactive check, so no proactive job is scheduled.
+    let env = TestEnv::with(|c| c.fb_app_id = None).await;
     let (ch, _, _) = env.healthy_channel("25001").await;
     let worker = env.spawn_worker();
     assert!(matches!(enqueue_and_wait(&env, ch, Duration::from_secs(10)).await, Waited::Settled(_)));

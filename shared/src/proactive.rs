@@ -1,0 +1,154 @@
+//! Proactive refresh: read the user token's expiry with `debug_token` (once a day per user token),
+//! store it, and when it expires within the window exchange it for a fresh long-lived one while it
+//! still works, then renew its pages' tokens from one sweep. A dead user token cannot be renewed
+//! server-side, so this is the only way to keep a page alive past its user token.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use redis::AsyncCommands;
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+use crate::{
+    graph::{GraphError, PageLookup, TokenInfo},
+    pipeline::{InfraError, Pipeline},
+    secret::Secret,
+    store::{self, TokenWrite, events::clamp_i32},
+};
+
+/// A user token's expiry is read at most this often.
+pub const RECHECK: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Proactive {
+    /// Checked recently (or the channel is gone).
+    Skipped,
+    /// Expiry read and stored; check again at `next_check` (when it enters the window).
+    Checked {
+        expires_at: Option<DateTime<Utc>>,
+        data_access_expires_at: Option<DateTime<Utc>>,
+        next_check: Option<DateTime<Utc>>,
+    },
+    /// The user token was exchanged and `pages` page tokens renewed.
+    Exchanged { channels: usize, pages: usize },
+    /// Graph could not tell or refused: nothing changed (the regular checks go on).
+    Failed(GraphError),
+}
+
+fn checked_key(prefix: &str, user_token: &Secret) -> String {
+    let digest = hex::encode(Sha256::digest(user_token.expose().as_bytes()));
+    format!("{prefix}fb_token_refresh:expiry_checked:{}", &digest[..32])
+}
+
+impl Pipeline {
+    /// Runs the proactive check for the channel's user token. `force` skips the once-a-day gate
+    /// (a proactive job exists to check now).
+    pub async fn proactive_check(
+        &self,
+        channel_id: i64,
+        window: Duration,
+        force: bool,
+    ) -> Result<Proactive, InfraError> {
+        let Some(channel) = store::load_channel(&self.db, channel_id).await? else { return Ok(Proactive::Skipped) };
+        let mut redis = self.redis.clone();
+        let key = checked_key(self.flags.prefix(), &channel.user_token);
+        if force {
+            let _: () = redis.set_ex(&key, "1", RECHECK.as_secs()).await?;
+        } else {
+            let fresh: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg("1")
+                .arg("NX")
+                .arg("EX")
+                .arg(RECHECK.as_secs())
+                .query_async(&mut redis)
+                .await?;
+            if fresh.is_none() {
+                return Ok(Proactive::Skipped);
+            }
+        }
+        let info = match self.graph.debug_token(&channel.user_token).await {
+            Ok(info) => info,
+            Err(e) => return Ok(Proactive::Failed(e)),
+        };
+        self.store_expiry(&channel.user_token, &info).await?;
+        let now = Utc::now();
+        let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::days(10));
+        match info.expires_at {
+            Some(at) if info.is_valid && at - now <= window => self.exchange(&channel.user_token).await,
+            at => Ok(Proactive::Checked {
+                expires_at: info.expires_at,
+                data_access_expires_at: info.data_access_expires_at,
+                next_check: at.map(|t| t - window).filter(|t| *t > now),
+            }),
+        }
+    }
+
+    async fn store_expiry(&self, user_token: &Secret, info: &TokenInfo) -> Result<(), InfraError> {
+        sqlx::query(
+            "INSERT INTO fb_token_states (channel_id, expires_at, data_access_expires_at)
+             SELECT id, $2, $3 FROM channel_facebook_pages WHERE user_access_token = $1
+             ON CONFLICT (channel_id) DO UPDATE SET expires_at = $2, data_access_expires_at = $3, updated_at = now()",
+        )
+        .bind(user_token.expose())
+        .bind(info.expires_at)
+        .bind(info.data_access_expires_at)
+        .execute(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// Exchanges the user token, writes it to every channel that still has the old one, and renews
+    /// their page tokens from one sweep.
+    async fn exchange(&self, old: &Secret) -> Result<Proactive, InfraError> {
+        let new = match self.graph.exchange_user_token(old).await {
+            Ok(t) => t,
+            Err(e) => {
+                warn!(error = %e, "user token exchange failed; the regular checks go on");
+                return Ok(Proactive::Failed(e));
+            }
+        };
+        let ids: Vec<i32> = sqlx::query_scalar(
+            "UPDATE channel_facebook_pages
+             SET user_access_token = $2, updated_at = GREATEST(timezone('utc', now()), updated_at + interval '1 microsecond')
+             WHERE user_access_token = $1 RETURNING id",
+        )
+        .bind(old.expose())
+        .bind(new.expose())
+        .fetch_all(&self.db)
+        .await?;
+        let channels = store::load_channels(&self.db, &ids.iter().map(|&i| i64::from(i)).collect::<Vec<_>>()).await?;
+        if let Ok(info) = self.graph.debug_token(&new).await {
+            self.store_expiry(&new, &info).await?;
+            // Just read: the new token needs no other check today.
+            let _: () =
+                self.redis.clone().set_ex(checked_key(self.flags.prefix(), &new), "1", RECHECK.as_secs()).await?;
+        }
+        let pages: Vec<String> = channels.iter().map(|c| c.page_id.clone()).collect();
+        let mut found = match self.graph.find_page_tokens(&new, &pages).await {
+            Ok(map) => map,
+            Err(e) => {
+                warn!(error = %e, "page sweep after the user token exchange failed; pages keep their tokens");
+                return Ok(Proactive::Exchanged { channels: channels.len(), pages: 0 });
+            }
+        };
+        let mut renewed = 0;
+        for channel in &channels {
+            if let Some(PageLookup::Found(token)) = found.remove(&channel.page_id)
+                && store::write_page_token(&self.db, channel, &token).await? == TokenWrite::Written
+            {
+                renewed += 1;
+                info!(channel.id = channel.id, "Successfully refreshed Facebook token for page {}", channel.page_id);
+                sqlx::query(
+                    "UPDATE fb_token_states SET last_refreshed_at = now(), updated_at = now() WHERE channel_id = $1",
+                )
+                .bind(clamp_i32(channel.id))
+                .execute(&self.db)
+                .await?;
+            }
+        }
+        info!(channels = channels.len(), pages = renewed, "user token exchanged before it expired");
+        Ok(Proactive::Exchanged { channels: channels.len(), pages: renewed })
+    }
+}

@@ -1,0 +1,44 @@
+//! After a channel is found healthy: the proactive check of its user token (at most once a day per
+//! user token), and the proactive job for when its expiry enters the window.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use shared::{
+    job::{Reason, RefreshJob},
+    proactive::Proactive,
+    queue,
+};
+use tracing::{debug, warn};
+
+use crate::WorkerState;
+
+pub async fn after_healthy(state: &WorkerState, channel_id: i64, reason: Reason) {
+    let window = Duration::from_secs(u64::from(state.config.proactive_refresh_days) * 86_400);
+    if state.config.fb_app_id.is_none() || state.config.fb_app_secret.is_none() {
+        return;
+    }
+    match state.pipeline.proactive_check(channel_id, window, reason == Reason::Proactive).await {
+        Ok(Proactive::Checked { next_check: Some(at), .. }) => schedule(state, channel_id, at).await,
+        Ok(Proactive::Failed(e)) => debug!(channel.id = channel_id, error = %e, "proactive check could not read the token"),
+        Ok(_) => {}
+        Err(e) => warn!(channel.id = channel_id, error = %e, "proactive check failed against the stores"),
+    }
+}
+
+/// One proactive job per channel for when its user token enters the window.
+async fn schedule(state: &WorkerState, channel_id: i64, at: chrono::DateTime<Utc>) {
+    let Ok(delay) = (at - Utc::now()).to_std() else { return };
+    let key = format!("{}fb_token_refresh:proactive:{channel_id}", state.config.redis_key_prefix);
+    let mut redis = state.redis.clone();
+    let ttl = delay.as_secs() + 3_600;
+    let fresh: Result<Option<String>, _> =
+        redis::cmd("SET").arg(&key).arg(at.timestamp()).arg("NX").arg("EX").arg(ttl).query_async(&mut redis).await;
+    if let Ok(Some(_)) = fresh {
+        let mut storage = state.storage.clone();
+        if let Err(e) = queue::enqueue(&mut storage, RefreshJob::new(channel_id, Reason::Proactive), Some(delay)).await {
+            warn!(channel.id = channel_id, error = %e, "could not schedule the proactive job");
+            let _: Result<(), _> = redis::AsyncCommands::del(&mut redis, &key).await;
+        }
+    }
+}
