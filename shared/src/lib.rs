@@ -20,6 +20,7 @@ pub mod secret;
 pub mod status;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;
 
 #[cfg(feature = "simulator")]
 pub mod simulator;

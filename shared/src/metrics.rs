@@ -149,7 +149,10 @@ pub async fn refresh_gauges(
             ("dead", d.dead),
             ("deferred", d.deferred),
         ] {
-            metrics.queue.get_or_create(&StateLabel { state: state.to_owned() }).set(i64::try_from(n).unwrap_or(i64::MAX));
+            metrics
+                .queue
+                .get_or_create(&StateLabel { state: state.to_owned() })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
 }

@@ -42,6 +42,8 @@ pub struct Pipeline {
     pub metrics: Metrics,
     /// Usage percentage at which a page (or the app) is paused although the call succeeded.
     pub usage_threshold: u64,
+    /// Webhook targets and the rest of the settings some steps need.
+    pub config: std::sync::Arc<crate::config::Config>,
 }
 
 /// What one run of a job settled.
@@ -322,7 +324,7 @@ impl Pipeline {
 
     pub(crate) async fn succeed(
         &self,
-        job: &RefreshJob,
+        _job: &RefreshJob,
         channel: &Channel,
         refreshed: bool,
     ) -> Result<Outcome, InfraError> {
@@ -336,7 +338,7 @@ impl Pipeline {
             failures: FailureCount::Reset,
             next_attempt_at: None,
         };
-        store::save_state(&self.db, job.channel_id(), &update).await?;
+        self.save_state(channel, &update).await?;
         Ok(if refreshed { Outcome::Refreshed } else { Outcome::Healthy })
     }
 
@@ -366,7 +368,7 @@ impl Pipeline {
             failures: if counted.newly_counted { FailureCount::Increment } else { FailureCount::Keep },
             next_attempt_at: recheck_after.map(|d| Utc::now() + d),
         };
-        store::save_state(&self.db, channel.id, &update).await?;
+        self.save_state(channel, &update).await?;
         Ok(Outcome::ConfirmedFailure { counted, error, recheck_after })
     }
 
@@ -412,7 +414,7 @@ impl Pipeline {
             failures: FailureCount::Keep,
             next_attempt_at: Some(Utc::now() + delay),
         };
-        store::save_state(&self.db, channel.id, &update).await?;
+        self.save_state(channel, &update).await?;
         Ok(Outcome::Retry { error, after: delay, next_attempt })
     }
 
@@ -427,9 +429,30 @@ impl Pipeline {
             failures: FailureCount::Keep,
             next_attempt_at: None,
         };
-        store::save_state(&self.db, channel.id, &update).await?;
+        self.save_state(channel, &update).await?;
         store::record_dead_job(&self.db, job, &error).await?;
         Ok(Outcome::GaveUp { error })
+    }
+
+    /// Saves the state and, when the status changed in a way subscribers care about, queues the
+    /// webhook event (a cheap insert; delivery runs elsewhere, so a dead endpoint never slows this).
+    async fn save_state(&self, channel: &Channel, update: &StateUpdate<'_>) -> Result<(), InfraError> {
+        let before = store::save_state(&self.db, channel.id, update).await?;
+        let before = before.as_deref().unwrap_or("none");
+        if before != update.status && !self.config.webhook_urls.is_empty() {
+            let change = crate::webhooks::StatusChange {
+                channel_id: channel.id,
+                page_id: channel.page_id.clone(),
+                from: before.to_owned(),
+                to: update.status.to_owned(),
+                error: update.error.flatten().map(|e| (e.code, e.subcode, e.message.clone())),
+                at: Utc::now(),
+            };
+            if let Err(e) = crate::webhooks::enqueue(&self.db, &self.config, &change).await {
+                warn!(channel.id = channel.id, error = %e, "could not queue the webhook event");
+            }
+        }
+        Ok(())
     }
 
     pub(crate) async fn event(

@@ -86,6 +86,34 @@ impl Pipeline {
     }
 
     async fn store_expiry(&self, user_token: &Secret, info: &TokenInfo) -> Result<(), InfraError> {
+        // Channels whose data access newly falls within the warning window get one event.
+        let soon = Utc::now() + chrono::Duration::days(7);
+        let newly: Vec<(i32, String, String)> = if info.data_access_expires_at.is_some_and(|t| t <= soon) {
+            sqlx::query_as(
+                "SELECT c.id, c.page_id, coalesce(s.status, 'unknown') FROM channel_facebook_pages c
+                 LEFT JOIN fb_token_states s ON s.channel_id = c.id
+                 WHERE c.user_access_token = $1 AND (s.data_access_expires_at IS NULL OR s.data_access_expires_at > $2)",
+            )
+            .bind(user_token.expose())
+            .bind(soon)
+            .fetch_all(&self.db)
+            .await?
+        } else {
+            vec![]
+        };
+        for (id, page_id, status) in newly {
+            let change = crate::webhooks::StatusChange {
+                channel_id: i64::from(id),
+                page_id,
+                from: status,
+                to: "data_access_expiring".into(),
+                error: None,
+                at: Utc::now(),
+            };
+            if let Err(e) = crate::webhooks::enqueue(&self.db, &self.config, &change).await {
+                warn!(channel.id = id, error = %e, "could not queue the webhook event");
+            }
+        }
         sqlx::query(
             "INSERT INTO fb_token_states (channel_id, expires_at, data_access_expires_at)
              SELECT id, $2, $3 FROM channel_facebook_pages WHERE user_access_token = $1

@@ -80,6 +80,7 @@ impl TestEnv {
             retry: self.config.retry.clone(),
             metrics: Metrics::default(),
             usage_threshold: self.config.rate_limit_usage_threshold,
+            config: Arc::new(self.config.clone()),
         }
     }
 

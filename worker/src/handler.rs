@@ -43,6 +43,7 @@ impl WorkerState {
             retry: config.retry.clone(),
             metrics: shared::metrics::Metrics::default(),
             usage_threshold: config.rate_limit_usage_threshold,
+            config: config.clone(),
         };
         let storage = queue::job_storage(redis.clone(), &config, &timings);
         Ok(Self { config, timings, pipeline, storage, redis })

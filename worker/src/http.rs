@@ -16,7 +16,13 @@ async fn healthz() -> &'static str {
 }
 
 async fn metrics(State(state): State<WorkerState>) -> impl IntoResponse {
-    shared::metrics::refresh_gauges(&state.pipeline.metrics, &state.pipeline.db, &mut state.redis.clone(), &state.config).await;
+    shared::metrics::refresh_gauges(
+        &state.pipeline.metrics,
+        &state.pipeline.db,
+        &mut state.redis.clone(),
+        &state.config,
+    )
+    .await;
     (
         [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
         shared::metrics::render(&state.pipeline.metrics),

@@ -33,9 +33,16 @@ pub async fn run_with(config: Config, timings: Timings, shutdown: CancellationTo
     info!(bind = %config.worker_metrics_bind, "worker metrics and health endpoint listening");
     let http = tokio::spawn(http::serve(listener, state.clone(), shutdown.clone()));
     let janitor = tokio::spawn(supervise::sweep_done_jobs(state.clone(), shutdown.clone(), Duration::from_secs(10)));
+    let webhooks = tokio::spawn(shared::webhooks::run_delivery(
+        state.pipeline.db.clone(),
+        config.clone(),
+        Some(state.pipeline.metrics.clone()),
+        shutdown.clone(),
+    ));
     let result = supervise::run_worker_loop(state, shutdown.clone()).await;
     shutdown.cancel();
     let _ = http.await;
     let _ = janitor.await;
+    let _ = webhooks.await;
     result
 }

@@ -20,7 +20,9 @@ pub async fn after_healthy(state: &WorkerState, channel_id: i64, reason: Reason)
     }
     match state.pipeline.proactive_check(channel_id, window, reason == Reason::Proactive).await {
         Ok(Proactive::Checked { next_check: Some(at), .. }) => schedule(state, channel_id, at).await,
-        Ok(Proactive::Failed(e)) => debug!(channel.id = channel_id, error = %e, "proactive check could not read the token"),
+        Ok(Proactive::Failed(e)) => {
+            debug!(channel.id = channel_id, error = %e, "proactive check could not read the token")
+        }
         Ok(_) => {}
         Err(e) => warn!(channel.id = channel_id, error = %e, "proactive check failed against the stores"),
     }
@@ -36,7 +38,8 @@ async fn schedule(state: &WorkerState, channel_id: i64, at: chrono::DateTime<Utc
         redis::cmd("SET").arg(&key).arg(at.timestamp()).arg("NX").arg("EX").arg(ttl).query_async(&mut redis).await;
     if let Ok(Some(_)) = fresh {
         let mut storage = state.storage.clone();
-        if let Err(e) = queue::enqueue(&mut storage, RefreshJob::new(channel_id, Reason::Proactive), Some(delay)).await {
+        if let Err(e) = queue::enqueue(&mut storage, RefreshJob::new(channel_id, Reason::Proactive), Some(delay)).await
+        {
             warn!(channel.id = channel_id, error = %e, "could not schedule the proactive job");
             let _: Result<(), _> = redis::AsyncCommands::del(&mut redis, &key).await;
         }

@@ -209,7 +209,12 @@ impl GraphClient {
     }
 
     /// A call with an app token (debug_token): the same as any call, proof included.
-    pub(crate) async fn get_token_call(&self, url: &str, token: &Secret, params: &[(&str, &str)]) -> Result<Value, GraphError> {
+    pub(crate) async fn get_token_call(
+        &self,
+        url: &str,
+        token: &Secret,
+        params: &[(&str, &str)],
+    ) -> Result<Value, GraphError> {
         self.get(url, token, params).await
     }
 

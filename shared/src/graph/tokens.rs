@@ -20,7 +20,10 @@ pub struct TokenInfo {
 }
 
 fn needs_app() -> GraphError {
-    GraphError { kind: ErrorKind::Invalid, ..GraphError::transport("FB_APP_ID and FB_APP_SECRET are needed for this call") }
+    GraphError {
+        kind: ErrorKind::Invalid,
+        ..GraphError::transport("FB_APP_ID and FB_APP_SECRET are needed for this call")
+    }
 }
 
 fn when(v: Option<&Value>) -> Option<DateTime<Utc>> {
@@ -42,7 +45,8 @@ impl GraphClient {
         let app = self.app_token()?;
         let url = format!("{}/debug_token", self.settings().base_url);
         let body = self.get_token_call(&url, &app, &[("input_token", input.expose())]).await?;
-        let data = body.get("data").ok_or_else(|| GraphError::transport("malformed Graph answer: debug_token has no data"))?;
+        let data =
+            body.get("data").ok_or_else(|| GraphError::transport("malformed Graph answer: debug_token has no data"))?;
         Ok(TokenInfo {
             is_valid: data.get("is_valid").and_then(Value::as_bool).unwrap_or(false),
             expires_at: when(data.get("expires_at")),

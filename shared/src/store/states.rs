@@ -42,7 +42,9 @@ pub enum FailureCount {
     Increment,
 }
 
-pub async fn save_state(db: &PgPool, channel_id: i64, u: &StateUpdate<'_>) -> Result<(), sqlx::Error> {
+/// Saves what a job settled; returns the status it had before (`None`: no state yet), so callers
+/// can tell a change.
+pub async fn save_state(db: &PgPool, channel_id: i64, u: &StateUpdate<'_>) -> Result<Option<String>, sqlx::Error> {
     let (set_error, kind, code, subcode, message) = match u.error {
         None => (false, None, None, None, None),
         Some(None) => (true, None, None, None, None),
@@ -56,7 +58,8 @@ pub async fn save_state(db: &PgPool, channel_id: i64, u: &StateUpdate<'_>) -> Re
         FailureCount::Increment => 2,
     };
     sqlx::query(
-        "INSERT INTO fb_token_states AS s
+        "WITH old AS (SELECT status FROM fb_token_states WHERE channel_id = $1)
+         INSERT INTO fb_token_states AS s
            (channel_id, status, token_valid, consecutive_failures, last_checked_at, last_refreshed_at,
             last_error_kind, last_error_code, last_error_subcode, last_error_message, next_attempt_at, updated_at)
          VALUES ($1, $2, $3, CASE WHEN $11 = 2 THEN 1 ELSE 0 END,
@@ -73,7 +76,8 @@ pub async fn save_state(db: &PgPool, channel_id: i64, u: &StateUpdate<'_>) -> Re
            last_error_subcode = CASE WHEN $6 THEN $9 ELSE s.last_error_subcode END,
            last_error_message = CASE WHEN $6 THEN $10 ELSE s.last_error_message END,
            next_attempt_at = $12,
-           updated_at = now()",
+           updated_at = now()
+         RETURNING (SELECT status FROM old)",
     )
     .bind(clamp_i32(channel_id))
     .bind(u.status)
@@ -87,9 +91,9 @@ pub async fn save_state(db: &PgPool, channel_id: i64, u: &StateUpdate<'_>) -> Re
     .bind(message)
     .bind(failures)
     .bind(u.next_attempt_at)
-    .execute(db)
-    .await?;
-    Ok(())
+    .fetch_one(db)
+    .await
+    .and_then(|row| sqlx::Row::try_get(&row, 0))
 }
 
 pub async fn load_state(db: &PgPool, channel_id: i64) -> Result<Option<TokenState>, sqlx::Error> {

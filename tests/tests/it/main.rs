@@ -12,3 +12,4 @@ mod faults;
 mod pipeline;
 mod proactive;
 mod queue;
+mod webhooks;

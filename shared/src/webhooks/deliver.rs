@@ -1,0 +1,286 @@
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use futures::StreamExt;
+use sqlx::PgPool;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+use uuid::Uuid;
+
+use super::signature;
+use crate::{config::Config, metrics::Metrics};
+
+/// How long a claimed row stays invisible to other deliverers; a deliverer that dies mid-POST gives
+/// its rows back after this. Well above `REQUEST_TIMEOUT`, so a live deliverer always finishes first.
+pub const LEASE: Duration = Duration::from_secs(60);
+
+/// Total time one POST may take (connect, send, answer).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// POSTs in flight at once within one [`deliver_due`] call; also the batch `run_delivery` claims.
+pub const CONCURRENCY: usize = 16;
+
+/// Failed attempts after which a row is given up (`given_up_at` set, never sent again). With the
+/// default `RETRY_*` policy (1 s doubling, capped at 60 s) that is about 15 minutes of retries.
+pub const MAX_ATTEMPTS: i32 = 20;
+
+/// How often `run_delivery` looks for due rows when the last round found no full batch.
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// `deliver_due` rounds `run_delivery` keeps going at once, so a round waiting on an endpoint that
+/// hangs does not hold back events that arrive meanwhile.
+const ROUNDS_IN_FLIGHT: usize = 4;
+
+/// One claimed row.
+struct Claimed {
+    id: i64,
+    event_id: Uuid,
+    url: String,
+    event: String,
+    body: String,
+    attempts: i32,
+}
+
+/// What one POST came to.
+enum Sent {
+    Delivered(u16),
+    Failed { status: Option<u16>, error: String },
+}
+
+/// Claims up to `limit` due, undelivered rows (`FOR UPDATE SKIP LOCKED`, leased for [`LEASE`] in the
+/// same statement) and POSTs them, up to [`CONCURRENCY`] at once, each within [`REQUEST_TIMEOUT`].
+/// A 2xx marks a row delivered; anything else schedules the next attempt after
+/// `config.retry.backoff(attempts)`, or gives the row up after [`MAX_ATTEMPTS`]. Returns the number
+/// of rows claimed (attempted); `limit` means more may be due. An error is Postgres failing; rows
+/// it left claimed come back when their lease ends.
+pub async fn deliver_due(
+    db: &PgPool,
+    http: &reqwest::Client,
+    config: &Config,
+    metrics: Option<&Metrics>,
+    limit: i64,
+) -> Result<usize, sqlx::Error> {
+    if limit <= 0 {
+        return Ok(0);
+    }
+    let rows: Vec<(i64, Uuid, String, Option<String>, String, i32)> = sqlx::query_as(
+        "UPDATE fb_webhook_deliveries d SET next_attempt_at = now() + make_interval(secs => $2)
+         FROM (SELECT id FROM fb_webhook_deliveries
+               WHERE delivered_at IS NULL AND given_up_at IS NULL AND next_attempt_at <= now()
+               ORDER BY next_attempt_at, id
+               LIMIT $1
+               FOR UPDATE SKIP LOCKED) due
+         WHERE d.id = due.id
+         RETURNING d.id, d.event_id, d.url, d.body->>'event', d.body::text, d.attempts",
+    )
+    .bind(limit)
+    .bind(LEASE.as_secs_f64())
+    .fetch_all(db)
+    .await?;
+    let claimed = rows.len();
+    let results: Vec<Result<(), sqlx::Error>> = futures::stream::iter(rows)
+        .map(|(id, event_id, url, event, body, attempts)| {
+            let row = Claimed { id, event_id, url, event: event.unwrap_or_default(), body, attempts };
+            deliver_one(db, http, config, metrics, row)
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<(), _>>()?;
+    Ok(claimed)
+}
+
+async fn deliver_one(
+    db: &PgPool,
+    http: &reqwest::Client,
+    config: &Config,
+    metrics: Option<&Metrics>,
+    row: Claimed,
+) -> Result<(), sqlx::Error> {
+    let sent = post(http, config, &row).await;
+    let attempt = row.attempts.saturating_add(1);
+    let endpoint = redact_url(&row.url);
+    let outcome = match sent {
+        Sent::Delivered(status) => {
+            sqlx::query(
+                "UPDATE fb_webhook_deliveries
+                 SET delivered_at = now(), attempts = attempts + 1, last_status = $2, last_error = NULL
+                 WHERE id = $1 AND delivered_at IS NULL",
+            )
+            .bind(row.id)
+            .bind(i32::from(status))
+            .execute(db)
+            .await?;
+            debug!(webhook.endpoint = %endpoint, webhook.event = %row.event, webhook.id = %row.event_id, attempt, "webhook delivered");
+            "delivered"
+        }
+        Sent::Failed { status, error } => {
+            let give_up = attempt >= MAX_ATTEMPTS;
+            let retry_in = config.retry.backoff(u32::try_from(attempt).unwrap_or(u32::MAX));
+            sqlx::query(
+                "UPDATE fb_webhook_deliveries
+                 SET attempts = attempts + 1, last_status = $2, last_error = $3,
+                     next_attempt_at = now() + make_interval(secs => $4),
+                     given_up_at = CASE WHEN $5 THEN now() END
+                 WHERE id = $1 AND delivered_at IS NULL",
+            )
+            .bind(row.id)
+            .bind(status.map(i32::from))
+            .bind(&error)
+            .bind(retry_in.as_secs_f64())
+            .bind(give_up)
+            .execute(db)
+            .await?;
+            if give_up {
+                warn!(webhook.endpoint = %endpoint, webhook.event = %row.event, webhook.id = %row.event_id, attempt, error = %error, "webhook given up after the last attempt");
+                "given_up"
+            } else {
+                info!(webhook.endpoint = %endpoint, webhook.event = %row.event, webhook.id = %row.event_id, attempt, error = %error, retry_in_secs = retry_in.as_secs_f64(), "webhook delivery failed; will retry");
+                "failed"
+            }
+        }
+    };
+    if let Some(m) = metrics {
+        Metrics::count(&m.webhooks, outcome);
+    }
+    Ok(())
+}
+
+async fn post(http: &reqwest::Client, config: &Config, row: &Claimed) -> Sent {
+    let mut request = http
+        .post(&row.url)
+        .timeout(REQUEST_TIMEOUT)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header("X-Webhook-Event", &row.event)
+        .header("X-Webhook-Id", row.event_id.to_string());
+    if let Some(secret) = &config.webhook_secret {
+        request = request.header("X-Signature-256", signature(secret, row.body.as_bytes()));
+    }
+    match request.body(row.body.clone()).send().await {
+        Ok(response) if response.status().is_success() => Sent::Delivered(response.status().as_u16()),
+        Ok(response) => {
+            let status = response.status();
+            Sent::Failed { status: Some(status.as_u16()), error: format!("HTTP {status}") }
+        }
+        Err(e) => Sent::Failed { status: None, error: describe(e) },
+    }
+}
+
+/// A transport error's description without its URL (which may carry credentials or a token).
+fn describe(e: reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_builder() {
+        "bad request"
+    } else {
+        "request failed"
+    };
+    let e = e.without_url();
+    let mut text = format!("{kind}: {e}");
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// An endpoint as logs may show it: scheme, host, port and path; no user info, no query, no
+/// fragment.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or("");
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!("{}://{host}{port}{}", u.scheme(), u.path())
+        }
+        Err(_) => "[invalid url]".to_owned(),
+    }
+}
+
+/// The HTTP client `run_delivery` uses: [`REQUEST_TIMEOUT`], redirects not followed (a 3xx is a
+/// failed attempt: a redirected POST would turn into a GET).
+fn client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .connect_timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("fb-token-refresh-webhooks/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Delivers the outbox until `shutdown`: a [`deliver_due`] round of [`CONCURRENCY`] rows every
+/// 500 ms, at once again after a full round, with up to 4 rounds in flight so one waiting on a
+/// hanging endpoint does not delay newer events. Postgres errors are logged and retried with the
+/// `RETRY_*` backoff; it never returns early. On shutdown, rounds in flight get [`REQUEST_TIMEOUT`]
+/// to finish; rows still out then come back after their lease. Rows already in the outbox are
+/// delivered even when `WEBHOOK_URLS` has since been emptied.
+pub async fn run_delivery(db: PgPool, config: Arc<Config>, metrics: Option<Metrics>, shutdown: CancellationToken) {
+    let http = match client() {
+        Ok(http) => http,
+        Err(e) => {
+            error!(error = %e.without_url(), "cannot build the webhook HTTP client; webhooks are not delivered");
+            shutdown.cancelled().await;
+            return;
+        }
+    };
+    if !config.webhook_urls.is_empty() && config.webhook_secret.is_none() {
+        warn!("WEBHOOK_URLS is set without WEBHOOK_SECRET: webhooks are sent unsigned");
+    }
+    let limit = i64::try_from(CONCURRENCY).unwrap_or(i64::MAX);
+    let mut rounds: JoinSet<Result<usize, sqlx::Error>> = JoinSet::new();
+    let mut next_round = Instant::now();
+    let mut errors_in_a_row = 0u32;
+    loop {
+        if rounds.len() < ROUNDS_IN_FLIGHT && Instant::now() >= next_round {
+            let (db, http, config, metrics) = (db.clone(), http.clone(), config.clone(), metrics.clone());
+            rounds.spawn(async move { deliver_due(&db, &http, &config, metrics.as_ref(), limit).await });
+            next_round = Instant::now() + POLL_INTERVAL;
+        }
+        let can_start = rounds.len() < ROUNDS_IN_FLIGHT;
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            Some(done) = rounds.join_next(), if !rounds.is_empty() => match done {
+                Ok(Ok(claimed)) => {
+                    errors_in_a_row = 0;
+                    if claimed >= CONCURRENCY {
+                        next_round = Instant::now();
+                    }
+                }
+                Ok(Err(e)) => {
+                    errors_in_a_row = errors_in_a_row.saturating_add(1);
+                    let wait = config.retry.backoff(errors_in_a_row).max(POLL_INTERVAL);
+                    warn!(error = %e, retry_in_secs = wait.as_secs_f64(), "webhook delivery round failed");
+                    next_round = Instant::now() + wait;
+                }
+                Err(e) => error!(error = %e, "webhook delivery round panicked"),
+            },
+            () = tokio::time::sleep_until(next_round.into()), if can_start => {}
+        }
+    }
+    let drain = async { while rounds.join_next().await.is_some() {} };
+    if tokio::time::timeout(REQUEST_TIMEOUT + Duration::from_secs(2), drain).await.is_err() {
+        rounds.abort_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhooks_redact_url_drops_credentials_and_query() {
+        assert_eq!(
+            redact_url("https://user:hunter2@hooks.example.com:8443/in/abc?token=s3cret#frag"),
+            "https://hooks.example.com:8443/in/abc"
+        );
+        assert_eq!(redact_url("http://127.0.0.1/"), "http://127.0.0.1/");
+        assert_eq!(redact_url("::not a url"), "[invalid url]");
+    }
+}

@@ -1,0 +1,62 @@
+//! Webhook notifications: a signed JSON POST to every `WEBHOOK_URLS` endpoint when a channel's token
+//! status changes (needs reauthorization, back to healthy, data access expiring).
+//!
+//! # The queue is a Postgres outbox
+//! [`enqueue`] turns one [`StatusChange`] into one event (one `event_id`) and inserts one row per
+//! endpoint into `fb_webhook_deliveries`. [`run_delivery`] (one task per worker process) calls
+//! [`deliver_due`] in a loop; it claims due, undelivered rows with `SELECT … FOR UPDATE SKIP LOCKED`
+//! and, in the same statement (one transaction), pushes their `next_attempt_at` forward by a lease
+//! ([`LEASE`]). Another deliverer, in this process or any other, skips the locked rows while the
+//! claim runs and finds them not due afterwards, so any number of worker processes deliver each row
+//! once. A deliverer that crashes mid-POST leaves its rows to come back when the lease ends: delivery
+//! is at least once in that case, so receivers should deduplicate on `X-Webhook-Id`.
+//!
+//! # Requests
+//! `POST <url>` with the event JSON, `Content-Type: application/json`, `X-Webhook-Event: <type>`,
+//! `X-Webhook-Id: <event_id>` and, when `WEBHOOK_SECRET` is set, `X-Signature-256: sha256=<hex
+//! HMAC-SHA256(secret, body)>` over the exact bytes sent ([`signature`]). Redirects are not
+//! followed; each request has a [`REQUEST_TIMEOUT`]. The body never carries a token:
+//! ```json
+//! {"event": "token.reauthorization_required", "event_id": "…", "channel_id": 7, "page_id": "1001",
+//!  "from": "retrying", "to": "reauthorization_required", "occurred_at": "2026-01-01T00:00:00+00:00",
+//!  "error": {"code": 190, "subcode": 460, "message": "…"}}
+//! ```
+//!
+//! # Retries
+//! A 2xx answer marks the row delivered. Anything else (another status, a timeout, a refused
+//! connection) counts an attempt, records `last_status`/`last_error` and schedules the next attempt
+//! after `RETRY_*`'s backoff (`RetryPolicy::backoff(attempts)`). After [`MAX_ATTEMPTS`] the row gets
+//! `given_up_at` and is never sent again (it stays in the table for operators). Logs and
+//! `last_error` name an endpoint by scheme, host and path only: no credentials, no query.
+//!
+//! # A dead endpoint never blocks refreshes
+//! [`enqueue`] is one INSERT, and delivery runs in its own task, so a job never waits for an
+//! endpoint. Within a delivery round up to [`CONCURRENCY`] requests run at once and each is bounded
+//! by [`REQUEST_TIMEOUT`], so an endpoint that hangs holds up neither the other endpoints nor the
+//! next rounds for longer than that.
+
+mod deliver;
+mod event;
+mod signature;
+
+use chrono::{DateTime, Utc};
+
+pub use deliver::{CONCURRENCY, LEASE, MAX_ATTEMPTS, REQUEST_TIMEOUT, deliver_due, redact_url, run_delivery};
+pub use event::{
+    EVENT_DATA_ACCESS_EXPIRING, EVENT_HEALTHY, EVENT_REAUTHORIZATION_REQUIRED, enqueue, event_body, event_type,
+};
+pub use signature::signature;
+
+/// A channel's status as it changed. `from` is the status stored before (`fb_token_states.status`,
+/// or `"none"` when the channel had no state yet), `to` the one just settled; `"data_access_expiring"`
+/// is a status of its own for the data-access warning. `error` is the Graph error behind `to`:
+/// (code, subcode, message).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusChange {
+    pub channel_id: i64,
+    pub page_id: String,
+    pub from: String,
+    pub to: String,
+    pub error: Option<(Option<i64>, Option<i64>, String)>,
+    pub at: DateTime<Utc>,
+}
