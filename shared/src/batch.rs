@@ -44,7 +44,16 @@ impl Pipeline {
         let mut to_check = Vec::with_capacity(channels.len());
         for channel in channels {
             match pauses::remaining(&mut redis, &self.pauses, &channel.page_id).await? {
-                Some(wait) => out.later.push((job.single(channel.id), wait)),
+                Some(wait) => {
+                    // Waits like a single job would: state `retrying`, no attempt used.
+                    let single = job.single(channel.id);
+                    let error = GraphError {
+                        kind: ErrorKind::RateLimited,
+                        ..GraphError::transport("rate-limit pause in force")
+                    };
+                    let outcome = self.retry_later(&single, &channel, error, Some(wait)).await?;
+                    out.settled.push((single, outcome));
+                }
                 None => to_check.push(channel),
             }
         }
@@ -83,8 +92,10 @@ impl Pipeline {
                     if error.kind.is_confirmed_failure() {
                         failing.entry(channel.user_token.expose().to_owned()).or_default().push((single, channel));
                     } else {
-                        let wait = self.item_wait(&channel, &error).await?;
-                        out.later.push((single, wait));
+                        // Not decided: the channel continues as a single job with its own retries
+                        // (a rate limit pauses the page first); its state says `retrying`.
+                        let outcome = self.not_settled(&single, &channel, error).await?;
+                        out.settled.push((single, outcome));
                     }
                 }
             }
@@ -149,15 +160,5 @@ impl Pipeline {
             None => out.later.extend(channels.iter().map(|c| (job.single(c.id), Duration::ZERO))),
         }
         Ok(out)
-    }
-
-    /// How long a single job for an item Graph did not answer cleanly should wait.
-    async fn item_wait(&self, channel: &Channel, error: &GraphError) -> Result<Duration, InfraError> {
-        if error.kind == ErrorKind::RateLimited {
-            let wait = error.retry_after.unwrap_or(DEFAULT_RATE_LIMIT_WAIT);
-            pauses::pause(&mut self.redis.clone(), &self.pauses, &channel.page_id, error.app_level, wait).await?;
-            return Ok(wait);
-        }
-        Ok(self.retry.delay(1, None).unwrap_or(self.retry.base))
     }
 }
