@@ -184,7 +184,8 @@ impl Intake {
             let _: () = redis.rpush(self.deferred_key(), body).await?;
             return Ok(Decision::Deferred { job_id });
         }
-        if let Err(e) = queue::enqueue(&mut self.storage.clone(), job, None).await {
+        // An inbox is failing to send now: this refresh goes ahead of a cycle's backlog.
+        if let Err(e) = queue::enqueue_front(&mut self.storage.clone(), &mut redis, &self.config, job).await {
             let _ = pending::release(&mut redis, &keys, channel_id, job_id).await;
             return Err(e.into());
         }
