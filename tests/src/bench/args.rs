@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 pub const USAGE: &str = "\
-bench: throughput of a refresh cycle and of send-failure storms against the real worker binary
+bench: throughput, latency and limits of the refresh service against the real worker binary
 
 USAGE:
     cargo build --release -p worker -p tests && target/release/bench [FLAGS]
@@ -12,10 +12,21 @@ FLAGS:
     --channels N          channels in the cycle workload (default 100000; --quick: 2000)
     --latency-ms N        Graph simulator latency per request (default 5)
     --concurrency N       the worker's WORKER_CONCURRENCY (default 32)
-    --workloads LIST      comma-separated: cycle,storm-one,storm-many (default all)
+    --workloads LIST      comma-separated, run in this order (default all):
+                            cycle       W1: one refresh cycle over --channels healthy channels
+                            storm-one   W2: --storm-reports send-failure reports about one channel
+                            storm-many  W2: one report each for --storm-channels channels
+                            latency     W3: report-to-new-token latency, idle and during a cycle
+                            scale       W4: the cycle with --workers worker processes
+                            limits      raw Redis round trips and Postgres UPDATEs per second
+                            baseline    the cycle's work done plainly: 1 GET + 1 UPDATE per channel
+                          limits and baseline compare with the cycle when it ran before them
     --storm-reports N     reports in storm-one (default 100000; --quick: 2000)
     --storm-channels N    channels in storm-many (default 50000; --quick: 1000)
     --callers N           concurrent report callers in the storms (default 64)
+    --samples N           latency samples per path and phase (default 200; --quick: 20)
+    --workers LIST        worker process counts for scale (default 1,2,4; --quick: 1,2)
+    --limit-ms N          duration of each limits measurement (default 3000; --quick: 300)
     --quick               small sizes, for a smoke test in CI
     --json                print only the JSON lines (no table)
     -h, --help            this text
@@ -29,16 +40,32 @@ pub enum Workload {
     Cycle,
     StormOne,
     StormMany,
+    Latency,
+    Scale,
+    Limits,
+    Baseline,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 3] = [Workload::Cycle, Workload::StormOne, Workload::StormMany];
+    pub const ALL: [Workload; 7] = [
+        Workload::Cycle,
+        Workload::StormOne,
+        Workload::StormMany,
+        Workload::Latency,
+        Workload::Scale,
+        Workload::Limits,
+        Workload::Baseline,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Workload::Cycle => "cycle",
             Workload::StormOne => "storm-one",
             Workload::StormMany => "storm-many",
+            Workload::Latency => "latency",
+            Workload::Scale => "scale",
+            Workload::Limits => "limits",
+            Workload::Baseline => "baseline",
         }
     }
 
@@ -56,6 +83,13 @@ pub struct Options {
     pub storm_reports: usize,
     pub storm_channels: usize,
     pub callers: usize,
+    /// Latency samples per path (report, front) and phase (idle, during a cycle).
+    pub samples: usize,
+    /// Worker process counts for `scale`.
+    pub worker_counts: Vec<usize>,
+    /// How long each `limits` measurement runs.
+    pub limit_time: Duration,
+    pub quick: bool,
     pub json_only: bool,
 }
 
@@ -72,6 +106,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
     let mut latency_ms = 5u64;
     let mut concurrency = 32usize;
     let mut callers = 64usize;
+    let mut samples = None;
+    let mut worker_counts = None;
+    let mut limit_ms = None;
     let mut workloads = Workload::ALL.to_vec();
     let (mut quick, mut json_only) = (false, false);
     let mut args = args.into_iter();
@@ -98,12 +135,31 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
                 }
             }
             "--callers" => callers = number(&flag, &value(&flag)?, 1)?,
+            "--samples" => samples = Some(number(&flag, &value(&flag)?, 1)?),
+            "--limit-ms" => limit_ms = Some(number(&flag, &value(&flag)?, 10)? as u64),
+            "--workers" => {
+                let raw = value(&flag)?;
+                let mut counts = Vec::new();
+                for part in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let n = number(&flag, part, 1)?;
+                    if n > 16 {
+                        return Err("--workers: at most 16 worker processes".into());
+                    }
+                    if !counts.contains(&n) {
+                        counts.push(n);
+                    }
+                }
+                if counts.is_empty() {
+                    return Err("--workers names no count".into());
+                }
+                worker_counts = Some(counts);
+            }
             "--workloads" => {
                 let raw = value(&flag)?;
                 workloads = Vec::new();
                 for name in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                     let w = Workload::parse(name)
-                        .ok_or_else(|| format!("unknown workload {name:?} (expected cycle, storm-one, storm-many)"))?;
+                        .ok_or_else(|| format!("unknown workload {name:?} (expected one of {})", names()))?;
                     if !workloads.contains(&w) {
                         workloads.push(w);
                     }
@@ -125,8 +181,16 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
         storm_reports: storm_reports.unwrap_or(d_reports),
         storm_channels: storm_channels.unwrap_or(d_storm_channels),
         callers,
+        samples: samples.unwrap_or(if quick { 20 } else { 200 }),
+        worker_counts: worker_counts.unwrap_or_else(|| if quick { vec![1, 2] } else { vec![1, 2, 4] }),
+        limit_time: Duration::from_millis(limit_ms.unwrap_or(if quick { 300 } else { 3_000 })),
+        quick,
         json_only,
     }))
+}
+
+fn names() -> String {
+    Workload::ALL.map(Workload::name).join(", ")
 }
 
 fn number(flag: &str, raw: &str, min: usize) -> Result<usize, String> {
@@ -157,6 +221,12 @@ mod tests {
         let q = run(&["--quick", "--json"]);
         assert_eq!((q.channels, q.storm_reports, q.storm_channels), (2_000, 2_000, 1_000));
         assert!(q.json_only);
+        assert_eq!((q.samples, q.worker_counts.clone(), q.limit_time), (20, vec![1, 2], Duration::from_millis(300)));
+        assert_eq!((d.samples, d.worker_counts.clone()), (200, vec![1, 2, 4]));
+        let w = run(&["--workloads=latency,scale,limits,baseline", "--workers", "4,1,4", "--samples=5"]);
+        assert_eq!(w.workloads, vec![Workload::Latency, Workload::Scale, Workload::Limits, Workload::Baseline]);
+        assert_eq!((w.worker_counts, w.samples), (vec![4, 1], 5));
+        assert!(parse(["--workers".to_string(), "0".to_string()]).is_err());
         let o = run(&["--channels=500", "--latency-ms", "0", "--workloads", "storm-many,cycle"]);
         assert_eq!(o.channels, 500);
         assert_eq!(o.latency, Duration::ZERO);

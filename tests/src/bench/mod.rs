@@ -1,11 +1,16 @@
 //! The `bench` binary's modules (kept out of the `tests` library).
 
 mod args;
+mod baseline;
 mod common;
 mod cycle;
 mod env;
+mod latency;
+mod limits;
 mod procfs;
 mod report;
+mod scale;
+mod stats;
 mod storm;
 mod worker;
 
@@ -71,8 +76,9 @@ async fn run(opts: Options, exe: &Path) -> ExitCode {
             }
         };
         say(format!("{name}: database {}, Redis prefix {}", env.db_name, env.config.redis_key_prefix));
+        let earlier: Vec<serde_json::Value> = outcomes.iter().map(|o| o.json.clone()).collect();
         let result = tokio::select! {
-            r = run_one(workload, &env, &opts, exe) => Some(r),
+            r = run_one(workload, &env, &opts, exe, &earlier) => Some(r),
             _ = tokio::signal::ctrl_c() => None,
         };
         // The workload's worker process is stopped (or killed, on error) by now.
@@ -101,17 +107,40 @@ async fn run(opts: Options, exe: &Path) -> ExitCode {
         }
     }
     if !opts.json_only && !outcomes.is_empty() {
-        let rows: Vec<report::Row> = outcomes.into_iter().map(|o| o.row).collect();
-        println!();
-        print!("{}", report::table(&rows));
+        let mut rows: Vec<report::Row> = Vec::new();
+        let mut tables: Vec<(String, String)> = Vec::new();
+        for o in outcomes {
+            rows.extend(o.rows);
+            tables.extend(o.tables);
+        }
+        if !rows.is_empty() {
+            println!();
+            print!("{}", report::table(&rows));
+        }
+        for (title, table) in tables {
+            println!("\n{title}");
+            print!("{table}");
+        }
     }
     if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
 
-async fn run_one(workload: Workload, env: &BenchEnv, opts: &Options, exe: &Path) -> anyhow::Result<Outcome> {
+/// `earlier`: the JSON lines of the workloads already run (`limits` and `baseline` compare with
+/// the cycle's).
+async fn run_one(
+    workload: Workload,
+    env: &BenchEnv,
+    opts: &Options,
+    exe: &Path,
+    earlier: &[serde_json::Value],
+) -> anyhow::Result<Outcome> {
     match workload {
         Workload::Cycle => cycle::run(env, opts, exe).await,
         Workload::StormOne => storm::storm_one(env, opts, exe).await,
         Workload::StormMany => storm::storm_many(env, opts, exe).await,
+        Workload::Latency => latency::run(env, opts, exe).await,
+        Workload::Scale => scale::run(env, opts, exe).await,
+        Workload::Limits => limits::run(env, opts, earlier).await,
+        Workload::Baseline => baseline::run(env, opts, earlier).await,
     }
 }

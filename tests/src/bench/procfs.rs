@@ -85,11 +85,12 @@ pub struct Usage {
 }
 
 impl Usage {
-    pub fn take(worker_pid: u32) -> Self {
+    /// `worker_pids`: the worker processes whose CPU time is summed as `worker_cpu_s`.
+    pub fn take(worker_pids: &[u32]) -> Self {
         let (busy, total, cores) = machine();
         Self {
             at: Instant::now(),
-            worker: cpu_secs(&worker_pid.to_string()).unwrap_or(0.0),
+            worker: worker_pids.iter().filter_map(|p| cpu_secs(&p.to_string())).sum(),
             bench: cpu_secs("self").unwrap_or(0.0),
             postgres: cpu_secs_named(&["postgres", "postmaster"]),
             redis: cpu_secs_named(&["redis-server"]),

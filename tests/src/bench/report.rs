@@ -4,13 +4,22 @@ use serde_json::Value;
 
 pub struct Outcome {
     pub json: Value,
-    pub row: Row,
+    /// Rows of the summary table (none for `latency` and `limits`, several for `scale`).
+    pub rows: Vec<Row>,
+    /// Tables of their own, printed after the summary: (title, rendered table).
+    pub tables: Vec<(String, String)>,
     pub ok: bool,
+}
+
+impl Outcome {
+    pub fn single(json: Value, row: Row, ok: bool) -> Self {
+        Self { json, rows: vec![row], tables: Vec::new(), ok }
+    }
 }
 
 /// One line of the summary table; `None` prints as `-`.
 pub struct Row {
-    pub workload: &'static str,
+    pub workload: String,
     /// "100000 ch" or "100000 rep".
     pub size: String,
     /// Seconds to enqueue (cycle) or to accept every report (storms).
@@ -29,11 +38,11 @@ pub struct Row {
     pub cpu: Value,
 }
 
-fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+pub fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 
-fn fixed(v: Option<f64>, digits: usize) -> String {
+pub fn fixed(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"))
 }
 
@@ -52,11 +61,11 @@ pub fn table(rows: &[Row]) -> String {
         "lost",
         "worker",
     ];
-    let lines: Vec<[String; 11]> = rows
+    let lines: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            [
-                r.workload.to_owned(),
+            vec![
+                r.workload.clone(),
                 r.size.clone(),
                 fixed(r.first_s, 2),
                 fixed(r.done_s, 2),
@@ -74,12 +83,12 @@ pub fn table(rows: &[Row]) -> String {
     out.push('\n');
     let cpu_header =
         ["workload", "wall s", "worker cpu s", "bench cpu s", "postgres cpu s", "redis cpu s", "machine busy"];
-    let cpu_lines: Vec<[String; 7]> = rows
+    let cpu_lines: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
             let f = |k: &str| r.cpu.get(k).and_then(Value::as_f64);
-            [
-                r.workload.to_owned(),
+            vec![
+                r.workload.clone(),
                 fixed(f("wall_s"), 2),
                 fixed(f("worker_cpu_s"), 2),
                 fixed(f("bench_cpu_s"), 2),
@@ -96,8 +105,16 @@ pub fn table(rows: &[Row]) -> String {
     out
 }
 
-fn render<const N: usize>(out: &mut String, header: &[&str; N], lines: &[[String; N]]) {
-    let mut widths = header.map(str::len);
+/// A table: the first column left-aligned, the others right-aligned.
+pub fn render_table(header: &[&str], lines: &[Vec<String>]) -> String {
+    let mut out = String::new();
+    render(&mut out, header, lines);
+    out
+}
+
+fn render(out: &mut String, header: &[&str], lines: &[Vec<String>]) {
+    let n = header.len();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for line in lines {
         for (w, cell) in widths.iter_mut().zip(line) {
             *w = (*w).max(cell.len());
@@ -106,7 +123,7 @@ fn render<const N: usize>(out: &mut String, header: &[&str; N], lines: &[[String
     let row = |cells: Vec<&str>| -> String {
         let parts: Vec<String> = cells
             .iter()
-            .zip(widths)
+            .zip(widths.iter().copied())
             .enumerate()
             .map(|(i, (c, w))| if i == 0 { format!("{c:<w$}") } else { format!("{c:>w$}") })
             .collect();
@@ -114,7 +131,7 @@ fn render<const N: usize>(out: &mut String, header: &[&str; N], lines: &[[String
     };
     out.push_str(&row(header.to_vec()));
     out.push('\n');
-    let total: usize = widths.iter().sum::<usize>() + 2 * (N - 1);
+    let total: usize = widths.iter().sum::<usize>() + 2 * n.saturating_sub(1);
     out.push_str(&"-".repeat(total));
     out.push('\n');
     for line in lines {

@@ -41,7 +41,7 @@ pub async fn storm_one(env: &BenchEnv, opts: &Options, exe: &Path) -> anyhow::Re
     let mut worker = WorkerProc::start(exe, env, opts.concurrency).await?;
     env.sim.reset_log();
     let sampler = BacklogSampler::start(env);
-    let usage0 = Usage::take(worker.pid());
+    let usage0 = Usage::take(&[worker.pid()]);
     say(format!("storm-one: {reports} reports about one channel from {} callers", opts.callers));
 
     let t0 = Instant::now();
@@ -77,7 +77,7 @@ pub async fn storm_one(env: &BenchEnv, opts: &Options, exe: &Path) -> anyhow::Re
         problem = Some("the queue did not settle within 30 s");
     }
     let peak_backlog = sampler.stop().await;
-    let usage = Usage::take(worker.pid()).since(&usage0);
+    let usage = Usage::take(&[worker.pid()]).since(&usage0);
     let refresh_calls = refresh_calls(env);
     let requests = env.sim.request_count();
     let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM fb_send_failures WHERE channel_id = $1")
@@ -126,7 +126,7 @@ pub async fn storm_one(env: &BenchEnv, opts: &Options, exe: &Path) -> anyhow::Re
         "ok": ok,
     });
     let row = Row {
-        workload: "storm-one",
+        workload: "storm-one".into(),
         size: format!("{reports} rep"),
         first_s: Some(secs(accept_s)),
         done_s: refreshed_s.map(secs),
@@ -139,7 +139,7 @@ pub async fn storm_one(env: &BenchEnv, opts: &Options, exe: &Path) -> anyhow::Re
         worker_ok: worker_alive,
         cpu: json["cpu"].clone(),
     };
-    Ok(Outcome { json, row, ok })
+    Ok(Outcome::single(json, row, ok))
 }
 
 pub async fn storm_many(env: &BenchEnv, opts: &Options, exe: &Path) -> anyhow::Result<Outcome> {
@@ -155,7 +155,7 @@ pub async fn storm_many(env: &BenchEnv, opts: &Options, exe: &Path) -> anyhow::R
     let intake = env.intake();
     let drainer = Drainer::start(intake.clone());
     let sampler = BacklogSampler::start(env);
-    let usage0 = Usage::take(worker.pid());
+    let usage0 = Usage::take(&[worker.pid()]);
     say(format!("storm-many: one report each from {} callers", opts.callers));
 
     let t0 = Instant::now();
@@ -197,7 +197,7 @@ pub async fn storm_many(env: &BenchEnv, opts: &Options, exe: &Path) -> anyhow::R
     }
     let (moved, drain_errors, drain_error) = drainer.stop().await;
     let peak_backlog = sampler.stop().await;
-    let usage = Usage::take(worker.pid()).since(&usage0);
+    let usage = Usage::take(&[worker.pid()]).since(&usage0);
     let refresh_calls = refresh_calls(env);
     let requests = env.sim.request_count();
     let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
@@ -252,7 +252,7 @@ pub async fn storm_many(env: &BenchEnv, opts: &Options, exe: &Path) -> anyhow::R
         "ok": ok,
     });
     let row = Row {
-        workload: "storm-many",
+        workload: "storm-many".into(),
         size: format!("{n} ch"),
         first_s: Some(secs(accept_s)),
         done_s: drain_s.map(secs),
@@ -265,5 +265,5 @@ pub async fn storm_many(env: &BenchEnv, opts: &Options, exe: &Path) -> anyhow::R
         worker_ok: worker_alive,
         cpu: json["cpu"].clone(),
     };
-    Ok(Outcome { json, row, ok })
+    Ok(Outcome::single(json, row, ok))
 }

@@ -5,6 +5,7 @@ use std::{
     future::Future,
     path::{Path, PathBuf},
     process::{ExitStatus, Stdio},
+    sync::atomic::{AtomicUsize, Ordering},
     time::Duration,
 };
 
@@ -48,7 +49,10 @@ impl WorkerProc {
             let probe = std::net::TcpListener::bind("127.0.0.1:0").context("find a free port")?;
             probe.local_addr()?.port()
         };
-        let log_path = std::env::temp_dir().join(format!("fbtr_bench_{}_worker.log", env.id));
+        // Several workers may run on one bench world (`scale`): each gets its own log.
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let nth = STARTED.fetch_add(1, Ordering::Relaxed);
+        let log_path = std::env::temp_dir().join(format!("fbtr_bench_{}_worker{nth}.log", env.id));
         let log = std::fs::File::create(&log_path).with_context(|| format!("create {}", log_path.display()))?;
         let c = &env.config;
         let mut cmd = Command::new(exe);
@@ -153,5 +157,66 @@ impl WorkerProc {
             eprintln!("[bench] the worker did not exit cleanly ({status:?}); its log: {}", self.log_path.display());
         }
         status
+    }
+}
+
+/// Several worker processes on one bench world (`scale`), watched and stopped together.
+pub struct Workers {
+    procs: Vec<WorkerProc>,
+}
+
+impl Workers {
+    /// Starts `count` workers, one after another (each waits for its `/healthz`); on an error the
+    /// ones already started are stopped.
+    pub async fn start(exe: &Path, env: &BenchEnv, concurrency: usize, count: usize) -> anyhow::Result<Self> {
+        let mut procs = Vec::with_capacity(count);
+        for i in 0..count.max(1) {
+            match WorkerProc::start(exe, env, concurrency).await {
+                Ok(p) => procs.push(p),
+                Err(e) => {
+                    for p in procs {
+                        p.stop().await;
+                    }
+                    return Err(e.context(format!("start worker {} of {count}", i + 1)));
+                }
+            }
+        }
+        Ok(Self { procs })
+    }
+
+    pub fn pids(&self) -> Vec<u32> {
+        self.procs.iter().map(WorkerProc::pid).collect()
+    }
+
+    pub fn all_alive(&mut self) -> bool {
+        self.procs.iter_mut().all(WorkerProc::alive)
+    }
+
+    /// Runs `fut` for at most `limit`, giving up early when any worker dies.
+    pub async fn watch<T>(&mut self, limit: Duration, fut: impl Future<Output = T>) -> Watched<T> {
+        let any_died = async {
+            while self.all_alive() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        };
+        tokio::select! {
+            r = tokio::time::timeout(limit, fut) => match r {
+                Ok(v) => Watched::Done(v),
+                Err(_) => Watched::TimedOut,
+            },
+            () = any_died => Watched::WorkerDied,
+        }
+    }
+
+    /// The highest peak RSS of any of them, in MiB.
+    pub fn peak_rss_mib(&self) -> Option<f64> {
+        self.procs.iter().filter_map(WorkerProc::peak_rss_mib).reduce(f64::max)
+    }
+
+    /// Stops them all (concurrently); true when every one exited cleanly.
+    pub async fn stop(self) -> (bool, Vec<Option<String>>) {
+        let exits = futures::future::join_all(self.procs.into_iter().map(WorkerProc::stop)).await;
+        let clean = exits.iter().all(|e| e.is_some_and(|s| s.success()));
+        (clean, exits.into_iter().map(|e| e.map(|s| s.to_string())).collect())
     }
 }
