@@ -15,7 +15,7 @@ use crate::{
     metrics::Metrics,
     pauses,
     pipeline::{DEFAULT_RATE_LIMIT_WAIT, InfraError, Outcome, Pipeline},
-    store::{self, Channel, Step},
+    store::{self, Channel},
 };
 
 /// What a batch settled, and what its caller must still do.
@@ -72,23 +72,14 @@ impl Pipeline {
         let mut failing: HashMap<String, Vec<(RefreshJob, Channel)>> = HashMap::new();
         for (channel, answer) in to_check.into_iter().zip(answers) {
             let single = job.single(channel.id);
-            Metrics::count(&self.metrics.validations, answer.as_ref().map_or_else(|e| e.kind.as_str(), |_| "ok"));
             match answer {
                 Ok(()) => {
-                    self.event(&single, Step::Validate, "ok", latency, None).await?;
+                    self.record_validation(&single, &channel, None, latency).await?;
                     self.succeed(&single, &channel, false).await?;
                     out.healthy.push(channel.id);
                 }
                 Err(error) => {
-                    self.metrics.graph_error(error.code);
-                    warn!(
-                        channel.id = channel.id,
-                        error.kind = error.kind.as_str(),
-                        "Facebook token validation failed for page {}: {}",
-                        channel.page_id,
-                        error.message
-                    );
-                    self.event(&single, Step::Validate, error.kind.as_str(), latency, Some(&error)).await?;
+                    self.record_validation(&single, &channel, Some(&error), latency).await?;
                     if error.kind.is_confirmed_failure() {
                         failing.entry(channel.user_token.expose().to_owned()).or_default().push((single, channel));
                     } else {

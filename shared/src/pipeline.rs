@@ -152,25 +152,14 @@ impl Pipeline {
         let validated = self.graph.validate_page(&channel.page_id, &channel.page_token).await;
         let latency = started.elapsed();
         self.metrics.observe("validate", latency.as_secs_f64());
-        Metrics::count(&self.metrics.validations, validated.as_ref().map_or_else(|e| e.kind.as_str(), |_| "ok"));
-        if let Err(e) = &validated {
-            self.metrics.graph_error(e.code);
-        }
         match validated {
             Ok(info) => {
-                self.event(job, Step::Validate, "ok", latency, None).await?;
+                self.record_validation(job, &channel, None, latency).await?;
                 self.pause_if_near_limit(&channel, &info).await?;
                 self.succeed(job, &channel, false).await
             }
             Err(error) => {
-                warn!(
-                    channel.id = channel.id,
-                    error.kind = error.kind.as_str(),
-                    "Facebook token validation failed for page {}: {}",
-                    channel.page_id,
-                    error.message
-                );
-                self.event(job, Step::Validate, error.kind.as_str(), latency, Some(&error)).await?;
+                self.record_validation(job, &channel, Some(&error), latency).await?;
                 if error.kind.is_confirmed_failure() {
                     self.refresh(job, &channel).await
                 } else {
@@ -200,19 +189,12 @@ impl Pipeline {
         self.metrics.observe("validate", latency.as_secs_f64());
         match validated {
             Ok(_) => {
-                self.event(job, Step::Validate, "ok", latency, None).await?;
+                self.record_validation(job, &channel, None, latency).await?;
                 self.succeed(job, &channel, false).await?;
                 Ok(Some(Ok(())))
             }
             Err(error) => {
-                warn!(
-                    channel.id = channel.id,
-                    error.kind = error.kind.as_str(),
-                    "Facebook token validation failed for page {}: {}",
-                    channel.page_id,
-                    error.message
-                );
-                self.event(job, Step::Validate, error.kind.as_str(), latency, Some(&error)).await?;
+                self.record_validation(job, &channel, Some(&error), latency).await?;
                 if error.kind.is_confirmed_failure() {
                     sqlx::query(
                         "UPDATE fb_token_states SET token_valid = false, last_checked_at = now(), last_error_kind = $2,
@@ -453,6 +435,27 @@ impl Pipeline {
             }
         }
         Ok(())
+    }
+
+    /// Counts a validation, records its event and, when it failed, logs the runbook line.
+    pub(crate) async fn record_validation(
+        &self,
+        job: &RefreshJob,
+        channel: &Channel,
+        error: Option<&GraphError>,
+        latency: Duration,
+    ) -> Result<(), InfraError> {
+        Metrics::count(&self.metrics.validations, error.map_or("ok", |e| e.kind.as_str()));
+        let Some(error) = error else { return self.event(job, Step::Validate, "ok", latency, None).await };
+        self.metrics.graph_error(error.code);
+        warn!(
+            channel.id = channel.id,
+            error.kind = error.kind.as_str(),
+            "Facebook token validation failed for page {}: {}",
+            channel.page_id,
+            error.message
+        );
+        self.event(job, Step::Validate, error.kind.as_str(), latency, Some(error)).await
     }
 
     pub(crate) async fn event(

@@ -48,5 +48,8 @@ pub fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
         .with_ansi(false)
         .finish();
     let guard = tracing::subscriber::set_default(subscriber);
+    // Other tests run on other threads without this subscriber; a call site first seen there may
+    // have been cached as uninteresting. Recompute so this thread's subscriber sees every event.
+    tracing::callsite::rebuild_interest_cache();
     (captured, guard)
 }

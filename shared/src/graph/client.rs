@@ -347,6 +347,8 @@ pub(crate) fn describe(e: reqwest::Error) -> String {
         "connection failed"
     } else if e.is_body() || e.is_decode() {
         "broken response body"
+    } else if e.is_builder() {
+        "bad request"
     } else {
         "request failed"
     };

@@ -9,6 +9,7 @@ mod tokens;
 mod usage;
 
 pub use batch::MAX_BATCH;
+pub(crate) use client::describe as describe_transport;
 pub use client::{GraphClient, GraphSettings, PageInfo, PageLookup, Usage, from_error_object};
 pub use error::{ErrorKind, GraphError, classify};
 pub use proof::appsecret_proof;

@@ -28,17 +28,7 @@ pub async fn load_channel(db: &PgPool, channel_id: i64) -> Result<Option<Channel
     .bind(id)
     .fetch_optional(db)
     .await?;
-    row.map(|r| {
-        Ok(Channel {
-            id: i64::from(r.try_get::<i32, _>("id")?),
-            account_id: i64::from(r.try_get::<i32, _>("account_id")?),
-            page_id: r.try_get("page_id")?,
-            page_token: Secret::new(r.try_get::<String, _>("page_access_token")?),
-            user_token: Secret::new(r.try_get::<String, _>("user_access_token")?),
-            updated_at: r.try_get("updated_at")?,
-        })
-    })
-    .transpose()
+    row.as_ref().map(from_row).transpose()
 }
 
 /// Several channels in one query (a batch); absent ids are simply not returned.

@@ -11,6 +11,7 @@ use tracing::{debug, error, info, warn};
 use uuid::Uuid;
 
 use super::signature;
+use crate::graph::describe_transport as describe;
 use crate::{config::Config, metrics::Metrics};
 
 /// How long a claimed row stays invisible to other deliverers; a deliverer that dies mid-POST gives
@@ -167,28 +168,6 @@ async fn post(http: &reqwest::Client, config: &Config, row: &Claimed) -> Sent {
         }
         Err(e) => Sent::Failed { status: None, error: describe(e) },
     }
-}
-
-/// A transport error's description without its URL (which may carry credentials or a token).
-fn describe(e: reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_builder() {
-        "bad request"
-    } else {
-        "request failed"
-    };
-    let e = e.without_url();
-    let mut text = format!("{kind}: {e}");
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// An endpoint as logs may show it: scheme, host, port and path; no user info, no query, no
