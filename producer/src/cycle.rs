@@ -44,13 +44,14 @@ pub async fn run_job(config: &Config) -> anyhow::Result<()> {
 pub async fn enqueue_cycle(
     db: &PgPool,
     mut redis: ConnectionManager,
-    storage: &mut JobStorage,
+    // Single-job storage: cycles push batch jobs through a batch storage of their own, so this is
+    // unused; kept so callers need not change (noted for a later clean-up).
+    _storage: &mut JobStorage,
     config: &Config,
     reason: Reason,
 ) -> anyhow::Result<CycleCount> {
     let keys = PendingKeys::new(config.redis_key_prefix.clone());
     let mut batches = queue::batch_storage(redis.clone(), config, &Timings::default());
-    let _ = storage;
     let mut after = 0i64;
     let mut count = CycleCount::default();
     loop {
