@@ -15,6 +15,7 @@ pub mod pending;
 pub mod pipeline;
 pub mod proactive;
 pub mod queue;
+pub mod redis_ops;
 pub mod retry;
 pub mod secret;
 pub mod status;

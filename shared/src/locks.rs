@@ -8,6 +8,8 @@ use std::time::Duration;
 use redis::{Script, aio::ConnectionManager};
 use uuid::Uuid;
 
+use crate::redis_ops::{delete_if, millis};
+
 #[derive(Debug, Clone)]
 pub struct LockKeys {
     prefix: String,
@@ -31,7 +33,7 @@ pub async fn acquire(
     job: Uuid,
     ttl: Duration,
 ) -> redis::RedisResult<bool> {
-    let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+    let ms = millis(ttl);
     let set: Option<String> = redis::cmd("SET")
         .arg(keys.channel(channel_id))
         .arg(job.to_string())
@@ -50,12 +52,7 @@ pub async fn release(
     channel_id: i64,
     job: Uuid,
 ) -> redis::RedisResult<()> {
-    let _: i64 =
-        Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0")
-            .key(keys.channel(channel_id))
-            .arg(job.to_string())
-            .invoke_async(redis)
-            .await?;
+    delete_if(redis, &keys.channel(channel_id), &job.to_string()).await?;
     Ok(())
 }
 
@@ -67,7 +64,7 @@ pub async fn renew(
     job: Uuid,
     ttl: Duration,
 ) -> redis::RedisResult<bool> {
-    let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+    let ms = millis(ttl);
     let renewed: i64 = Script::new(
         "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0",
     )

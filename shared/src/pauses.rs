@@ -32,7 +32,7 @@ pub async fn pause(
     wait: Duration,
 ) -> redis::RedisResult<()> {
     let key = if app_level { keys.app() } else { keys.page(page_id) };
-    let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+    let ms = crate::redis_ops::millis(wait);
     // Never shorten a pause another worker set from a longer announcement.
     let current: i64 = redis.pttl(&key).await?;
     if current < 0 || (current as u64) < ms {

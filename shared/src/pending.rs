@@ -82,11 +82,6 @@ pub async fn marker(
     }))
 }
 
-const RELEASE: &str = r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"#;
-
 const HANDOVER: &str = r#"
 local cur = redis.call('GET', KEYS[1])
 if cur == ARGV[1] or not cur then
@@ -103,7 +98,7 @@ pub async fn release(
     channel_id: i64,
     job: impl std::fmt::Display,
 ) -> redis::RedisResult<()> {
-    let _: i64 = Script::new(RELEASE).key(keys.channel(channel_id)).arg(job.to_string()).invoke_async(redis).await?;
+    crate::redis_ops::delete_if(redis, &keys.channel(channel_id), &job.to_string()).await?;
     Ok(())
 }
 

@@ -331,3 +331,14 @@ impl TestEnv {
         cmd
     }
 }
+
+impl TestEnv {
+    /// Channels whose stored state has this status (0 while Postgres is unreachable).
+    pub async fn status_count(&self, status: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM fb_token_states WHERE status = $1")
+            .bind(status)
+            .fetch_one(&self.db)
+            .await
+            .unwrap_or(0)
+    }
+}

@@ -9,13 +9,6 @@ use shared::job::Reason;
 use tests::{TestEnv, outage::ThrowawayRedis};
 use tokio::io::AsyncReadExt;
 
-async fn healthy(env: &TestEnv) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM fb_token_states WHERE status = 'healthy'")
-        .fetch_one(&env.db)
-        .await
-        .unwrap_or(0)
-}
-
 async fn cycle(env: &TestEnv) -> u64 {
     let mut storage = env.storage();
     producer::cycle::enqueue_cycle(&env.db, env.redis.clone(), &mut storage, &env.config, Reason::Cron)
@@ -43,18 +36,18 @@ async fn kill_9_mid_cycle_loses_nothing() {
     };
     let (mut doomed, mut survivor) = (spawn(), spawn());
     assert_eq!(cycle(&env).await, n as u64);
-    while healthy(&env).await < 100 {
+    while env.status_count("healthy").await < 100 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let pid = doomed.id().expect("pid").to_string();
     assert!(std::process::Command::new("kill").args(["-9", &pid]).status().expect("kill").success());
     let _ = doomed.wait().await;
     let killed = Instant::now();
-    while healthy(&env).await < n as i64 {
+    while env.status_count("healthy").await < n as i64 {
         assert!(
             killed.elapsed() < Duration::from_secs(90),
             "{} of {n} healthy 90 s after kill -9",
-            healthy(&env).await
+            env.status_count("healthy").await
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -28,21 +28,13 @@ async fn cycle_and_settle(env: &TestEnv, n: u64) {
     .expect("db");
 }
 
-async fn count_status(env: &TestEnv, status: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM fb_token_states WHERE status = $1")
-        .bind(status)
-        .fetch_one(&env.db)
-        .await
-        .expect("db")
-}
-
 #[tokio::test]
 async fn healthy_channels_cost_one_request_per_fifty() {
     let env = TestEnv::new().await;
     env.seed_healthy(120, 160_000).await;
     let worker = env.spawn_worker();
     cycle_and_settle(&env, 120).await;
-    assert_eq!(count_status(&env, "healthy").await, 120);
+    assert_eq!(env.status_count("healthy").await, 120);
     let batches = env.sim.count_where(|r| r.path == "/" && !r.batch_item);
     assert_eq!(batches, 3, "120 channels in 3 batch calls");
     // Besides the batches, only the once-a-day expiry check of each user token (2 users here, and it
@@ -74,9 +66,9 @@ async fn failing_channels_are_refreshed_with_one_sweep_per_user() {
     }
     let worker = env.spawn_worker();
     cycle_and_settle(&env, 100).await;
-    assert_eq!(count_status(&env, "healthy").await, 85);
-    assert_eq!(count_status(&env, "refreshed").await, 10);
-    assert_eq!(count_status(&env, "reauthorization_required").await, 5);
+    assert_eq!(env.status_count("healthy").await, 85);
+    assert_eq!(env.status_count("refreshed").await, 10);
+    assert_eq!(env.status_count("reauthorization_required").await, 5);
     assert_eq!(env.sim.count_where(|r| r.path == "/me/accounts"), 3, "one sweep per user token, not one per page");
     worker.stop().await.expect("stop");
 }
@@ -88,7 +80,7 @@ async fn a_failed_batch_call_is_retried_and_flags_nothing() {
     env.sim.inject(Fault::once(FaultKind::ServerError, Matcher::PathContains("/".into())));
     let worker = env.spawn_worker();
     cycle_and_settle(&env, 40).await;
-    assert_eq!(count_status(&env, "healthy").await, 40);
+    assert_eq!(env.status_count("healthy").await, 40);
     assert_eq!(env.sim.count_where(|r| r.path == "/" && !r.batch_item), 2, "the failed call and its retry");
     assert!(!env.redis_keys().await.iter().any(|k| k.contains("authorization")));
     worker.stop().await.expect("stop");
@@ -107,12 +99,12 @@ async fn an_item_graph_did_not_answer_cleanly_goes_to_a_single_job() {
         .expect("cycle");
     // Healthy eventually, through its own single job after the batch.
     for _ in 0..200 {
-        if count_status(&env, "healthy").await == 10 {
+        if env.status_count("healthy").await == 10 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(count_status(&env, "healthy").await, 10, "since {started}");
+    assert_eq!(env.status_count("healthy").await, 10, "since {started}");
     assert_eq!(env.sim.count_where(|r| r.path == "/190003" && !r.batch_item), 1, "one single validation for that page");
     assert!(!env.redis_keys().await.iter().any(|k| k.contains("authorization")));
     worker.stop().await.expect("stop");

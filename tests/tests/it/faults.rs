@@ -17,14 +17,11 @@ use tests::{
 async fn until_all_healthy(env: &TestEnv, n: i64, limit: Duration) -> Duration {
     let started = Instant::now();
     loop {
-        let healthy: Result<i64, _> =
-            sqlx::query_scalar("SELECT count(*) FROM fb_token_states WHERE status = 'healthy'")
-                .fetch_one(&env.db)
-                .await;
-        if healthy.as_ref().is_ok_and(|h| *h == n) {
+        let healthy = env.status_count("healthy").await;
+        if healthy == n {
             return started.elapsed();
         }
-        assert!(started.elapsed() < limit, "only {healthy:?} of {n} healthy after {limit:?}");
+        assert!(started.elapsed() < limit, "only {healthy} of {n} healthy after {limit:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -1,0 +1,22 @@
+//! Small Redis operations several modules share: expiry in milliseconds, and deleting a key only
+//! while it still holds our value (an expired lock or marker may belong to someone else by now).
+
+use std::time::Duration;
+
+use redis::{Script, aio::ConnectionManager};
+
+/// A duration as Redis `PX`/`PEXPIRE` milliseconds (at least 1: 0 is an error there).
+pub fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// `DEL key` if it still holds `value`; true when it did.
+pub async fn delete_if(redis: &mut ConnectionManager, key: &str, value: &str) -> redis::RedisResult<bool> {
+    let deleted: i64 =
+        Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0")
+            .key(key)
+            .arg(value)
+            .invoke_async(redis)
+            .await?;
+    Ok(deleted == 1)
+}
