@@ -71,6 +71,16 @@ pub struct Config {
     pub webhook_secret: Option<Secret>,
     /// A user token expiring within this many days is exchanged for a fresh one while it works.
     pub proactive_refresh_days: u32,
+    /// The longest wait Graph may impose on us through `estimated_time_to_regain_access`,
+    /// `Retry-After` or usage headers (`RATE_LIMIT_MAX_WAIT_SECS`): a broken or hostile answer must
+    /// not pause a page, or the app, for years.
+    pub rate_limit_max_wait: Duration,
+    /// Postgres connections per process (`DATABASE_POOL_SIZE`); `None`: the process kind's default
+    /// (see `database_pool_size`). Kept apart from `WORKER_CONCURRENCY` because the database is
+    /// Chatwoot's, shared with its puma and sidekiq.
+    pub database_pool_size: Option<u32>,
+    /// History older than this many days is deleted (`HISTORY_RETENTION_DAYS`).
+    pub history_retention_days: u32,
 }
 
 impl Default for Config {
@@ -101,6 +111,9 @@ impl Default for Config {
             webhook_urls: Vec::new(),
             webhook_secret: None,
             proactive_refresh_days: 10,
+            rate_limit_max_wait: Duration::from_secs(3_600),
+            database_pool_size: None,
+            history_retention_days: 30,
         }
     }
 }
@@ -227,7 +240,36 @@ impl Config {
                 |n| (1..=59).contains(n),
                 "must be 1..=59 days (long-lived user tokens last about 60)",
             )?,
+            rate_limit_max_wait: Duration::from_secs(parse(
+                &get,
+                "RATE_LIMIT_MAX_WAIT_SECS",
+                d.rate_limit_max_wait.as_secs(),
+                |n| (1..=7 * 86_400).contains(n),
+                "must be 1..=604800 seconds",
+            )?),
+            database_pool_size: match get("DATABASE_POOL_SIZE") {
+                None => None,
+                Some(_) => Some(parse(&get, "DATABASE_POOL_SIZE", 0u32, |n| (1..=1_000).contains(n), "must be 1..=1000")?),
+            },
+            history_retention_days: parse(
+                &get,
+                "HISTORY_RETENTION_DAYS",
+                d.history_retention_days,
+                |n| (1..=36_500).contains(n),
+                "must be 1..=36500 days",
+            )?,
         })
+    }
+
+    /// Postgres connections for a process whose own default is `default` (workers need more than
+    /// the producer), unless `DATABASE_POOL_SIZE` says otherwise.
+    pub fn database_pool_size(&self, default: u32) -> u32 {
+        self.database_pool_size.unwrap_or(default)
+    }
+
+    /// Caps a wait Graph announced at `RATE_LIMIT_MAX_WAIT_SECS`.
+    pub fn cap_wait(&self, wait: Duration) -> Duration {
+        wait.min(self.rate_limit_max_wait)
     }
 
     /// The apalis queue name; every other key of ours hangs off it.
@@ -316,6 +358,11 @@ mod tests {
         assert_eq!(c.retry.max, Duration::from_secs(60));
         assert_eq!(c.retry.max_attempts, 10);
         assert_eq!(c.queue_name(), "fb_token_refresh");
+        assert_eq!(c.rate_limit_max_wait, Duration::from_secs(3_600));
+        assert_eq!(c.database_pool_size(7), 7);
+        assert_eq!(c.history_retention_days, 30);
+        let c = with(&[("DATABASE_POOL_SIZE", "3")]).expect("valid");
+        assert_eq!(c.database_pool_size(7), 3);
     }
 
     #[test]
@@ -334,6 +381,11 @@ mod tests {
             ("DATABASE_URL", "mysql://x"),
             ("REDIS_URL", "http://x"),
             ("QUEUE_BACKLOG_MAX", "9000"),
+            ("RATE_LIMIT_MAX_WAIT_SECS", "0"),
+            ("RATE_LIMIT_MAX_WAIT_SECS", "99999999999999999999"),
+            ("DATABASE_POOL_SIZE", "0"),
+            ("DATABASE_POOL_SIZE", "many"),
+            ("HISTORY_RETENTION_DAYS", "0"),
         ] {
             let e = with(&[(var, value)]).expect_err(var);
             assert_eq!(e.var, var, "{e}");
