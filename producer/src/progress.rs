@@ -6,6 +6,13 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+/// The database's clock: answers are stamped by it (`updated_at = now()`), so "written since" must
+/// be measured by it too. A producer whose clock runs ahead of the database's would otherwise wait
+/// for answers that look older than the request, forever.
+pub async fn db_now(db: &PgPool) -> Result<DateTime<Utc>, sqlx::Error> {
+    sqlx::query_scalar("SELECT now()").fetch_one(db).await
+}
+
 /// Waits until `channels` channels have a state written since `since`, and none is about to be
 /// re-checked (a confirmed failure below the threshold is looked at again within seconds; waits on
 /// rate limits, minutes away, do not hold this up). Calls `progress(answered, channels)` as it goes.

@@ -7,7 +7,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chrono::Utc;
 use shared::{
     config::Config,
     job::Reason,
@@ -45,7 +44,7 @@ pub async fn refresh_all(config: &Config, no_wait: bool, terminal: bool) -> anyh
     let db = store::connect_and_migrate(&config.database_url, 4).await?;
     let redis = queue::connect(config).await?;
     let mut storage = queue::job_storage(redis.clone(), config, &Timings::default());
-    let started = Utc::now();
+    let started = crate::progress::db_now(&db).await?;
     let count = crate::cycle::enqueue_cycle(&db, redis, &mut storage, config, Reason::Manual).await?;
     let total = count.enqueued + count.skipped;
     let head = format!("enqueued {} channels ({} already queued or running)", count.enqueued, count.skipped);
