@@ -7,3 +7,7 @@ CREATE INDEX IF NOT EXISTS fb_send_failures_received ON fb_send_failures (receiv
 -- Only rows that retention may delete: undelivered ones stay whatever their age.
 CREATE INDEX IF NOT EXISTS fb_webhook_deliveries_finished ON fb_webhook_deliveries (created_at)
     WHERE delivered_at IS NOT NULL OR given_up_at IS NOT NULL;
+-- Whether a channel's last announced event was "needs reauthorization" (webhooks/event.rs): asked
+-- when a channel comes back from `retrying` or `unknown`, so `token.healthy` is not sent after a
+-- transient error nobody was told of.
+CREATE INDEX IF NOT EXISTS fb_webhook_deliveries_channel ON fb_webhook_deliveries ((body->>'channel_id'), id DESC);

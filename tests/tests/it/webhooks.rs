@@ -459,12 +459,48 @@ async fn a_dead_endpoint_holds_up_neither_the_live_one_nor_the_caller() {
     assert!(all[1].delivered_at.is_none() && all[1].attempts == 2, "{:?}", all[1]);
 }
 
+async fn events_of(env: &TestEnv, channel: i64) -> Vec<String> {
+    sqlx::query_scalar("SELECT body->>'event' FROM fb_webhook_deliveries WHERE body->>'channel_id' = $1 ORDER BY id")
+        .bind(channel.to_string())
+        .fetch_all(&env.db)
+        .await
+        .expect("events")
+}
+
+#[tokio::test]
+async fn healthy_after_a_transient_error_is_only_sent_when_a_problem_was_announced() {
+    let env = env_with_urls(vec!["http://127.0.0.1:9/hook".into()]).await;
+    let enqueue = |c: StatusChange| {
+        let env = &env;
+        async move { webhooks::enqueue(&env.db, &env.config, &c).await.expect("enqueue") }
+    };
+    // Healthy, one timeout (retrying), healthy again: subscribers never heard of a problem.
+    assert_eq!(enqueue(change(1, "63001", "retrying", "healthy")).await, 0);
+    assert_eq!(enqueue(change(1, "63001", "unknown", "refreshed")).await, 0);
+    assert!(events_of(&env, 1).await.is_empty());
+
+    // Flagged, then re-checked during a blip (retrying), then reconnected: the recovery is news.
+    assert_eq!(enqueue(change(2, "63002", "healthy", "reauthorization_required")).await, 1);
+    assert_eq!(enqueue(change(2, "63002", "healthy", "data_access_expiring")).await, 1);
+    assert_eq!(enqueue(change(2, "63002", "retrying", "healthy")).await, 1);
+    // Told already: the next blip and recovery are quiet again.
+    assert_eq!(enqueue(change(2, "63002", "retrying", "healthy")).await, 0);
+    assert_eq!(
+        events_of(&env, 2).await,
+        vec!["token.reauthorization_required", "token.data_access_expiring", "token.healthy"]
+    );
+    // Another channel's announcement does not count for this one.
+    assert_eq!(enqueue(change(22, "63022", "unknown", "healthy")).await, 0);
+    // Straight from reauthorization_required it is always news.
+    assert_eq!(enqueue(change(3, "63003", "reauthorization_required", "refreshed")).await, 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_deliverers_deliver_each_event_exactly_once() {
     let rx = Receiver::start(Answer::Status(200), &[], Duration::from_millis(5)).await;
     let env = env_with_urls(vec![rx.url("/a"), rx.url("/b")]).await;
     for i in 0..60 {
-        let c = change(1_000 + i, &format!("62{i:03}"), "retrying", "healthy");
+        let c = change(1_000 + i, &format!("62{i:03}"), "reauthorization_required", "healthy");
         assert_eq!(webhooks::enqueue(&env.db, &env.config, &c).await.expect("enqueue"), 2);
     }
     let deliverer = |env: &TestEnv| {
