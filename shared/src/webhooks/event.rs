@@ -2,7 +2,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::StatusChange;
+use super::{StatusChange, endpoint_hash, redact_url};
 use crate::config::Config;
 
 pub const EVENT_REAUTHORIZATION_REQUIRED: &str = "token.reauthorization_required";
@@ -73,7 +73,8 @@ async fn problem_announced(db: &PgPool, change: &StatusChange) -> Result<bool, s
     Ok(last.as_deref() == Some(EVENT_REAUTHORIZATION_REQUIRED))
 }
 
-/// Puts the change in the outbox: one row per `WEBHOOK_URLS` endpoint, all with one `event_id`.
+/// Puts the change in the outbox: one row per `WEBHOOK_URLS` endpoint, all with one `event_id`,
+/// each naming its endpoint by hash and redacted form, never by the URL itself.
 /// Returns the rows inserted: 0 without endpoints or when the change is no event ([`event_type`]),
 /// and for `token.healthy` from `retrying` or `unknown` unless subscribers were told of the problem
 /// ([`problem_announced`]).
@@ -90,12 +91,16 @@ pub async fn enqueue(db: &PgPool, config: &Config, change: &StatusChange) -> Res
     }
     let event_id = Uuid::now_v7();
     let body = event_body(event, event_id, change);
+    // The URL itself stays out of the row: it may carry credentials ([`endpoint_hash`]).
+    let hashes: Vec<String> = config.webhook_urls.iter().map(|u| endpoint_hash(u)).collect();
+    let endpoints: Vec<String> = config.webhook_urls.iter().map(|u| redact_url(u)).collect();
     let inserted = sqlx::query(
-        "INSERT INTO fb_webhook_deliveries (event_id, url, body)
-         SELECT $1, u, $3 FROM unnest($2::text[]) WITH ORDINALITY AS t(u, n) ORDER BY n",
+        "INSERT INTO fb_webhook_deliveries (event_id, url_sha256, endpoint, body)
+         SELECT $1, h, e, $4 FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS t(h, e, n) ORDER BY n",
     )
     .bind(event_id)
-    .bind(&config.webhook_urls)
+    .bind(&hashes)
+    .bind(&endpoints)
     .bind(&body)
     .execute(db)
     .await?

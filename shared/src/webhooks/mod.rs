@@ -40,6 +40,15 @@
 //! `given_up_at` and is never sent again (it stays in the table for operators). Logs and
 //! `last_error` name an endpoint by scheme, host and path only: no credentials, no query.
 //!
+//! # Rows do not store URLs
+//! An endpoint URL may carry credentials, and rows are kept for `HISTORY_RETENTION_DAYS`, so a
+//! row names its endpoint by the SHA-256 of the `WEBHOOK_URLS` entry ([`endpoint_hash`]) and by
+//! its redacted form (`endpoint`, for operators). The deliverer looks the hash up among the
+//! URLs configured now: a row whose endpoint has been removed from `WEBHOOK_URLS` is given up
+//! (`last_error` says so) instead of being sent to someone who no longer subscribes. Changing a
+//! URL (a rotated `?key=`) is removing one endpoint and adding another. Rows queued before
+//! migration 0008 still carry their URL and are delivered to it.
+//!
 //! # A dead endpoint never blocks refreshes
 //! [`enqueue`] is one INSERT, and delivery runs in its own task, so a job never waits for an
 //! endpoint. Within a delivery round up to [`CONCURRENCY`] requests run at once and each is bounded
@@ -52,7 +61,9 @@ mod signature;
 
 use chrono::{DateTime, Utc};
 
-pub use deliver::{CONCURRENCY, LEASE, MAX_ATTEMPTS, REQUEST_TIMEOUT, deliver_due, redact_url, run_delivery};
+pub use deliver::{
+    CONCURRENCY, LEASE, MAX_ATTEMPTS, REQUEST_TIMEOUT, deliver_due, endpoint_hash, redact_url, run_delivery,
+};
 pub use event::{
     EVENT_DATA_ACCESS_EXPIRING, EVENT_HEALTHY, EVENT_REAUTHORIZATION_REQUIRED, enqueue, event_body, event_type,
 };

@@ -172,7 +172,7 @@ fn change(channel_id: i64, page_id: &str, from: &str, to: &str) -> StatusChange 
 
 #[derive(Debug, sqlx::FromRow)]
 struct Row {
-    url: String,
+    endpoint: String,
     attempts: i32,
     next_attempt_at: DateTime<Utc>,
     delivered_at: Option<DateTime<Utc>>,
@@ -183,7 +183,7 @@ struct Row {
 
 async fn rows(env: &TestEnv) -> Vec<Row> {
     sqlx::query_as(
-        "SELECT url, attempts, next_attempt_at, delivered_at, given_up_at, last_status, last_error
+        "SELECT endpoint, attempts, next_attempt_at, delivered_at, given_up_at, last_status, last_error
          FROM fb_webhook_deliveries ORDER BY id",
     )
     .fetch_all(&env.db)
@@ -468,6 +468,59 @@ async fn events_of(env: &TestEnv, channel: i64) -> Vec<String> {
 }
 
 #[tokio::test]
+async fn outbox_rows_keep_no_credentials_and_removed_endpoints_get_nothing() {
+    let rx = Receiver::start(Answer::Status(200), &[], Duration::ZERO).await;
+    let secret_url = rx.url("/kept?key=topsecret").replace("http://", "http://ops:hunter2@");
+    let removed_url = rx.url("/removed?key=alsosecret");
+    let mut env = env_with_urls(vec![secret_url.clone(), removed_url]).await;
+    let c = change(8, "61301", "healthy", "reauthorization_required");
+    assert_eq!(webhooks::enqueue(&env.db, &env.config, &c).await.expect("enqueue"), 2);
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT row_to_json(d)::text FROM fb_webhook_deliveries d ORDER BY id")
+            .fetch_all(&env.db)
+            .await
+            .expect("rows");
+    for row in &stored {
+        for secret in ["topsecret", "alsosecret", "hunter2", "key="] {
+            assert!(!row.contains(secret), "{secret} stored: {row}");
+        }
+    }
+    let endpoints: Vec<String> = rows(&env).await.into_iter().map(|r| r.endpoint).collect();
+    assert_eq!(endpoints, vec![rx.url("/kept"), rx.url("/removed")]);
+
+    // The operator removes one endpoint before the rows go out: it receives nothing more.
+    env.config.webhook_urls = vec![secret_url];
+    assert_eq!(deliver(&env, None).await, 2);
+    let got = rx.received();
+    assert_eq!(got.len(), 1, "{:?}", got.iter().map(|r| &r.path).collect::<Vec<_>>());
+    assert_eq!(got[0].path, "/kept?key=topsecret", "the kept endpoint gets its full URL back");
+    let all = rows(&env).await;
+    assert!(all[0].delivered_at.is_some(), "{:?}", all[0]);
+    assert!(all[1].given_up_at.is_some() && all[1].delivered_at.is_none(), "{:?}", all[1]);
+    assert_eq!(all[1].last_error.as_deref(), Some("endpoint no longer in WEBHOOK_URLS"));
+    make_due_now(&env).await;
+    assert_eq!(deliver(&env, None).await, 0);
+}
+
+#[tokio::test]
+async fn a_row_queued_with_its_url_before_the_migration_is_still_delivered() {
+    let rx = Receiver::start(Answer::Status(200), &[], Duration::ZERO).await;
+    let env = env_with_urls(vec![]).await;
+    // What a worker of the previous version inserts during a rolling upgrade.
+    sqlx::query(
+        "INSERT INTO fb_webhook_deliveries (event_id, url, body) VALUES ($1, $2, '{\"event\":\"token.healthy\"}')",
+    )
+    .bind(Uuid::now_v7())
+    .bind(rx.url("/old"))
+    .execute(&env.db)
+    .await
+    .expect("old-style row");
+    assert_eq!(deliver(&env, None).await, 1);
+    assert_eq!(rx.received().len(), 1);
+    assert_eq!(rx.received()[0].path, "/old");
+}
+
+#[tokio::test]
 async fn healthy_after_a_transient_error_is_only_sent_when_a_problem_was_announced() {
     let env = env_with_urls(vec!["http://127.0.0.1:9/hook".into()]).await;
     let enqueue = |c: StatusChange| {
@@ -566,7 +619,7 @@ async fn a_row_is_given_up_after_the_last_attempt() {
     let row = &rows(&env).await[0];
     assert!(row.given_up_at.is_some() && row.delivered_at.is_none(), "{row:?}");
     assert_eq!((row.attempts, row.last_status), (MAX_ATTEMPTS, Some(503)));
-    assert!(row.url.ends_with("/hook"));
+    assert!(row.endpoint.ends_with("/hook"));
     make_due_now(&env).await;
     assert_eq!(deliver(&env, None).await, 0, "a given-up row is never sent again");
     assert!(metrics::render(&metrics).contains("fb_token_webhooks_total{outcome=\"given_up\"} 1"));

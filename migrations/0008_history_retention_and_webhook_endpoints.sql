@@ -11,3 +11,16 @@ CREATE INDEX IF NOT EXISTS fb_webhook_deliveries_finished ON fb_webhook_deliveri
 -- when a channel comes back from `retrying` or `unknown`, so `token.healthy` is not sent after a
 -- transient error nobody was told of.
 CREATE INDEX IF NOT EXISTS fb_webhook_deliveries_channel ON fb_webhook_deliveries ((body->>'channel_id'), id DESC);
+-- Endpoint URLs may carry credentials; new rows name their endpoint by the SHA-256 of the
+-- WEBHOOK_URLS entry (resolved against the current list at delivery) and by its redacted form
+-- (scheme, host, port, path) for operators. Rows queued before this keep their url.
+ALTER TABLE fb_webhook_deliveries ALTER COLUMN url DROP NOT NULL;
+ALTER TABLE fb_webhook_deliveries ADD COLUMN url_sha256 text;
+ALTER TABLE fb_webhook_deliveries ADD COLUMN endpoint text;
+-- Rows already queued (delivered ones included) lose their URL the same way; a deliverer of this
+-- version still sends a row that carries one (an older worker may insert it during a rollout).
+UPDATE fb_webhook_deliveries
+SET url_sha256 = encode(sha256(convert_to(url, 'UTF8')), 'hex'),
+    endpoint = regexp_replace(url, '^([^:/?#]+://)(?:[^@/?#]*@)?([^/?#]*)([^?#]*).*$', '\1\2\3'),
+    url = NULL
+WHERE url IS NOT NULL;
