@@ -59,7 +59,10 @@ pub fn event_body(event: &str, event_id: Uuid, change: &StatusChange) -> Value {
 /// channels and one Graph blip is 100k notifications of nothing. The same states also follow
 /// `reauthorization_required` (a flagged channel re-checked during a blip), and then the recovery
 /// must be announced; the outbox is the record of what was announced. Only asked for a move from
-/// `retrying` or `unknown` to healthy, through an index on the channel id.
+/// `retrying` or `unknown` to healthy, through an index on the channel id. The record is as long
+/// as `HISTORY_RETENTION_DAYS`: a channel flagged longer ago than that, then caught by a transient
+/// error, recovers without a `token.healthy` (a move straight from `reauthorization_required`
+/// always sends one).
 async fn problem_announced(db: &PgPool, change: &StatusChange) -> Result<bool, sqlx::Error> {
     let last: Option<String> = sqlx::query_scalar(
         "SELECT body->>'event' FROM fb_webhook_deliveries
