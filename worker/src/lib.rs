@@ -39,10 +39,17 @@ pub async fn run_with(config: Config, timings: Timings, shutdown: CancellationTo
         Some(state.pipeline.metrics.clone()),
         shutdown.clone(),
     ));
+    let retention = tokio::spawn(shared::retention::run_retention(
+        state.pipeline.db.clone(),
+        config.history_retention_days,
+        Some(state.pipeline.metrics.clone()),
+        shutdown.clone(),
+    ));
     let result = supervise::run_worker_loop(state, shutdown.clone()).await;
     shutdown.cancel();
     let _ = http.await;
     let _ = janitor.await;
     let _ = webhooks.await;
+    let _ = retention.await;
     result
 }

@@ -1,9 +1,11 @@
 use std::{
+    collections::HashMap,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use futures::StreamExt;
+use sha2::{Digest as _, Sha256};
 use sqlx::PgPool;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -39,7 +41,11 @@ const ROUNDS_IN_FLIGHT: usize = 4;
 struct Claimed {
     id: i64,
     event_id: Uuid,
-    url: String,
+    /// Where to POST: the `WEBHOOK_URLS` entry the row's hash names; `None` when that endpoint is
+    /// no longer configured.
+    url: Option<String>,
+    /// The endpoint as logs and `last_error` may show it.
+    endpoint: String,
     event: String,
     body: String,
     attempts: i32,
@@ -67,7 +73,8 @@ pub async fn deliver_due(
     if limit <= 0 {
         return Ok(0);
     }
-    let rows: Vec<(i64, Uuid, String, Option<String>, String, i32)> = sqlx::query_as(
+    type Row = (i64, Uuid, Option<String>, Option<String>, Option<String>, Option<String>, String, i32);
+    let rows: Vec<Row> = sqlx::query_as(
         "UPDATE fb_webhook_deliveries d SET next_attempt_at = now() + make_interval(secs => $2)
          FROM (SELECT id FROM fb_webhook_deliveries
                WHERE delivered_at IS NULL AND given_up_at IS NULL AND next_attempt_at <= now()
@@ -75,16 +82,20 @@ pub async fn deliver_due(
                LIMIT $1
                FOR UPDATE SKIP LOCKED) due
          WHERE d.id = due.id
-         RETURNING d.id, d.event_id, d.url, d.body->>'event', d.body::text, d.attempts",
+         RETURNING d.id, d.event_id, d.url, d.url_sha256, d.endpoint, d.body->>'event', d.body::text, d.attempts",
     )
     .bind(limit)
     .bind(LEASE.as_secs_f64())
     .fetch_all(db)
     .await?;
     let claimed = rows.len();
+    let configured: HashMap<String, &String> = config.webhook_urls.iter().map(|u| (endpoint_hash(u), u)).collect();
     let results: Vec<Result<(), sqlx::Error>> = futures::stream::iter(rows)
-        .map(|(id, event_id, url, event, body, attempts)| {
-            let row = Claimed { id, event_id, url, event: event.unwrap_or_default(), body, attempts };
+        .map(|(id, event_id, stored_url, hash, endpoint, event, body, attempts)| {
+            // Rows queued before 0008 carry their URL; later ones only its hash.
+            let url = stored_url.or_else(|| hash.and_then(|h| configured.get(&h).map(|u| (*u).clone())));
+            let endpoint = endpoint.unwrap_or_else(|| url.as_deref().map(redact_url).unwrap_or_default());
+            let row = Claimed { id, event_id, url, endpoint, event: event.unwrap_or_default(), body, attempts };
             deliver_one(db, http, config, metrics, row)
         })
         .buffer_unordered(CONCURRENCY)
@@ -101,9 +112,25 @@ async fn deliver_one(
     metrics: Option<&Metrics>,
     row: Claimed,
 ) -> Result<(), sqlx::Error> {
-    let sent = post(http, config, &row).await;
+    let endpoint = row.endpoint.as_str();
+    let Some(url) = row.url.as_deref() else {
+        // Its endpoint left WEBHOOK_URLS: whoever was there no longer subscribes.
+        sqlx::query(
+            "UPDATE fb_webhook_deliveries
+             SET given_up_at = now(), last_error = 'endpoint no longer in WEBHOOK_URLS'
+             WHERE id = $1 AND delivered_at IS NULL",
+        )
+        .bind(row.id)
+        .execute(db)
+        .await?;
+        info!(webhook.endpoint = %endpoint, webhook.event = %row.event, webhook.id = %row.event_id, "webhook dropped: its endpoint is no longer in WEBHOOK_URLS");
+        if let Some(m) = metrics {
+            Metrics::count(&m.webhooks, "endpoint_removed");
+        }
+        return Ok(());
+    };
+    let sent = post(http, config, url, &row).await;
     let attempt = row.attempts.saturating_add(1);
-    let endpoint = redact_url(&row.url);
     let outcome = match sent {
         Sent::Delivered(status) => {
             sqlx::query(
@@ -150,15 +177,25 @@ async fn deliver_one(
     Ok(())
 }
 
-async fn post(http: &reqwest::Client, config: &Config, row: &Claimed) -> Sent {
+async fn post(http: &reqwest::Client, config: &Config, url: &str, row: &Claimed) -> Sent {
     let mut request = http
-        .post(&row.url)
+        .post(url)
         .timeout(REQUEST_TIMEOUT)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header("X-Webhook-Event", &row.event)
         .header("X-Webhook-Id", row.event_id.to_string());
     if let Some(secret) = &config.webhook_secret {
-        request = request.header("X-Signature-256", signature(secret, row.body.as_bytes()));
+        let id = row.event_id.to_string();
+        // Per attempt: the timestamp is when this request was sent, so a retry is signed afresh.
+        let timestamp = chrono::Utc::now().timestamp();
+        // Config refuses a `whsec_` secret that is not base64; were one to get here anyway, the
+        // raw bytes still sign, rather than a webhook going out with one signature missing.
+        let key = signature::standard_key(secret).unwrap_or_else(|_| secret.expose().as_bytes().to_vec());
+        request = request
+            .header("X-Signature-256", signature::signature(secret, row.body.as_bytes()))
+            .header("webhook-id", &id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature::standard_signature(&key, &id, timestamp, row.body.as_bytes()));
     }
     match request.body(row.body.clone()).send().await {
         Ok(response) if response.status().is_success() => Sent::Delivered(response.status().as_u16()),
@@ -168,6 +205,13 @@ async fn post(http: &reqwest::Client, config: &Config, row: &Claimed) -> Sent {
         }
         Err(e) => Sent::Failed { status: None, error: describe(e) },
     }
+}
+
+/// What an outbox row stores to name its endpoint: the SHA-256 (hex) of the `WEBHOOK_URLS` entry.
+/// URLs may carry credentials (user info, a `?key=`), and the outbox keeps rows for
+/// `HISTORY_RETENTION_DAYS`; the deliverer finds the URL again among the configured ones.
+pub fn endpoint_hash(url: &str) -> String {
+    hex::encode(Sha256::digest(url.as_bytes()))
 }
 
 /// An endpoint as logs may show it: scheme, host, port and path; no user info, no query, no
@@ -198,8 +242,8 @@ fn client() -> reqwest::Result<reqwest::Client> {
 /// 500 ms, at once again after a full round, with up to 4 rounds in flight so one waiting on a
 /// hanging endpoint does not delay newer events. Postgres errors are logged and retried with the
 /// `RETRY_*` backoff; it never returns early. On shutdown, rounds in flight get [`REQUEST_TIMEOUT`]
-/// to finish; rows still out then come back after their lease. Rows already in the outbox are
-/// delivered even when `WEBHOOK_URLS` has since been emptied.
+/// to finish; rows still out then come back after their lease. Rows whose endpoint has left
+/// `WEBHOOK_URLS` since they were queued are given up, not sent.
 pub async fn run_delivery(db: PgPool, config: Arc<Config>, metrics: Option<Metrics>, shutdown: CancellationToken) {
     let http = match client() {
         Ok(http) => http,

@@ -27,7 +27,8 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-const SECRET: &str = "whsec_test_secret";
+/// A Standard Webhooks secret: `whsec_` and the base64 key ("fb-token-refresh webhook test key").
+const SECRET: &str = "whsec_ZmItdG9rZW4tcmVmcmVzaCB3ZWJob29rIHRlc3Qga2V5";
 
 /// How the receiver answers one request.
 #[derive(Clone, Copy, Debug)]
@@ -171,7 +172,7 @@ fn change(channel_id: i64, page_id: &str, from: &str, to: &str) -> StatusChange 
 
 #[derive(Debug, sqlx::FromRow)]
 struct Row {
-    url: String,
+    endpoint: String,
     attempts: i32,
     next_attempt_at: DateTime<Utc>,
     delivered_at: Option<DateTime<Utc>>,
@@ -182,7 +183,7 @@ struct Row {
 
 async fn rows(env: &TestEnv) -> Vec<Row> {
     sqlx::query_as(
-        "SELECT url, attempts, next_attempt_at, delivered_at, given_up_at, last_status, last_error
+        "SELECT endpoint, attempts, next_attempt_at, delivered_at, given_up_at, last_status, last_error
          FROM fb_webhook_deliveries ORDER BY id",
     )
     .fetch_all(&env.db)
@@ -253,6 +254,69 @@ async fn a_status_change_is_delivered_signed_and_without_tokens() {
     make_due_now(&env).await;
     assert_eq!(deliver(&env, None).await, 0);
     assert_eq!(rx.received().len(), 1);
+}
+
+/// Checks a Standard Webhooks signature as a receiver would, with its own HMAC (not the code under
+/// test): `webhook-signature` holds space-separated `v1,<base64>` values over `{id}.{ts}.{body}`.
+fn standard_signature_valid(key: &[u8], id: &str, timestamp: &str, signatures: &str, body: &[u8]) -> bool {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    signatures.split(' ').filter_map(|s| s.strip_prefix("v1,")).any(|b64| {
+        base64::engine::general_purpose::STANDARD.decode(b64).is_ok_and(|sig| mac.clone().verify_slice(&sig).is_ok())
+    })
+}
+
+#[tokio::test]
+async fn webhooks_carry_a_standard_webhooks_signature_a_receiver_can_verify() {
+    use base64::Engine as _;
+    let rx = Receiver::start(Answer::Status(200), &[], Duration::ZERO).await;
+    let mut env = env_with_urls(vec![rx.url("/hooks/std")]).await;
+    let (ch, _, _) = env.healthy_channel("61101").await;
+    // `whsec_` secrets are the spec's format: the key is the base64-decoded rest.
+    let whsec_key = base64::engine::general_purpose::STANDARD
+        .decode(SECRET.strip_prefix("whsec_").expect("whsec_ secret"))
+        .expect("base64");
+    // Any other secret keys the HMAC with its bytes as written.
+    let plain = "plain shared secret";
+    for (secret, key) in [(SECRET, whsec_key.clone()), (plain, plain.as_bytes().to_vec())] {
+        env.config.webhook_secret = Some(Secret::new(secret));
+        let c = change(ch, "61101", "healthy", "reauthorization_required");
+        assert_eq!(webhooks::enqueue(&env.db, &env.config, &c).await.expect("enqueue"), 1);
+        let before = Utc::now().timestamp();
+        assert_eq!(deliver(&env, None).await, 1);
+        let after = Utc::now().timestamp();
+        let got = rx.received();
+        let req = got.last().expect("a request");
+
+        let id = req.header("webhook-id").expect("webhook-id");
+        assert_eq!(Some(id), req.json()["event_id"].as_str(), "webhook-id is the event id");
+        assert_eq!(Some(id), req.header("x-webhook-id"));
+        let ts = req.header("webhook-timestamp").expect("webhook-timestamp");
+        let ts_secs: i64 = ts.parse().expect("Unix seconds");
+        assert!(
+            (before - 1..=after + 1).contains(&ts_secs),
+            "timestamp {ts_secs} is the send time ({before}..{after})"
+        );
+        let sig = req.header("webhook-signature").expect("webhook-signature");
+        assert!(sig.starts_with("v1,"), "{sig}");
+        assert!(standard_signature_valid(&key, id, ts, sig, &req.body), "{secret}: {sig}");
+
+        // What a receiver must reject: another body, another timestamp (a replay re-dated),
+        // another id, another key.
+        let mut tampered = req.body.clone();
+        let at = tampered.iter().position(|b| b.is_ascii_digit()).expect("a digit in the body");
+        tampered[at] = if tampered[at] == b'9' { b'8' } else { tampered[at] + 1 };
+        assert!(!standard_signature_valid(&key, id, ts, sig, &tampered), "tampered body");
+        assert!(!standard_signature_valid(&key, id, &(ts_secs - 600).to_string(), sig, &req.body), "old timestamp");
+        assert!(!standard_signature_valid(&key, &Uuid::now_v7().to_string(), ts, sig, &req.body), "other id");
+        assert!(!standard_signature_valid(b"wrong key", id, ts, sig, &req.body), "other key");
+        // The GitHub-style header is still there, keyed by the secret as written.
+        assert_eq!(req.header("x-signature-256"), Some(webhooks::signature(&Secret::new(secret), &req.body).as_str()));
+    }
+    assert_ne!(whsec_key, SECRET.as_bytes(), "the two cases use different keys");
 }
 
 #[tokio::test]
@@ -395,12 +459,101 @@ async fn a_dead_endpoint_holds_up_neither_the_live_one_nor_the_caller() {
     assert!(all[1].delivered_at.is_none() && all[1].attempts == 2, "{:?}", all[1]);
 }
 
+async fn events_of(env: &TestEnv, channel: i64) -> Vec<String> {
+    sqlx::query_scalar("SELECT body->>'event' FROM fb_webhook_deliveries WHERE body->>'channel_id' = $1 ORDER BY id")
+        .bind(channel.to_string())
+        .fetch_all(&env.db)
+        .await
+        .expect("events")
+}
+
+#[tokio::test]
+async fn outbox_rows_keep_no_credentials_and_removed_endpoints_get_nothing() {
+    let rx = Receiver::start(Answer::Status(200), &[], Duration::ZERO).await;
+    let secret_url = rx.url("/kept?key=topsecret").replace("http://", "http://ops:hunter2@");
+    let removed_url = rx.url("/removed?key=alsosecret");
+    let mut env = env_with_urls(vec![secret_url.clone(), removed_url]).await;
+    let c = change(8, "61301", "healthy", "reauthorization_required");
+    assert_eq!(webhooks::enqueue(&env.db, &env.config, &c).await.expect("enqueue"), 2);
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT row_to_json(d)::text FROM fb_webhook_deliveries d ORDER BY id")
+            .fetch_all(&env.db)
+            .await
+            .expect("rows");
+    for row in &stored {
+        for secret in ["topsecret", "alsosecret", "hunter2", "key="] {
+            assert!(!row.contains(secret), "{secret} stored: {row}");
+        }
+    }
+    let endpoints: Vec<String> = rows(&env).await.into_iter().map(|r| r.endpoint).collect();
+    assert_eq!(endpoints, vec![rx.url("/kept"), rx.url("/removed")]);
+
+    // The operator removes one endpoint before the rows go out: it receives nothing more.
+    env.config.webhook_urls = vec![secret_url];
+    assert_eq!(deliver(&env, None).await, 2);
+    let got = rx.received();
+    assert_eq!(got.len(), 1, "{:?}", got.iter().map(|r| &r.path).collect::<Vec<_>>());
+    assert_eq!(got[0].path, "/kept?key=topsecret", "the kept endpoint gets its full URL back");
+    let all = rows(&env).await;
+    assert!(all[0].delivered_at.is_some(), "{:?}", all[0]);
+    assert!(all[1].given_up_at.is_some() && all[1].delivered_at.is_none(), "{:?}", all[1]);
+    assert_eq!(all[1].last_error.as_deref(), Some("endpoint no longer in WEBHOOK_URLS"));
+    make_due_now(&env).await;
+    assert_eq!(deliver(&env, None).await, 0);
+}
+
+#[tokio::test]
+async fn a_row_queued_with_its_url_before_the_migration_is_still_delivered() {
+    let rx = Receiver::start(Answer::Status(200), &[], Duration::ZERO).await;
+    let env = env_with_urls(vec![]).await;
+    // What a worker of the previous version inserts during a rolling upgrade.
+    sqlx::query(
+        "INSERT INTO fb_webhook_deliveries (event_id, url, body) VALUES ($1, $2, '{\"event\":\"token.healthy\"}')",
+    )
+    .bind(Uuid::now_v7())
+    .bind(rx.url("/old"))
+    .execute(&env.db)
+    .await
+    .expect("old-style row");
+    assert_eq!(deliver(&env, None).await, 1);
+    assert_eq!(rx.received().len(), 1);
+    assert_eq!(rx.received()[0].path, "/old");
+}
+
+#[tokio::test]
+async fn healthy_after_a_transient_error_is_only_sent_when_a_problem_was_announced() {
+    let env = env_with_urls(vec!["http://127.0.0.1:9/hook".into()]).await;
+    let enqueue = |c: StatusChange| {
+        let env = &env;
+        async move { webhooks::enqueue(&env.db, &env.config, &c).await.expect("enqueue") }
+    };
+    // Healthy, one timeout (retrying), healthy again: subscribers never heard of a problem.
+    assert_eq!(enqueue(change(1, "63001", "retrying", "healthy")).await, 0);
+    assert_eq!(enqueue(change(1, "63001", "unknown", "refreshed")).await, 0);
+    assert!(events_of(&env, 1).await.is_empty());
+
+    // Flagged, then re-checked during a blip (retrying), then reconnected: the recovery is news.
+    assert_eq!(enqueue(change(2, "63002", "healthy", "reauthorization_required")).await, 1);
+    assert_eq!(enqueue(change(2, "63002", "healthy", "data_access_expiring")).await, 1);
+    assert_eq!(enqueue(change(2, "63002", "retrying", "healthy")).await, 1);
+    // Told already: the next blip and recovery are quiet again.
+    assert_eq!(enqueue(change(2, "63002", "retrying", "healthy")).await, 0);
+    assert_eq!(
+        events_of(&env, 2).await,
+        vec!["token.reauthorization_required", "token.data_access_expiring", "token.healthy"]
+    );
+    // Another channel's announcement does not count for this one.
+    assert_eq!(enqueue(change(22, "63022", "unknown", "healthy")).await, 0);
+    // Straight from reauthorization_required it is always news.
+    assert_eq!(enqueue(change(3, "63003", "reauthorization_required", "refreshed")).await, 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_deliverers_deliver_each_event_exactly_once() {
     let rx = Receiver::start(Answer::Status(200), &[], Duration::from_millis(5)).await;
     let env = env_with_urls(vec![rx.url("/a"), rx.url("/b")]).await;
     for i in 0..60 {
-        let c = change(1_000 + i, &format!("62{i:03}"), "retrying", "healthy");
+        let c = change(1_000 + i, &format!("62{i:03}"), "reauthorization_required", "healthy");
         assert_eq!(webhooks::enqueue(&env.db, &env.config, &c).await.expect("enqueue"), 2);
     }
     let deliverer = |env: &TestEnv| {
@@ -466,7 +619,7 @@ async fn a_row_is_given_up_after_the_last_attempt() {
     let row = &rows(&env).await[0];
     assert!(row.given_up_at.is_some() && row.delivered_at.is_none(), "{row:?}");
     assert_eq!((row.attempts, row.last_status), (MAX_ATTEMPTS, Some(503)));
-    assert!(row.url.ends_with("/hook"));
+    assert!(row.endpoint.ends_with("/hook"));
     make_due_now(&env).await;
     assert_eq!(deliver(&env, None).await, 0, "a given-up row is never sent again");
     assert!(metrics::render(&metrics).contains("fb_token_webhooks_total{outcome=\"given_up\"} 1"));
