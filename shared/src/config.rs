@@ -249,7 +249,9 @@ impl Config {
             )?),
             database_pool_size: match get("DATABASE_POOL_SIZE") {
                 None => None,
-                Some(_) => Some(parse(&get, "DATABASE_POOL_SIZE", 0u32, |n| (1..=1_000).contains(n), "must be 1..=1000")?),
+                Some(_) => {
+                    Some(parse(&get, "DATABASE_POOL_SIZE", 0u32, |n| (1..=1_000).contains(n), "must be 1..=1000")?)
+                }
             },
             history_retention_days: parse(
                 &get,
