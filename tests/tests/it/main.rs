@@ -13,4 +13,5 @@ mod panics;
 mod pipeline;
 mod proactive;
 mod queue;
+mod waiters;
 mod webhooks;
