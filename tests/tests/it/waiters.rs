@@ -3,12 +3,20 @@
 
 use std::{
     collections::HashSet,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
-use shared::{config::Config, secret::Secret};
+use shared::{
+    config::Config,
+    job::{Reason, RefreshJob},
+    pipeline::Outcome,
+    queue::{self, JobReport, Waited},
+    reports::ReportWaiter,
+    secret::Secret,
+};
 use tests::TestEnv;
 
 const ADMIN: &str = "waiters-admin-token";
@@ -34,27 +42,54 @@ async fn post(http: &Client, url: &str, token: &str) -> (StatusCode, Option<Stri
     (status, retry_after, resp.json().await.unwrap_or(Value::Null))
 }
 
-/// Established TCP connections of this process to Redis (port 6379), from /proc: the sockets of
-/// our own file descriptors, matched against the kernel's connection tables.
-fn redis_connections_of_this_process() -> usize {
+/// Local ports of this process's established TCP connections to Redis (port 6379), from /proc: the
+/// sockets of our own file descriptors, matched against the kernel's connection tables.
+fn redis_ports_of_this_process() -> HashSet<u16> {
     let inodes: HashSet<String> = std::fs::read_dir("/proc/self/fd")
         .expect("/proc/self/fd")
         .flatten()
         .filter_map(|fd| std::fs::read_link(fd.path()).ok())
         .filter_map(|l| l.to_str().and_then(|s| s.strip_prefix("socket:[")?.strip_suffix(']').map(str::to_owned)))
         .collect();
-    let mut n = 0;
+    let mut ports = HashSet::new();
     for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
         let Ok(text) = std::fs::read_to_string(table) else { continue };
         for line in text.lines().skip(1) {
             let f: Vec<&str> = line.split_whitespace().collect();
-            let (Some(remote), Some(state), Some(inode)) = (f.get(2), f.get(3), f.get(9)) else { continue };
+            let (Some(local), Some(remote), Some(state), Some(inode)) = (f.get(1), f.get(2), f.get(3), f.get(9)) else {
+                continue;
+            };
             if remote.ends_with(":18EB") && *state == "01" && inodes.contains(*inode) {
-                n += 1;
+                let port = local.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+                ports.extend(port);
             }
         }
     }
-    n
+    ports
+}
+
+fn redis_connections_of_this_process() -> usize {
+    redis_ports_of_this_process().len()
+}
+
+/// Redis client ids of this process's pattern subscriptions.
+async fn our_pattern_subscribers(env: &TestEnv) -> Vec<String> {
+    let ours = redis_ports_of_this_process();
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut env.redis.clone())
+        .await
+        .expect("list");
+    list.lines()
+        .filter_map(|line| {
+            let field = |name: &str| line.split(' ').find_map(|kv| kv.strip_prefix(name));
+            let port: u16 = field("addr=")?.rsplit(':').next()?.parse().ok()?;
+            let psub: u32 = field("psub=")?.parse().ok()?;
+            (psub > 0 && ours.contains(&port)).then(|| field("id=").map(str::to_owned)).flatten()
+        })
+        .collect()
 }
 
 async fn connected_clients(env: &TestEnv) -> i64 {
@@ -124,7 +159,7 @@ async fn two_hundred_waiting_requests_share_one_subscription() {
     let old: Vec<_> = (0..50)
         .map(|_| {
             let config = config.clone();
-            tokio::spawn(async move { shared::queue::wait_for_report(&config, job, Duration::from_secs(30)).await })
+            tokio::spawn(async move { queue::wait_for_report(&config, job, Duration::from_secs(30)).await })
         })
         .collect();
     let key = format!("{}:report:{job}", env.config.queue_name());
@@ -222,4 +257,40 @@ async fn front_refreshes_are_limited_per_account() {
     // Another account has a window of its own.
     let (code, _, body) = post(&http, &refresh_url(&base, 2, other_inbox, 0), account2.expose()).await;
     assert_eq!(code, StatusCode::ACCEPTED, "{body}");
+}
+
+#[tokio::test]
+async fn a_lost_subscription_is_restored_and_waiters_still_hear_their_report() {
+    let env = TestEnv::new().await;
+    let waiter = ReportWaiter::start(env.redis.clone(), Arc::new(env.config.clone()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut subscribed = our_pattern_subscribers(&env).await;
+    while subscribed.is_empty() {
+        assert!(Instant::now() < deadline, "the waiter never subscribed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        subscribed = our_pattern_subscribers(&env).await;
+    }
+    let job = RefreshJob::new(1, Reason::Manual);
+    let (w, id) = (waiter.clone(), job.job_id());
+    let pending = tokio::spawn(async move { w.wait(id, Duration::from_secs(30)).await });
+    until("the wait to register", || waiter.waiting() == 1).await;
+
+    // The connection drops (a Redis restart, a proxy timeout); the report comes meanwhile.
+    for client in &subscribed {
+        let _: () = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("ID")
+            .arg(client)
+            .query_async(&mut env.redis.clone())
+            .await
+            .expect("kill");
+    }
+    let report = JobReport::from_outcome(&job, &Outcome::Healthy);
+    queue::publish_report(&mut env.redis.clone(), &env.config, &report).await.expect("publish");
+
+    let waited = tokio::time::timeout(Duration::from_secs(10), pending).await.expect("heard well before its timeout");
+    let waited = waited.expect("task").expect("redis");
+    assert!(matches!(&waited, Waited::Settled(r) if r.outcome == "healthy"), "{waited:?}");
+    let now = our_pattern_subscribers(&env).await;
+    assert!(!now.is_empty() && now.iter().all(|c| !subscribed.contains(c)), "resubscribed: {subscribed:?} -> {now:?}");
 }
