@@ -251,6 +251,15 @@ async fn front_refreshes_are_limited_per_account() {
     let owner = shared::pending::owner(&mut env.redis.clone(), &keys, limited_ch).await.expect("owner");
     assert_eq!(owner, None, "nothing was pushed for the refused request");
 
+    // The dashboard's "Try auto refresh" draws on the same window.
+    let dash = crate::dashboard::Dash::new(&base);
+    let session = dash.session(account1.expose()).await;
+    let resp = dash.refresh(limited_inbox, Some(&session), true).await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(resp.headers().get("retry-after").is_some());
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["error"], "rate_limited", "{body}");
+
     // Joining a refresh that is already queued pushes nothing and is not refused.
     let (code, _, body) = post(&http, &refresh_url(&base, 1, inboxes[0].1, 0), account1.expose()).await;
     assert_eq!(code, StatusCode::ACCEPTED, "{body}");
