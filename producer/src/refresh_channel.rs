@@ -9,6 +9,7 @@ use shared::{
     job::{Reason, RefreshJob},
     pending,
     queue::{self, JobReport, Timings, Waited},
+    reports::ReportWaiter,
     store,
 };
 use worker::WorkerState;
@@ -53,9 +54,10 @@ async fn run(config: &Config, channel_id: i64, wait: Duration, inline: bool) -> 
     } else {
         let mut redis = queue::connect(config).await?;
         let mut storage = queue::job_storage(redis.clone(), config, &Timings::default());
+        let reports = ReportWaiter::start(redis.clone(), std::sync::Arc::new(config.clone()));
         // A refresh already queued or running for the channel answers this request too.
         let claimed = pending::enqueue_or_join(&mut storage, &mut redis, config, job, true).await?;
-        queue::wait_for_report(config, claimed.job_id(), wait).await?
+        reports.wait(claimed.job_id(), wait).await?
     };
     Ok(describe(channel_id, &channel.page_id, wait, &waited))
 }

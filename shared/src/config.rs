@@ -82,6 +82,13 @@ pub struct Config {
     pub database_pool_size: Option<u32>,
     /// History older than this many days is deleted (`HISTORY_RETENTION_DAYS`).
     pub history_retention_days: u32,
+    /// Refreshes per account per minute that the API and the dashboard put at the head of the
+    /// queue (`API_REFRESH_PER_MINUTE`); above it they answer 429. One tenant must not keep the head
+    /// busy and starve everyone's cron backlog.
+    pub api_refresh_per_minute: u32,
+    /// Requests (API `?wait`, dashboard refresh) waiting on a job report at once, per producer
+    /// (`API_MAX_WAITERS`); above it a refresh answers 202 with its status URL at once.
+    pub api_max_waiters: usize,
 }
 
 impl Default for Config {
@@ -115,6 +122,8 @@ impl Default for Config {
             rate_limit_max_wait: Duration::from_secs(3_600),
             database_pool_size: None,
             history_retention_days: 30,
+            api_refresh_per_minute: 30,
+            api_max_waiters: 1_000,
         }
     }
 }
@@ -255,7 +264,9 @@ impl Config {
             )?),
             database_pool_size: match get("DATABASE_POOL_SIZE") {
                 None => None,
-                Some(_) => Some(parse(&get, "DATABASE_POOL_SIZE", 0u32, |n| (1..=1_000).contains(n), "must be 1..=1000")?),
+                Some(_) => {
+                    Some(parse(&get, "DATABASE_POOL_SIZE", 0u32, |n| (1..=1_000).contains(n), "must be 1..=1000")?)
+                }
             },
             history_retention_days: parse(
                 &get,
@@ -263,6 +274,20 @@ impl Config {
                 d.history_retention_days,
                 |n| (1..=36_500).contains(n),
                 "must be 1..=36500 days",
+            )?,
+            api_refresh_per_minute: parse(
+                &get,
+                "API_REFRESH_PER_MINUTE",
+                d.api_refresh_per_minute,
+                |n| (1..=100_000).contains(n),
+                "must be 1..=100000",
+            )?,
+            api_max_waiters: parse(
+                &get,
+                "API_MAX_WAITERS",
+                d.api_max_waiters,
+                |n| (1..=100_000).contains(n),
+                "must be 1..=100000",
             )?,
         })
     }
@@ -367,6 +392,9 @@ mod tests {
         assert_eq!(c.rate_limit_max_wait, Duration::from_secs(3_600));
         assert_eq!(c.database_pool_size(7), 7);
         assert_eq!(c.history_retention_days, 30);
+        assert_eq!((c.api_refresh_per_minute, c.api_max_waiters), (30, 1_000));
+        let c = with(&[("API_REFRESH_PER_MINUTE", "5"), ("API_MAX_WAITERS", "20")]).expect("valid");
+        assert_eq!((c.api_refresh_per_minute, c.api_max_waiters), (5, 20));
         let c = with(&[("DATABASE_POOL_SIZE", "3")]).expect("valid");
         assert_eq!(c.database_pool_size(7), 3);
     }
@@ -392,6 +420,10 @@ mod tests {
             ("DATABASE_POOL_SIZE", "0"),
             ("DATABASE_POOL_SIZE", "many"),
             ("HISTORY_RETENTION_DAYS", "0"),
+            ("API_REFRESH_PER_MINUTE", "0"),
+            ("API_REFRESH_PER_MINUTE", "often"),
+            ("API_MAX_WAITERS", "0"),
+            ("API_MAX_WAITERS", "1000001"),
         ] {
             let e = with(&[(var, value)]).expect_err(var);
             assert_eq!(e.var, var, "{e}");

@@ -308,7 +308,8 @@ pub enum Waited {
 }
 
 /// Waits up to `timeout` for a settled report of `job_id`: subscribes first, then reads, so a
-/// report published in between is not missed.
+/// report published in between is not missed. Two connections of its own per call: for one-off
+/// callers (tests, benchmarks); a server shares one `reports::ReportWaiter`.
 pub async fn wait_for_report(config: &Config, job_id: Uuid, timeout: Duration) -> redis::RedisResult<Waited> {
     use futures::StreamExt;
     let client = redis::Client::open(config.redis_url.expose())?;

@@ -50,9 +50,9 @@ impl WorkerState {
     }
 }
 
-/// The apalis entry point.
+/// The apalis entry point; a panicking job is settled as dead instead of ending the worker.
 pub async fn handle(payload: serde_json::Value, state: Data<WorkerState>) -> Result<(), BoxDynError> {
-    handle_payload(&state, payload).await
+    crate::guard::run_guarded(&state, &payload, handle_payload(&state, payload.clone())).await
 }
 
 /// One payload from the queue, start to finish.

@@ -2,6 +2,7 @@
 //! re-schedules what is not settled.
 
 pub mod batch;
+pub mod guard;
 pub mod handler;
 pub mod http;
 pub mod name;

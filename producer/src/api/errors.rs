@@ -1,6 +1,6 @@
 use axum::{
     Json,
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde_json::json;
@@ -13,6 +13,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub error: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -21,23 +23,34 @@ impl ApiError {
             status: StatusCode::UNAUTHORIZED,
             error: "unauthorized",
             message: "missing or invalid api_access_token".into(),
+            retry_after: None,
         }
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::FORBIDDEN, error: "forbidden", message: message.into() }
+        Self { status: StatusCode::FORBIDDEN, error: "forbidden", message: message.into(), retry_after: None }
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self { status: StatusCode::NOT_FOUND, error: "not_found", message: format!("{what} not found") }
+        Self {
+            status: StatusCode::NOT_FOUND,
+            error: "not_found",
+            message: format!("{what} not found"),
+            retry_after: None,
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, error: "bad_request", message: message.into() }
+        Self { status: StatusCode::BAD_REQUEST, error: "bad_request", message: message.into(), retry_after: None }
     }
 
     pub fn unprocessable(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::UNPROCESSABLE_ENTITY, error: "unprocessable_entity", message: message.into() }
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            error: "unprocessable_entity",
+            message: message.into(),
+            retry_after: None,
+        }
     }
 
     pub fn internal(cause: impl std::fmt::Display) -> Self {
@@ -46,13 +59,29 @@ impl ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
             error: "unavailable",
             message: "a backing service is unavailable; try again".into(),
+            retry_after: None,
+        }
+    }
+
+    /// The account used its front-of-queue refreshes for this window.
+    pub fn rate_limited(retry_after: std::time::Duration) -> Self {
+        let secs = retry_after.as_secs().max(1);
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            error: "rate_limited",
+            message: format!("too many refresh requests for this account; try again in {secs} s"),
+            retry_after: Some(secs),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": self.error, "message": self.message}))).into_response()
+        let mut resp = (self.status, Json(json!({"error": self.error, "message": self.message}))).into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
     }
 }
 

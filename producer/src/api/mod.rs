@@ -18,7 +18,9 @@ use axum::{
     routing::{get, post},
 };
 use redis::aio::ConnectionManager;
-use shared::{config::Config, intake::Intake, metrics::Metrics, pipeline::Pipeline, queue::JobStorage};
+use shared::{
+    config::Config, intake::Intake, metrics::Metrics, pipeline::Pipeline, queue::JobStorage, reports::ReportWaiter,
+};
 use sqlx::PgPool;
 
 pub use errors::{ApiError, parse_id};
@@ -32,6 +34,8 @@ pub struct AppState {
     pub intake: Intake,
     pub config: Arc<Config>,
     pub metrics: Metrics,
+    /// Every waiting request of the process shares its one subscription.
+    pub reports: ReportWaiter,
 }
 
 impl AppState {
@@ -50,6 +54,7 @@ impl AppState {
             redis: w.redis.clone(),
             storage: w.storage.clone(),
             metrics: w.pipeline.metrics.clone(),
+            reports: ReportWaiter::start(w.redis.clone(), config.clone()),
             pipeline: w.pipeline,
             intake,
             config,

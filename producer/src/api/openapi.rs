@@ -55,7 +55,10 @@ pub fn document() -> Value {
                     {"name": "wait", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 60, "default": 10}}],
                 "responses": {
                     "200": status,
-                    "202": {"description": "not settled in time", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}}},
+                    "202": {"description": "not settled in time, or API_MAX_WAITERS requests already waiting (answered at once)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}}},
+                    "429": {"description": "the account used its API_REFRESH_PER_MINUTE pushes to the head of the queue; see Retry-After",
+                        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
                     "400": error, "401": error, "404": error, "503": error}}},
             "/api/v1/accounts/{account_id}/callbacks/refresh_facebook_token/{inbox_id}/jobs/{job_id}": {"get": {
                 "summary": "Where a refresh job stands (the status_url of a 202)",

@@ -13,6 +13,8 @@ use shared::{
     job::{Reason, RefreshJob},
     pending,
     queue::{self, Waited},
+    quota::{self, Quota},
+    reports::WaitError,
 };
 use uuid::Uuid;
 
@@ -42,7 +44,7 @@ pub async fn post(
             .min(MAX_WAIT),
     };
     let status = load(&state, caller, account_id, inbox_id).await?;
-    let outcome = refresh_and_wait(&state, status.channel_id, Duration::from_secs(wait)).await?;
+    let outcome = refresh_and_wait(&state, status.account_id, status.channel_id, Duration::from_secs(wait)).await?;
     match outcome {
         RefreshAnswer::Settled { refreshed } => {
             let mut body = load(&state, caller, account_id, inbox_id).await?.body();
@@ -70,16 +72,35 @@ pub enum RefreshAnswer {
 
 /// Runs the refresh job through the queue ahead of the backlog (or joins the one already queued
 /// or running for the channel) and waits up to `wait` for it to settle.
-pub async fn refresh_and_wait(state: &AppState, channel_id: i64, wait: Duration) -> Result<RefreshAnswer, ApiError> {
+///
+/// A push to the head counts against the account's `API_REFRESH_PER_MINUTE` (429 above it);
+/// joining a job that is already there pushes nothing and does not. With `API_MAX_WAITERS`
+/// requests already waiting, the job still runs and the answer is `Pending` at once.
+pub async fn refresh_and_wait(
+    state: &AppState,
+    account_id: i64,
+    channel_id: i64,
+    wait: Duration,
+) -> Result<RefreshAnswer, ApiError> {
     let job = RefreshJob::new(channel_id, Reason::Manual);
     let mut redis = state.redis.clone();
+    let keys = pending::PendingKeys::new(state.config.redis_key_prefix.clone());
+    if pending::owner(&mut redis, &keys, channel_id).await.map_err(ApiError::internal)?.is_none()
+        && let Quota::Exhausted { retry_after } =
+            quota::take_front_refresh(&mut redis, &state.config, account_id).await.map_err(ApiError::internal)?
+    {
+        return Err(ApiError::rate_limited(retry_after));
+    }
     let claimed = pending::enqueue_or_join(&mut state.storage.clone(), &mut redis, &state.config, job, true)
         .await
         .map_err(ApiError::internal)?;
     let job_id = claimed.job_id();
-    match queue::wait_for_report(&state.config, job_id, wait).await.map_err(ApiError::internal)? {
-        Waited::Settled(report) => Ok(RefreshAnswer::Settled { refreshed: report.outcome == "refreshed" }),
-        Waited::RetryScheduled(_) | Waited::NoWorker => Ok(RefreshAnswer::Pending { job_id }),
+    match state.reports.wait(job_id, wait).await {
+        Ok(Waited::Settled(report)) => Ok(RefreshAnswer::Settled { refreshed: report.outcome == "refreshed" }),
+        Ok(Waited::RetryScheduled(_) | Waited::NoWorker) | Err(WaitError::Busy) => {
+            Ok(RefreshAnswer::Pending { job_id })
+        }
+        Err(WaitError::Redis(e)) => Err(ApiError::internal(e)),
     }
 }
 

@@ -62,7 +62,7 @@ pub async fn refresh(
                 StatusCode::SERVICE_UNAVAILABLE => locale.t().unavailable.to_owned(),
                 _ => e.message.clone(),
             };
-            (e.status, Json(json!({"error": e.error, "message": message}))).into_response()
+            ApiError { message, ..e }.into_response()
         }
         // Without a session the form post lands on the login form.
         Err(e) if e.status == StatusCode::UNAUTHORIZED => Redirect::to(&locale.link("/")).into_response(),
@@ -88,7 +88,7 @@ async fn run(state: &AppState, headers: &HeaderMap, inbox: &str) -> Result<(Call
     let caller = session::current(state, headers).await?.ok_or_else(ApiError::unauthorized)?;
     let inbox_id = parse_id(inbox, "inbox_id")?;
     let before = load(state, caller, inbox_id).await?;
-    let notice = match refresh_and_wait(state, before.channel_id, WAIT).await {
+    let notice = match refresh_and_wait(state, before.account_id, before.channel_id, WAIT).await {
         Ok(RefreshAnswer::Settled { refreshed }) => {
             let after = load(state, caller, inbox_id).await?;
             let notice = if after.reauthorization_required || after.token_valid == Some(false) {
@@ -101,6 +101,8 @@ async fn run(state: &AppState, headers: &HeaderMap, inbox: &str) -> Result<(Call
             return Ok((caller, after, notice));
         }
         Ok(RefreshAnswer::Pending { .. }) => Notice::Pending,
+        // Said as it is: a person clicking again soon needs to know to wait.
+        Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => return Err(e),
         Err(e) => {
             tracing::warn!(inbox.id = inbox_id, error = %e.message, "dashboard refresh could not start");
             Notice::Error

@@ -30,6 +30,7 @@ h2 { font-size:15px; margin:0 0 10px; }
 .counts a .n { font-size:20px; font-weight:600; }
 .counts a.on { outline:2px solid var(--blue); }
 .panels { display:grid; grid-template-columns:minmax(220px,1fr) 3fr; gap:16px; margin-bottom:16px; }
+.panels.single { grid-template-columns:1fr; }
 @media (max-width: 800px) { .panels { grid-template-columns:1fr; } }
 .queue dl { display:grid; grid-template-columns:1fr auto; gap:6px 12px; margin:0; }
 .queue dt { color:var(--muted); } .queue dd { margin:0; font-weight:600; text-align:right; font-variant-numeric:tabular-nums; }

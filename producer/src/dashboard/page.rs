@@ -1,5 +1,6 @@
 //! `GET /`: the login form without a session; with one, the dashboard: counts per status (links
-//! that filter), the queue panel, the 24-hour chart and the inbox table.
+//! that filter), the queue panel (admins), the 24-hour chart (an account's own channels for an
+//! account session) and the inbox table.
 
 use std::collections::HashMap;
 
@@ -62,16 +63,23 @@ pub async fn index(
 
 struct Data {
     inboxes: Vec<InboxStatus>,
-    depth: QueueDepth,
+    /// Admins only: the queue is every account's, and `GET /api/v1/queue` is admin-only too.
+    depth: Option<QueueDepth>,
     outcomes: Vec<HourlyOutcome>,
 }
 
 async fn load(state: &AppState, caller: Caller) -> anyhow::Result<Data> {
     let (mut r1, mut r2) = (state.redis.clone(), state.redis.clone());
+    let depth = async {
+        match caller {
+            Caller::Admin => shared::queue::depth(&mut r2, &state.config).await.map(Some),
+            Caller::Account(_) => Ok(None),
+        }
+    };
     let (inboxes, depth, outcomes) = tokio::join!(
         list_statuses(&state.db, &mut r1, &state.pipeline.flags, caller.scope()),
-        shared::queue::depth(&mut r2, &state.config),
-        hourly_outcomes(&state.db, 24),
+        depth,
+        hourly_outcomes(&state.db, 24, caller.scope()),
     );
     Ok(Data { inboxes: inboxes?, depth: depth?, outcomes: outcomes? })
 }
@@ -129,13 +137,17 @@ fn render(
         rows = table.empty();
     }
 
+    let queue = data
+        .depth
+        .as_ref()
+        .map_or_else(String::new, |d| format!("<section class=\"card queue\">{}</section>", queue_panel(t, d)));
     format!(
-        "{top}<main>{counts}<div class=\"panels\"><section class=\"card queue\">{queue}</section>\
+        "{top}<main>{counts}<div class=\"panels{single}\">{queue}\
          <section class=\"card\">{chart}</section></div>\
          <section class=\"card\"><h2>{heading}</h2><table class=\"inboxes\">{head}{rows}</table>{pager}</section></main>",
         top = layout::top_bar(locale, Some(&who(t, caller)), &here),
         counts = counts(locale, &data.inboxes, filter),
-        queue = queue_panel(t, &data.depth),
+        single = if data.depth.is_none() { " single" } else { "" },
         chart = chart::chart(locale, &data.outcomes, now),
         heading = escape_html(t.inboxes),
         head = table.head(),

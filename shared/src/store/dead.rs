@@ -37,6 +37,30 @@ pub async fn record_poison(db: &PgPool, payload: &Value, why: &str) -> Result<()
     Ok(())
 }
 
+/// A job whose run panicked. `job` is what the payload decoded to (a batch, or nothing, records no
+/// channel); `retry-dead` re-drives the single ones once the cause is fixed.
+pub async fn record_panic(
+    db: &PgPool,
+    job: Option<&RefreshJob>,
+    payload: &Value,
+    message: &str,
+) -> Result<(), sqlx::Error> {
+    let v = job.map(RefreshJob::v1);
+    sqlx::query(
+        "INSERT INTO fb_dead_jobs (job_id, channel_id, reason, attempts, error_kind, error_message, payload)
+         VALUES ($1, $2, $3, $4, 'panic', $5, $6)",
+    )
+    .bind(v.map(|v| v.job_id))
+    .bind(v.map(|v| clamp_i32(v.channel_id)))
+    .bind(v.map(|v| v.reason.as_str()))
+    .bind(v.map(|v| clamp_i32(i64::from(v.attempt))))
+    .bind(message)
+    .bind(payload)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// Dead jobs not yet re-driven, optionally for one channel: (dead row id, channel id, reason).
 pub async fn open_dead_jobs(db: &PgPool, channel: Option<i64>) -> Result<Vec<(i64, i64, String)>, sqlx::Error> {
     let rows: Vec<(i64, i32, String)> = sqlx::query_as(

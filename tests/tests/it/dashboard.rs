@@ -420,3 +420,48 @@ async fn try_auto_refresh_turns_a_refreshable_inbox_healthy() {
     server.shutdown().await.expect("stop");
     worker.stop().await.expect("worker");
 }
+
+/// The legend's total of healthy checks in the chart.
+fn healthy_total(body: &str) -> Option<i64> {
+    let rest = &body[body.find("class=\"o-healthy\"></i>")?..];
+    rest[rest.find('(')? + 1..rest.find(')')?].parse().ok()
+}
+
+#[tokio::test]
+async fn account_pages_show_only_their_own_activity() {
+    let env = env_with_admin().await;
+    let mine = env.insert_channel(1, "83001", "page-token-83001", "user-token-83001").await;
+    let theirs = env.insert_channel(2, "83002", "page-token-83002", "user-token-83002").await;
+    for (ch, n) in [(mine, 2), (theirs, 7)] {
+        sqlx::query(
+            "INSERT INTO fb_token_events (channel_id, job_id, reason, step, outcome)
+             SELECT $1, gen_random_uuid(), 'cron', 'validate', 'ok' FROM generate_series(1, $2)",
+        )
+        .bind(i32::try_from(ch).expect("id"))
+        .bind(n)
+        .execute(&env.db)
+        .await
+        .expect("events");
+    }
+    let mut storage = env.storage();
+    for _ in 0..5 {
+        let later = Some(Duration::from_secs(3_600));
+        shared::queue::enqueue(&mut storage, RefreshJob::new(theirs, Reason::Cron), later).await.expect("enqueue");
+    }
+    let (_, account1) = shared::store::create_api_token(&env.db, 1).await.expect("token");
+    let (_, account2) = shared::store::create_api_token(&env.db, 2).await.expect("token");
+    let server = env.serve_api().await;
+    let dash = Dash::new(&server.base);
+
+    let (_, admin) = dash.get("/", Some(&dash.session(ADMIN).await), None).await;
+    assert_eq!(healthy_total(&admin), Some(9), "the admin sees every account's checks");
+    assert!(admin.contains("<dd data-queue=\"scheduled\">5</dd>"), "the admin sees the queue");
+    for (token, own) in [(account1.expose(), 2), (account2.expose(), 7)] {
+        let (code, body) = dash.get("/", Some(&dash.session(token).await), None).await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(healthy_total(&body), Some(own), "only the account's own checks are charted");
+        assert!(!body.contains("data-queue"), "no queue figures for an account session");
+        assert!(body.contains("<svg class=\"chart\""));
+    }
+    server.shutdown().await.expect("stop");
+}
