@@ -1,7 +1,7 @@
 //! Configuration: defaults, then the environment (names as in CONTRACT.md), validated once at start.
 //! Every error names the variable, so an operator knows what to fix. Nothing else reads `env::var`.
 
-use std::{net::SocketAddr, str::FromStr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use crate::{retry::RetryPolicy, secret::Secret};
 
@@ -81,6 +81,10 @@ pub struct Config {
     pub database_pool_size: Option<u32>,
     /// History older than this many days is deleted (`HISTORY_RETENTION_DAYS`).
     pub history_retention_days: u32,
+    /// Addition: a PEM CA bundle that alone verifies a `rediss://` server (`REDIS_TLS_CA_FILE`).
+    /// `SSL_CERT_FILE` would do for Redis too, but it replaces the trust roots of the whole
+    /// process, Graph calls included.
+    pub redis_tls_ca_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -114,6 +118,7 @@ impl Default for Config {
             rate_limit_max_wait: Duration::from_secs(3_600),
             database_pool_size: None,
             history_retention_days: 30,
+            redis_tls_ca_file: None,
         }
     }
 }
@@ -159,6 +164,10 @@ impl Config {
         let redis_url = get("REDIS_URL").unwrap_or_else(|| DEFAULT_REDIS_URL.into());
         if !redis_url.starts_with("redis://") && !redis_url.starts_with("rediss://") {
             return Err(err("REDIS_URL", "[redacted]", "must be a redis:// URL"));
+        }
+        let redis_tls_ca_file = get("REDIS_TLS_CA_FILE").map(PathBuf::from);
+        if redis_tls_ca_file.is_some() && !redis_url.starts_with("rediss://") {
+            return Err(err("REDIS_TLS_CA_FILE", "", "applies only to a rediss:// REDIS_URL"));
         }
         let reconnect_url_template = get("RECONNECT_URL_TEMPLATE").unwrap_or(d.reconnect_url_template);
         if !reconnect_url_template.starts_with('/')
@@ -249,7 +258,9 @@ impl Config {
             )?),
             database_pool_size: match get("DATABASE_POOL_SIZE") {
                 None => None,
-                Some(_) => Some(parse(&get, "DATABASE_POOL_SIZE", 0u32, |n| (1..=1_000).contains(n), "must be 1..=1000")?),
+                Some(_) => {
+                    Some(parse(&get, "DATABASE_POOL_SIZE", 0u32, |n| (1..=1_000).contains(n), "must be 1..=1000")?)
+                }
             },
             history_retention_days: parse(
                 &get,
@@ -258,6 +269,7 @@ impl Config {
                 |n| (1..=36_500).contains(n),
                 "must be 1..=36500 days",
             )?,
+            redis_tls_ca_file,
         })
     }
 
@@ -386,6 +398,7 @@ mod tests {
             ("DATABASE_POOL_SIZE", "0"),
             ("DATABASE_POOL_SIZE", "many"),
             ("HISTORY_RETENTION_DAYS", "0"),
+            ("REDIS_TLS_CA_FILE", "/etc/redis-ca.pem"),
         ] {
             let e = with(&[(var, value)]).expect_err(var);
             assert_eq!(e.var, var, "{e}");

@@ -24,6 +24,8 @@ pub use inboxes::*;
 pub use outcomes::{HourlyOutcome, hourly_outcomes};
 pub use states::{FailureCount, StateUpdate, TokenState, load_state, save_state};
 
+use tracing::warn;
+
 use crate::secret::Secret;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
@@ -42,7 +44,15 @@ pub enum StoreError {
 
 /// Connects, creating the database first when it does not exist, and applies the migrations.
 pub async fn connect_and_migrate(database_url: &Secret, max_connections: u32) -> Result<PgPool, StoreError> {
+    crate::tls::install_crypto_provider();
     let options = PgConnectOptions::from_str(database_url.expose()).map_err(|e| StoreError::BadUrl(e.to_string()))?;
+    if crate::tls::postgres_may_be_cleartext(&options) {
+        warn!(
+            host = options.get_host(),
+            sslmode = ?options.get_ssl_mode(),
+            "DATABASE_URL points at another host without sslmode=require or verify-full: tokens may cross the network in cleartext"
+        );
+    }
     create_database_if_missing(&options).await?;
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)

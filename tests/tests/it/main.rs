@@ -12,4 +12,5 @@ mod faults;
 mod pipeline;
 mod proactive;
 mod queue;
+mod tls;
 mod webhooks;
