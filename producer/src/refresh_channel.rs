@@ -41,13 +41,13 @@ pub async fn refresh_channel(config: &Config, raw_id: &str, wait: Duration, inli
 }
 
 async fn run(config: &Config, channel_id: i64, wait: Duration, inline: bool) -> anyhow::Result<(i32, String)> {
-    let db = store::connect_and_migrate(&config.database_url, 2).await?;
+    let db = store::connect_and_migrate(&config.database_url, config.database_pool_size(2)).await?;
     let Some(channel) = store::load_channel(&db, channel_id).await? else {
         return Ok((EXIT_BAD_INPUT, format!("bad input: no channel_facebook_pages row with id {channel_id}")));
     };
     let job = RefreshJob::new(channel_id, Reason::Manual);
     let waited = if inline {
-        let state = WorkerState::connect(std::sync::Arc::new(config.clone()), Timings::default()).await?;
+        let state = WorkerState::connect_with_pool(std::sync::Arc::new(config.clone()), Timings::default(), 2).await?;
         let report = worker::handler::handle_job(&state, &job).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         if report.settled { Waited::Settled(report) } else { Waited::RetryScheduled(report) }
     } else {

@@ -27,10 +27,24 @@ pub struct WorkerState {
     pub redis: ConnectionManager,
 }
 
+/// Postgres connections of a worker unless `DATABASE_POOL_SIZE` says otherwise. Not
+/// `WORKER_CONCURRENCY`: a job spends nearly all its time waiting on Graph and holds a connection
+/// only for a few millisecond queries, so 10 serve 32 jobs in flight, and the database is
+/// Chatwoot's (max_connections 100 by default, shared with its puma and sidekiq).
+pub const WORKER_POOL_SIZE: u32 = 10;
+
 impl WorkerState {
     pub async fn connect(config: Arc<Config>, timings: Timings) -> anyhow::Result<Self> {
-        let pool_size = u32::try_from(config.worker_concurrency).unwrap_or(u32::MAX).clamp(2, 64);
-        let db = store::connect_and_migrate(&config.database_url, pool_size).await?;
+        Self::connect_with_pool(config, timings, WORKER_POOL_SIZE).await
+    }
+
+    /// Like `connect`, for a process whose own pool default is `default_pool_size` (the producer).
+    pub async fn connect_with_pool(
+        config: Arc<Config>,
+        timings: Timings,
+        default_pool_size: u32,
+    ) -> anyhow::Result<Self> {
+        let db = store::connect_and_migrate(&config.database_url, config.database_pool_size(default_pool_size)).await?;
         let redis = queue::connect(&config).await?;
         let graph = GraphClient::from_config(&config)?;
         let pipeline = Pipeline {

@@ -34,11 +34,21 @@ pub struct AppState {
     pub metrics: Metrics,
 }
 
+/// Postgres connections of `producer serve` unless `DATABASE_POOL_SIZE` says otherwise: fewer than
+/// a worker's, since it runs no jobs of its own (API lookups, the cron trigger and the drainer hold
+/// one briefly each), on a database that is Chatwoot's.
+pub const PRODUCER_POOL_SIZE: u32 = 5;
+
 impl AppState {
     /// Connects everything the API needs (and migrates, as every command does).
     pub async fn connect(config: Config) -> anyhow::Result<Self> {
         let config = Arc::new(config);
-        let w = worker::WorkerState::connect(config.clone(), shared::queue::Timings::default()).await?;
+        let w = worker::WorkerState::connect_with_pool(
+            config.clone(),
+            shared::queue::Timings::default(),
+            PRODUCER_POOL_SIZE,
+        )
+        .await?;
         let intake = Intake {
             db: w.pipeline.db.clone(),
             redis: w.redis.clone(),

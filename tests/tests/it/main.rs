@@ -9,6 +9,7 @@ mod commands;
 mod cycles;
 mod dashboard;
 mod faults;
+mod ops;
 mod pipeline;
 mod proactive;
 mod queue;
