@@ -25,6 +25,8 @@ pub struct WorkerState {
     pub pipeline: Pipeline,
     pub storage: JobStorage,
     pub redis: ConnectionManager,
+    /// Whether the apalis loop serves the queue, for `/readyz`.
+    pub loop_state: crate::supervise::LoopState,
 }
 
 /// Postgres connections of a worker unless `DATABASE_POOL_SIZE` says otherwise. Not
@@ -60,7 +62,7 @@ impl WorkerState {
             config: config.clone(),
         };
         let storage = queue::job_storage(redis.clone(), &config, &timings);
-        Ok(Self { config, timings, pipeline, storage, redis })
+        Ok(Self { config, timings, pipeline, storage, redis, loop_state: Default::default() })
     }
 }
 

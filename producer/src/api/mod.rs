@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use axum::{
     Router,
+    extract::State,
     http::header,
     response::IntoResponse,
     routing::{get, post},
@@ -79,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/queue", get(queue::get))
         .route("/api/openapi.json", get(openapi::get))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(crate::dashboard::routes())
         .with_state(state)
@@ -90,4 +92,9 @@ async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) ->
         [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
         shared::metrics::render(&state.metrics),
     )
+}
+
+/// 200 while Postgres and Redis answer, else 503 with the error body (`/healthz` stays liveness).
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    worker::http::readiness_response(worker::http::stores_ready(&state.db, &state.redis).await)
 }
