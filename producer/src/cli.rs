@@ -34,8 +34,8 @@ pub enum Command {
     RefreshChannel {
         /// The channel_facebook_pages id.
         channel_id: String,
-        /// Seconds to wait for a settled result.
-        #[arg(long, default_value_t = 30)]
+        /// Seconds to wait for a settled result (at most 86400, a day).
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(..=crate::refresh_channel::MAX_WAIT_SECS))]
         wait: u64,
         /// Run the job in this process; no worker needed.
         #[arg(long)]

@@ -85,3 +85,17 @@ async fn api_token_create_prints_once_and_revoke_works() {
     let out = producer(&env, &["api-token", "revoke", &token], &[]).await;
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// A `--wait` past any clock (L13) is bad input, exit 2 with a message, not an Instant overflow.
+#[tokio::test]
+async fn refresh_channel_rejects_an_endless_wait() {
+    let env = TestEnv::new().await;
+    let (ch, _, _) = env.healthy_channel("92501").await;
+    for wait in ["18446744073709551615", "86401"] {
+        let out = producer(&env, &["refresh-channel", &ch.to_string(), "--wait", wait], &[]).await;
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("--wait") && stderr.contains("0..=86400"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

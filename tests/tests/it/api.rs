@@ -241,3 +241,26 @@ async fn revoked_account_tokens_stop_working() {
     assert!(stored.iter().all(|h| h != &account_token && h.len() == 64), "stored hashed");
     server.shutdown().await.expect("clean stop");
 }
+
+/// What axum's extractors reject (a path segment that is not UTF-8, a malformed query) gets the
+/// 401 first and the JSON error body, never axum's plain text.
+#[tokio::test]
+async fn rejected_input_gets_401_first_and_json() {
+    let (_env, server, api, account_token) = setup().await;
+    let not_utf8 = [status_path("%FF", 1), refresh_path(1, "%C3%28"), format!("{}/jobs/%FF", refresh_path(1, 1))];
+    for path in &not_utf8 {
+        let method = if path.contains("/jobs/") || path.contains("token_status") { Method::GET } else { Method::POST };
+        for token in [None, Some("nope")] {
+            let (code, body) = api.call(method.clone(), path, token).await;
+            assert_eq!(code, 401, "{path}: {body}");
+            assert_eq!(body["error"], "unauthorized", "{path}: {body}");
+        }
+        let (code, body) = api.call(method, path, Some(&account_token)).await;
+        assert_eq!(code, 400, "{path}: {body}");
+        assert_eq!(body["error"], "bad_request", "{path}: {body}");
+        assert!(body["message"].is_string(), "{path}: {body}");
+    }
+    let (code, body) = api.call(Method::GET, &format!("{}?check=%FF", status_path(1, 1)), None).await;
+    assert_eq!((code, &body["error"]), (StatusCode::UNAUTHORIZED, &Value::from("unauthorized")), "{body}");
+    server.shutdown().await.expect("clean stop");
+}
