@@ -204,6 +204,8 @@ async fn open_endpoints_and_openapi() {
     let (_env, server, api, _) = setup().await;
     let (code, body) = api.call(Method::GET, "/healthz", None).await;
     assert_eq!((code, body), (StatusCode::OK, Value::String("ok".into())));
+    let (code, body) = api.call(Method::GET, "/readyz", None).await;
+    assert_eq!((code, &body["status"]), (StatusCode::OK, &Value::from("ready")), "{body}");
     let (code, metrics) = api.call(Method::GET, "/metrics", None).await;
     assert_eq!(code, 200);
     assert!(metrics.as_str().is_some_and(|m| m.contains("# EOF")), "{metrics}");
@@ -222,6 +224,7 @@ async fn open_endpoints_and_openapi() {
         "/api/v1/accounts/{account_id}/callbacks/refresh_facebook_token/{inbox_id}",
         "/api/v1/accounts/{account_id}/inboxes/{inbox_id}/facebook_auth_failures",
         "/api/v1/queue",
+        "/readyz",
     ] {
         assert!(doc["paths"][path].is_object(), "{path}");
     }
