@@ -99,7 +99,7 @@ pub async fn check_all(config: &Config, json: bool) -> (i32, String) {
 }
 
 async fn run(config: &Config) -> anyhow::Result<Vec<(FacebookInbox, Verdict)>> {
-    let db = store::connect_and_migrate(&config.database_url, 2).await?;
+    let db = store::connect_and_migrate(&config.database_url, config.database_pool_size(2)).await?;
     let inboxes = store::facebook_inboxes(&db).await.context("cannot list Facebook inboxes")?;
     db.close().await;
     let graph = GraphClient::from_config(config).context("cannot build the Graph client")?;

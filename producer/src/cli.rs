@@ -34,8 +34,8 @@ pub enum Command {
     RefreshChannel {
         /// The channel_facebook_pages id.
         channel_id: String,
-        /// Seconds to wait for a settled result.
-        #[arg(long, default_value_t = 30)]
+        /// Seconds to wait for a settled result (at most 86400, a day).
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(..=crate::refresh_channel::MAX_WAIT_SECS))]
         wait: u64,
         /// Run the job in this process; no worker needed.
         #[arg(long)]
@@ -101,13 +101,13 @@ pub async fn run(cli: Cli) -> i32 {
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {
-    shared::store::connect_and_migrate(&config.database_url, 2).await?;
+    shared::store::connect_and_migrate(&config.database_url, config.database_pool_size(2)).await?;
     println!("database ready; migrations applied");
     Ok(())
 }
 
 async fn api_token(config: &Config, action: ApiTokenAction) -> i32 {
-    let db = match shared::store::connect_and_migrate(&config.database_url, 2).await {
+    let db = match shared::store::connect_and_migrate(&config.database_url, config.database_pool_size(2)).await {
         Ok(db) => db,
         Err(e) => {
             eprintln!("error: {e}");

@@ -19,6 +19,10 @@ pub const EXIT_CONFIRMED_FAILURE: i32 = 1;
 pub const EXIT_BAD_INPUT: i32 = 2;
 pub const EXIT_NOT_SETTLED: i32 = 3;
 
+/// The longest `--wait`: a day is past any refresh (the longest retry chain is hours), and a
+/// bound keeps `now + wait` from overflowing the clock.
+pub const MAX_WAIT_SECS: u64 = 86_400;
+
 pub async fn command(config: &Config, channel_id: &str, wait: u64, inline: bool) -> i32 {
     let (code, message) = refresh_channel(config, channel_id, Duration::from_secs(wait), inline).await;
     if code == EXIT_VALID || code == EXIT_CONFIRMED_FAILURE {
@@ -31,6 +35,7 @@ pub async fn command(config: &Config, channel_id: &str, wait: u64, inline: bool)
 
 /// Returns the exit code and the line to print.
 pub async fn refresh_channel(config: &Config, raw_id: &str, wait: Duration, inline: bool) -> (i32, String) {
+    let wait = wait.min(Duration::from_secs(MAX_WAIT_SECS));
     let channel_id = match raw_id.trim().parse::<i64>() {
         Ok(id) if id > 0 && id <= i64::from(i32::MAX) => id,
         _ => return (EXIT_BAD_INPUT, format!("bad input: {raw_id:?} is not a channel id (a positive integer)")),
@@ -42,13 +47,13 @@ pub async fn refresh_channel(config: &Config, raw_id: &str, wait: Duration, inli
 }
 
 async fn run(config: &Config, channel_id: i64, wait: Duration, inline: bool) -> anyhow::Result<(i32, String)> {
-    let db = store::connect_and_migrate(&config.database_url, 2).await?;
+    let db = store::connect_and_migrate(&config.database_url, config.database_pool_size(2)).await?;
     let Some(channel) = store::load_channel(&db, channel_id).await? else {
         return Ok((EXIT_BAD_INPUT, format!("bad input: no channel_facebook_pages row with id {channel_id}")));
     };
     let job = RefreshJob::new(channel_id, Reason::Manual);
     let waited = if inline {
-        let state = WorkerState::connect(std::sync::Arc::new(config.clone()), Timings::default()).await?;
+        let state = WorkerState::connect_with_pool(std::sync::Arc::new(config.clone()), Timings::default(), 2).await?;
         let report = worker::handler::handle_job(&state, &job).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         if report.settled { Waited::Settled(report) } else { Waited::RetryScheduled(report) }
     } else {

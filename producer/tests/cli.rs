@@ -154,3 +154,17 @@ async fn demo_ignores_dbname_and_never_deletes_keys_outside_its_prefix() {
         env.redis_keys().await.into_iter().filter(|k| k.starts_with(&format!("{prod}demo:"))).collect();
     assert!(!demo_keys.is_empty(), "the demo worked under {prod}demo:");
 }
+
+/// A `--wait` past any clock (L13) is bad input, exit 2 with a message, not an Instant overflow.
+#[tokio::test]
+async fn refresh_channel_rejects_an_endless_wait() {
+    let env = TestEnv::new().await;
+    let (ch, _, _) = env.healthy_channel("92501").await;
+    for wait in ["18446744073709551615", "86401"] {
+        let out = producer(&env, &["refresh-channel", &ch.to_string(), "--wait", wait], &[]).await;
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("--wait") && stderr.contains("0..=86400"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

@@ -1,7 +1,7 @@
 //! Configuration: defaults, then the environment (names as in CONTRACT.md), validated once at start.
 //! Every error names the variable, so an operator knows what to fix. Nothing else reads `env::var`.
 
-use std::{net::SocketAddr, str::FromStr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use crate::{retry::RetryPolicy, secret::Secret};
 
@@ -89,6 +89,10 @@ pub struct Config {
     /// Requests (API `?wait`, dashboard refresh) waiting on a job report at once, per producer
     /// (`API_MAX_WAITERS`); above it a refresh answers 202 with its status URL at once.
     pub api_max_waiters: usize,
+    /// Addition: a PEM CA bundle that alone verifies a `rediss://` server (`REDIS_TLS_CA_FILE`).
+    /// `SSL_CERT_FILE` would do for Redis too, but it replaces the trust roots of the whole
+    /// process, Graph calls included.
+    pub redis_tls_ca_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -124,6 +128,7 @@ impl Default for Config {
             history_retention_days: 30,
             api_refresh_per_minute: 30,
             api_max_waiters: 1_000,
+            redis_tls_ca_file: None,
         }
     }
 }
@@ -169,6 +174,10 @@ impl Config {
         let redis_url = get("REDIS_URL").unwrap_or_else(|| DEFAULT_REDIS_URL.into());
         if !redis_url.starts_with("redis://") && !redis_url.starts_with("rediss://") {
             return Err(err("REDIS_URL", "[redacted]", "must be a redis:// URL"));
+        }
+        let redis_tls_ca_file = get("REDIS_TLS_CA_FILE").map(PathBuf::from);
+        if redis_tls_ca_file.is_some() && !redis_url.starts_with("rediss://") {
+            return Err(err("REDIS_TLS_CA_FILE", "", "applies only to a rediss:// REDIS_URL"));
         }
         let reconnect_url_template = get("RECONNECT_URL_TEMPLATE").unwrap_or(d.reconnect_url_template);
         if !reconnect_url_template.starts_with('/')
@@ -289,6 +298,7 @@ impl Config {
                 |n| (1..=100_000).contains(n),
                 "must be 1..=100000",
             )?,
+            redis_tls_ca_file,
         })
     }
 
@@ -424,6 +434,7 @@ mod tests {
             ("API_REFRESH_PER_MINUTE", "often"),
             ("API_MAX_WAITERS", "0"),
             ("API_MAX_WAITERS", "1000001"),
+            ("REDIS_TLS_CA_FILE", "/etc/redis-ca.pem"),
         ] {
             let e = with(&[(var, value)]).expect_err(var);
             assert_eq!(e.var, var, "{e}");

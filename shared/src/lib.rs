@@ -24,6 +24,7 @@ pub mod secret;
 pub mod status;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod webhooks;
 
 #[cfg(feature = "simulator")]

@@ -65,7 +65,12 @@ pub fn apalis_config(config: &Config, timings: &Timings) -> apalis_redis::Config
 }
 
 pub async fn connect(config: &Config) -> Result<ConnectionManager, redis::RedisError> {
-    apalis_redis::connect(config.redis_url.expose()).await
+    client(config)?.get_connection_manager().await
+}
+
+/// The Redis client for `REDIS_URL`, TLS included (`rediss://`, `REDIS_TLS_CA_FILE`).
+pub fn client(config: &Config) -> Result<redis::Client, redis::RedisError> {
+    crate::tls::redis_client(&config.redis_url, config.redis_tls_ca_file.as_deref())
 }
 
 pub fn job_storage(conn: ConnectionManager, config: &Config, timings: &Timings) -> JobStorage {
@@ -312,7 +317,7 @@ pub enum Waited {
 /// callers (tests, benchmarks); a server shares one `reports::ReportWaiter`.
 pub async fn wait_for_report(config: &Config, job_id: Uuid, timeout: Duration) -> redis::RedisResult<Waited> {
     use futures::StreamExt;
-    let client = redis::Client::open(config.redis_url.expose())?;
+    let client = client(config)?;
     let key = report_key(config, job_id);
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.subscribe(&key).await?;

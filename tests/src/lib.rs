@@ -4,5 +4,6 @@
 pub mod env;
 pub mod logs;
 pub mod outage;
+pub mod tls;
 
 pub use env::TestEnv;

@@ -25,12 +25,28 @@ pub struct WorkerState {
     pub pipeline: Pipeline,
     pub storage: JobStorage,
     pub redis: ConnectionManager,
+    /// Whether the apalis loop serves the queue, for `/readyz`.
+    pub loop_state: crate::supervise::LoopState,
 }
+
+/// Postgres connections of a worker unless `DATABASE_POOL_SIZE` says otherwise. Not
+/// `WORKER_CONCURRENCY`: a job spends nearly all its time waiting on Graph and holds a connection
+/// only for a few millisecond queries, so 10 serve 32 jobs in flight, and the database is
+/// Chatwoot's (max_connections 100 by default, shared with its puma and sidekiq).
+pub const WORKER_POOL_SIZE: u32 = 10;
 
 impl WorkerState {
     pub async fn connect(config: Arc<Config>, timings: Timings) -> anyhow::Result<Self> {
-        let pool_size = u32::try_from(config.worker_concurrency).unwrap_or(u32::MAX).clamp(2, 64);
-        let db = store::connect_and_migrate(&config.database_url, pool_size).await?;
+        Self::connect_with_pool(config, timings, WORKER_POOL_SIZE).await
+    }
+
+    /// Like `connect`, for a process whose own pool default is `default_pool_size` (the producer).
+    pub async fn connect_with_pool(
+        config: Arc<Config>,
+        timings: Timings,
+        default_pool_size: u32,
+    ) -> anyhow::Result<Self> {
+        let db = store::connect_and_migrate(&config.database_url, config.database_pool_size(default_pool_size)).await?;
         let redis = queue::connect(&config).await?;
         let graph = GraphClient::from_config(&config)?;
         let pipeline = Pipeline {
@@ -46,7 +62,7 @@ impl WorkerState {
             config: config.clone(),
         };
         let storage = queue::job_storage(redis.clone(), &config, &timings);
-        Ok(Self { config, timings, pipeline, storage, redis })
+        Ok(Self { config, timings, pipeline, storage, redis, loop_state: Default::default() })
     }
 }
 
@@ -65,9 +81,10 @@ pub async fn handle_payload(state: &WorkerState, payload: serde_json::Value) -> 
             return crate::batch::handle_batch(state, &batch).instrument(span).await;
         }
         Err(why) => {
-            // Retrying cannot fix a payload; keep a trace of it and move on.
+            // Retrying cannot fix a payload; keep a trace of it and move on. The log gets its size
+            // and shape only: the payload is arbitrary, and the full text goes to fb_dead_jobs.
             let excerpt: String = payload.to_string().chars().take(300).collect();
-            error!(payload = %excerpt, "{why}; job dropped and recorded in fb_dead_jobs");
+            error!(payload = %poison_summary(&payload), "{why}; job dropped and recorded in fb_dead_jobs");
             // Keep at most 64 KiB of it: a huge poison payload must not become a huge row.
             let kept = if payload.to_string().len() > 65_536 { serde_json::Value::String(excerpt) } else { payload };
             if let Err(e) = store::record_poison(&state.pipeline.db, &kept, &why).await {
@@ -79,6 +96,23 @@ pub async fn handle_payload(state: &WorkerState, payload: serde_json::Value) -> 
     let v = job.v1();
     let span = info_span!("refresh_job", job.id = %v.job_id, channel.id = v.channel_id, attempt = v.attempt, reason = v.reason.as_str());
     handle_job(state, &job).instrument(span).await.map(|_| ())
+}
+
+/// What a log line may say about an arbitrary payload: its size, and its top-level keys (or type)
+/// cut to 80 chars.
+pub fn poison_summary(payload: &serde_json::Value) -> String {
+    let bytes = payload.to_string().len();
+    let shape = match payload {
+        serde_json::Value::Object(map) => {
+            format!("keys {}", map.keys().map(String::as_str).collect::<Vec<_>>().join(","))
+        }
+        serde_json::Value::Array(a) => format!("array of {}", a.len()),
+        serde_json::Value::String(_) => "string".to_owned(),
+        other => format!("{other}"),
+    };
+    let cut: String = shape.chars().take(80).collect();
+    let more = if cut.len() < shape.len() { "…" } else { "" };
+    format!("{bytes} bytes, {cut}{more}")
 }
 
 /// Runs the pipeline and settles the outcome; returns the report it published.
@@ -118,4 +152,23 @@ fn infra_retry(state: &WorkerState, job: &RefreshJob, why: &str) -> (RefreshJob,
         next_attempt: v.attempt,
     };
     (next, outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::poison_summary;
+
+    #[test]
+    fn a_poison_payload_is_summarised_not_printed() {
+        let secretish = "EAAG".to_owned() + &"x".repeat(10_000);
+        let payload = serde_json::json!({"type": "refresh.v9", "token": secretish});
+        let line = poison_summary(&payload);
+        assert!(line.starts_with(&format!("{} bytes, keys ", payload.to_string().len())), "{line}");
+        assert!(line.contains("token") && !line.contains("EAAG"), "{line}");
+        let wide =
+            serde_json::Value::Object((0..100).map(|i| (format!("key{i:03}"), serde_json::Value::Null)).collect());
+        let line = poison_summary(&wide);
+        assert!(line.chars().count() <= 100 && line.ends_with('…'), "{line}");
+        assert!(poison_summary(&serde_json::json!("EAAGsecret")).ends_with("string"));
+    }
 }

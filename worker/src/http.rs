@@ -1,18 +1,74 @@
-//! `/healthz` and `/metrics` on `WORKER_METRICS_BIND`.
+//! `/healthz` (liveness), `/readyz` and `/metrics` on `WORKER_METRICS_BIND`.
 
-use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
+use std::time::Duration;
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{StatusCode, header},
+    response::IntoResponse,
+    routing::get,
+};
+use redis::aio::ConnectionManager;
+use serde_json::json;
+use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::WorkerState;
 
+/// How long `/readyz` waits for each store: a probe must answer well within a typical 5 s probe
+/// timeout, and a store slower than this is not serving jobs either.
+const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
 pub async fn serve(listener: TcpListener, state: WorkerState, shutdown: CancellationToken) {
-    let app = Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(state);
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state);
     let _ = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
 }
 
 async fn healthz() -> &'static str {
     "ok"
+}
+
+async fn readyz(State(state): State<WorkerState>) -> impl IntoResponse {
+    let checked = match stores_ready(&state.pipeline.db, &state.redis).await {
+        Ok(()) => state.loop_state.ready(),
+        Err(why) => Err(why),
+    };
+    readiness_response(checked)
+}
+
+/// 200, or 503 with the API's error body.
+pub fn readiness_response(checked: Result<(), String>) -> (StatusCode, Json<serde_json::Value>) {
+    match checked {
+        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
+        Err(message) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "unavailable", "message": message}))),
+    }
+}
+
+/// Whether Postgres and Redis both answer, each within `STORE_CHECK_TIMEOUT`; Err says which not.
+pub async fn stores_ready(db: &PgPool, redis: &ConnectionManager) -> Result<(), String> {
+    let mut redis = redis.clone();
+    let postgres = tokio::time::timeout(STORE_CHECK_TIMEOUT, sqlx::query("SELECT 1").execute(db));
+    let ping = redis::cmd("PING");
+    let redis = tokio::time::timeout(STORE_CHECK_TIMEOUT, ping.query_async::<String>(&mut redis));
+    let (postgres, redis) = tokio::join!(postgres, redis);
+    let mut problems = Vec::new();
+    match postgres {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => problems.push(format!("Postgres does not answer: {e}")),
+        Err(_) => problems.push(format!("Postgres did not answer within {}s", STORE_CHECK_TIMEOUT.as_secs())),
+    }
+    match redis {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => problems.push(format!("Redis does not answer: {e}")),
+        Err(_) => problems.push(format!("Redis did not answer within {}s", STORE_CHECK_TIMEOUT.as_secs())),
+    }
+    if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
 }
 
 async fn metrics(State(state): State<WorkerState>) -> impl IntoResponse {

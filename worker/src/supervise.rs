@@ -1,7 +1,10 @@
 //! Keeps the apalis worker running: `run()` returns Err on backend errors (a Redis restart, the
 //! fetch script failing), and a worker that exits on those would leave the queue unserved.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use apalis::prelude::{BackendExt, WorkerBuilder, WorkerBuilderExt};
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -11,8 +14,53 @@ use tracing::{error, info, warn};
 
 use crate::{WorkerState, handler, name::unique_worker_name};
 
+/// After a failure, how long a restarted loop must keep running before the worker counts as ready
+/// again: a loop that fails at every fetch (a corrupt queue key) restarts within milliseconds, and
+/// must not look ready in between.
+pub const READY_AFTER_RESTART: Duration = Duration::from_secs(5);
+
+/// Whether the apalis loop serves the queue (`/readyz`), shared by the supervisor and the endpoint.
+#[derive(Clone, Default)]
+pub struct LoopState(Arc<Mutex<LoopInner>>);
+
+#[derive(Default)]
+struct LoopInner {
+    running_since: Option<Instant>,
+    failures: u64,
+}
+
+impl LoopState {
+    fn with<T>(&self, f: impl FnOnce(&mut LoopInner) -> T) -> T {
+        let mut inner = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut inner)
+    }
+
+    fn started(&self) {
+        self.with(|s| s.running_since = Some(Instant::now()));
+    }
+
+    fn stopped(&self, failed: bool) {
+        self.with(|s| {
+            s.running_since = None;
+            s.failures += u64::from(failed);
+        });
+    }
+
+    /// Ok when serving; Err says why not, with the number of failed runs so far.
+    pub fn ready(&self) -> Result<(), String> {
+        self.with(|s| match s.running_since {
+            Some(_) if s.failures == 0 => Ok(()),
+            Some(since) if since.elapsed() >= READY_AFTER_RESTART => Ok(()),
+            Some(_) => Err(format!("the worker loop restarted after {} failed runs and is not yet stable", s.failures)),
+            None if s.failures == 0 => Err("the worker loop has not started".to_owned()),
+            None => Err(format!("the worker loop failed {} times and is backing off", s.failures)),
+        })
+    }
+}
+
 pub async fn run_worker_loop(state: WorkerState, shutdown: CancellationToken) -> anyhow::Result<()> {
     let mut backoff = restart_backoff();
+    let loop_state = state.loop_state.clone();
     loop {
         if shutdown.is_cancelled() {
             return Ok(());
@@ -39,6 +87,7 @@ pub async fn run_worker_loop(state: WorkerState, shutdown: CancellationToken) ->
             stop.cancelled().await;
             Ok::<(), std::io::Error>(())
         });
+        loop_state.started();
         let result = tokio::select! {
             r = run => r,
             // In-flight jobs get `SHUTDOWN_GRACE_SECS` once asked to stop; what is cut off is
@@ -48,6 +97,7 @@ pub async fn run_worker_loop(state: WorkerState, shutdown: CancellationToken) ->
                 return Ok(());
             }
         };
+        loop_state.stopped(!shutdown.is_cancelled());
         match result {
             Ok(()) if shutdown.is_cancelled() => {
                 info!(worker = %name, "worker stopped after finishing in-flight jobs");

@@ -13,8 +13,10 @@ use std::sync::Arc;
 
 use axum::{
     Router,
+    extract::{Request, State},
     http::header,
-    response::IntoResponse,
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
     routing::{get, post},
 };
 use redis::aio::ConnectionManager;
@@ -38,11 +40,21 @@ pub struct AppState {
     pub reports: ReportWaiter,
 }
 
+/// Postgres connections of `producer serve` unless `DATABASE_POOL_SIZE` says otherwise: fewer than
+/// a worker's, since it runs no jobs of its own (API lookups, the cron trigger and the drainer hold
+/// one briefly each), on a database that is Chatwoot's.
+pub const PRODUCER_POOL_SIZE: u32 = 5;
+
 impl AppState {
     /// Connects everything the API needs (and migrates, as every command does).
     pub async fn connect(config: Config) -> anyhow::Result<Self> {
         let config = Arc::new(config);
-        let w = worker::WorkerState::connect(config.clone(), shared::queue::Timings::default()).await?;
+        let w = worker::WorkerState::connect_with_pool(
+            config.clone(),
+            shared::queue::Timings::default(),
+            PRODUCER_POOL_SIZE,
+        )
+        .await?;
         let intake = Intake {
             db: w.pipeline.db.clone(),
             redis: w.redis.clone(),
@@ -63,7 +75,7 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/api/v1/accounts/{account_id}/callbacks/facebook_token_status/{inbox_id}", get(status::get))
         .route("/api/v1/accounts/{account_id}/callbacks/refresh_facebook_token/{inbox_id}", post(refresh::post))
         .route(
@@ -72,8 +84,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/accounts/{account_id}/inboxes/{inbox_id}/facebook_auth_failures", post(intake::report))
         .route("/api/v1/queue", get(queue::get))
+        .route_layer(middleware::from_fn_with_state(state.clone(), json_rejections));
+    Router::new()
+        .merge(api)
         .route("/api/openapi.json", get(openapi::get))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(crate::dashboard::routes())
         .with_state(state)
@@ -85,4 +101,40 @@ async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) ->
         [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
         shared::metrics::render(&state.metrics),
     )
+}
+
+/// 200 while Postgres and Redis answer, else 503 with the error body (`/healthz` stays liveness).
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    worker::http::readiness_response(worker::http::stores_ready(&state.db, &state.redis).await)
+}
+
+/// axum answers a request its extractors reject (a path segment that is not UTF-8, a malformed
+/// query or body) in plain text, before the handler checks the token. This gives those the API's
+/// JSON errors, and the 401 first when the token is not valid. Only rejected requests pay for the
+/// extra token check.
+async fn json_rejections(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let headers = request.headers().clone();
+    let response = next.run(request).await;
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json || !response.status().is_client_error() {
+        return response;
+    }
+    if let Err(e) = auth::authenticate(&state, &headers).await {
+        return e.into_response();
+    }
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 4_096).await.unwrap_or_default();
+    let message: String = String::from_utf8_lossy(&body).chars().take(300).collect();
+    let error = match status.as_u16() {
+        405 => "method_not_allowed",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        422 => "unprocessable_entity",
+        _ => "bad_request",
+    };
+    ApiError { status, error, message, retry_after: None }.into_response()
 }

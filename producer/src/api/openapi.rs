@@ -75,6 +75,8 @@ pub fn document() -> Value {
                 "responses": {"200": {"description": "pending, scheduled, running, done, dead, deferred"}, "401": error, "403": error}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "security": [], "responses": {"200": {"description": "OpenMetrics text"}}}},
             "/healthz": {"get": {"summary": "Liveness", "security": [], "responses": {"200": {"description": "ok"}}}},
+            "/readyz": {"get": {"summary": "Readiness: Postgres and Redis answer", "security": [],
+                "responses": {"200": {"description": "ready"}, "503": error}}},
         }
     })
 }

@@ -24,6 +24,8 @@ pub use inboxes::*;
 pub use outcomes::{HourlyOutcome, hourly_outcomes};
 pub use states::{FailureCount, StateUpdate, TokenState, load_state, save_state};
 
+use tracing::warn;
+
 use crate::secret::Secret;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
@@ -40,23 +42,69 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
 }
 
+/// Longest a statement of ours may run, and wait for a lock, on a pooled session. The database is
+/// Chatwoot's: our queries are short OLTP lookups and writes (milliseconds; the largest reads every
+/// channel id for a cycle), so 30 s only ever stops a runaway query from holding a connection and
+/// locks others need. A lock we wait for means someone holds `channel_facebook_pages` (a Chatwoot
+/// migration, a long transaction): after 5 s the job fails as a store error and is retried with
+/// backoff, instead of every job of every worker queueing behind the lock, and Chatwoot's own
+/// queries behind ours.
+pub const STATEMENT_TIMEOUT: &str = "30s";
+pub const LOCK_TIMEOUT: &str = "5s";
+
 /// Connects, creating the database first when it does not exist, and applies the migrations.
 pub async fn connect_and_migrate(database_url: &Secret, max_connections: u32) -> Result<PgPool, StoreError> {
+    crate::tls::install_crypto_provider();
     let options = PgConnectOptions::from_str(database_url.expose()).map_err(|e| StoreError::BadUrl(e.to_string()))?;
+    if crate::tls::postgres_may_be_cleartext(&options) {
+        warn!(
+            host = options.get_host(),
+            sslmode = ?options.get_ssl_mode(),
+            "DATABASE_URL points at another host without sslmode=require or verify-full: tokens may cross the network in cleartext"
+        );
+    }
     create_database_if_missing(&options).await?;
+    // Migrations run on a session of their own, without the pool's timeouts: an index build may
+    // take longer than a query should, and a second process waits on the migration lock for as
+    // long as the first one migrates.
+    let migrating = PgPoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+    let migrated = MIGRATOR.run(&migrating).await;
+    migrating.close().await;
+    migrated?;
+    let operator_options = options.get_options().unwrap_or_default().to_owned();
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
+        // SET on connect rather than startup `options`: PgBouncer refuses unknown startup
+        // parameters. What the operator put in the URL's `options` wins.
+        .after_connect(move |conn, _| {
+            let operator_options = operator_options.clone();
+            Box::pin(async move {
+                if !operator_options.contains("statement_timeout") {
+                    sqlx::query("SELECT set_config('statement_timeout', $1, false)")
+                        .bind(STATEMENT_TIMEOUT)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                if !operator_options.contains("lock_timeout") {
+                    sqlx::query("SELECT set_config('lock_timeout', $1, false)")
+                        .bind(LOCK_TIMEOUT)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
         .connect_with(options)
         .await?;
-    MIGRATOR.run(&pool).await?;
     Ok(pool)
 }
 
 async fn create_database_if_missing(options: &PgConnectOptions) -> Result<(), StoreError> {
     let name = options.get_database().unwrap_or("postgres").to_owned();
     // Connecting to the database itself is the common case and needs no rights on `postgres`.
-    if PgConnection::connect_with(options).await.is_ok() {
+    if let Ok(conn) = PgConnection::connect_with(options).await {
+        let _ = conn.close().await;
         return Ok(());
     }
     let mut admin = PgConnection::connect_with(&options.clone().database("postgres")).await?;

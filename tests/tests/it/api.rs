@@ -204,6 +204,8 @@ async fn open_endpoints_and_openapi() {
     let (_env, server, api, _) = setup().await;
     let (code, body) = api.call(Method::GET, "/healthz", None).await;
     assert_eq!((code, body), (StatusCode::OK, Value::String("ok".into())));
+    let (code, body) = api.call(Method::GET, "/readyz", None).await;
+    assert_eq!((code, &body["status"]), (StatusCode::OK, &Value::from("ready")), "{body}");
     let (code, metrics) = api.call(Method::GET, "/metrics", None).await;
     assert_eq!(code, 200);
     assert!(metrics.as_str().is_some_and(|m| m.contains("# EOF")), "{metrics}");
@@ -222,6 +224,7 @@ async fn open_endpoints_and_openapi() {
         "/api/v1/accounts/{account_id}/callbacks/refresh_facebook_token/{inbox_id}",
         "/api/v1/accounts/{account_id}/inboxes/{inbox_id}/facebook_auth_failures",
         "/api/v1/queue",
+        "/readyz",
     ] {
         assert!(doc["paths"][path].is_object(), "{path}");
     }
@@ -239,5 +242,28 @@ async fn revoked_account_tokens_stop_working() {
     let stored: Vec<String> =
         sqlx::query_scalar("SELECT token_sha256 FROM fb_api_tokens").fetch_all(&env.db).await.expect("db");
     assert!(stored.iter().all(|h| h != &account_token && h.len() == 64), "stored hashed");
+    server.shutdown().await.expect("clean stop");
+}
+
+/// What axum's extractors reject (a path segment that is not UTF-8, a malformed query) gets the
+/// 401 first and the JSON error body, never axum's plain text.
+#[tokio::test]
+async fn rejected_input_gets_401_first_and_json() {
+    let (_env, server, api, account_token) = setup().await;
+    let not_utf8 = [status_path("%FF", 1), refresh_path(1, "%C3%28"), format!("{}/jobs/%FF", refresh_path(1, 1))];
+    for path in &not_utf8 {
+        let method = if path.contains("/jobs/") || path.contains("token_status") { Method::GET } else { Method::POST };
+        for token in [None, Some("nope")] {
+            let (code, body) = api.call(method.clone(), path, token).await;
+            assert_eq!(code, 401, "{path}: {body}");
+            assert_eq!(body["error"], "unauthorized", "{path}: {body}");
+        }
+        let (code, body) = api.call(method, path, Some(&account_token)).await;
+        assert_eq!(code, 400, "{path}: {body}");
+        assert_eq!(body["error"], "bad_request", "{path}: {body}");
+        assert!(body["message"].is_string(), "{path}: {body}");
+    }
+    let (code, body) = api.call(Method::GET, &format!("{}?check=%FF", status_path(1, 1)), None).await;
+    assert_eq!((code, &body["error"]), (StatusCode::UNAUTHORIZED, &Value::from("unauthorized")), "{body}");
     server.shutdown().await.expect("clean stop");
 }
