@@ -5,11 +5,20 @@ use std::time::Duration;
 
 use chrono::Utc;
 use shared::{
-    job::Reason,
+    job::{BatchJob, Reason},
+    pipeline::Outcome,
     simulator::{Fault, FaultKind, Matcher},
 };
 use tests::TestEnv;
 use tokio_util::sync::CancellationToken;
+
+/// A channel whose page token and user token are both dead: every run confirms the failure.
+async fn dead_channel(env: &TestEnv, page: &str) -> i64 {
+    let (ch, user, user_token) = env.healthy_channel(page).await;
+    env.sim.kill_page_token(page, &user, 190, Some(460), "password changed");
+    env.sim.kill_user_token(&user_token, 190, Some(460), "password changed");
+    ch
+}
 
 async fn cycle_and_settle(env: &TestEnv, n: u64) {
     let started = Utc::now();
@@ -108,4 +117,21 @@ async fn an_item_graph_did_not_answer_cleanly_goes_to_a_single_job() {
     assert_eq!(env.sim.count_where(|r| r.path == "/190003" && !r.batch_item), 1, "one single validation for that page");
     assert!(!env.redis_keys().await.iter().any(|k| k.contains("authorization")));
     worker.stop().await.expect("stop");
+}
+
+/// A batch that runs again (a crash before its ack, a worker loop restart, a retried store error)
+/// counts each channel's confirmed failure once, as every job does.
+#[tokio::test]
+async fn a_batch_run_twice_counts_each_failure_once() {
+    let env = TestEnv::new().await;
+    let ch = dead_channel(&env, "195001").await;
+    let job = BatchJob::new(vec![ch], Reason::Cron);
+    let pipeline = env.pipeline();
+    for run in 1..=2 {
+        let out = pipeline.process_batch(&job).await.expect("stores");
+        assert!(matches!(out.settled.as_slice(), [(_, Outcome::ConfirmedFailure { .. })]), "run {run}: {out:?}");
+    }
+    let flags = env.flags(ch).await;
+    assert_eq!(flags.authorization_error_count, 1, "{flags:?}");
+    assert!(!flags.reauthorization_required, "one confirmed failure is below the threshold of 2");
 }
