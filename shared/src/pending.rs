@@ -167,7 +167,8 @@ pub async fn enqueue_or_join(
     match marker(redis, &keys, channel).await.map_err(crate::queue::EnqueueError::redis)? {
         Some(Marker::Job(existing)) => Ok(Claimed::Joined(existing)),
         // A batch validation holds it: it reports on no single channel, so this request runs a job
-        // of its own (the channel lock keeps the two from working at once).
+        // of its own. The batch holds the channel's lock while it works, as single jobs do, so
+        // whichever of the two comes second finds the channel busy and runs after the other.
         Some(Marker::Batch(_)) => {
             if front {
                 crate::queue::enqueue_front(storage, redis, config, job).await?;
