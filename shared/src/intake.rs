@@ -119,8 +119,11 @@ impl Intake {
         // Commands on a connection Redis dropped (a restart, a failover) fail until the manager
         // has reconnected in the background; a report should not fail with them.
         let mut pause = std::time::Duration::from_millis(50);
+        // One job for every try: a try that claimed the channel and then lost its connection left
+        // a marker naming this job, and the next try must recognise it as its own.
+        let job = RefreshJob::new(channel_id, Reason::SendFailure);
         let decision = loop {
-            match self.decide(channel_id, error, failed_at).await {
+            match self.decide(&job, error, failed_at).await {
                 Err(IntakeError::Redis(e)) if is_reconnecting(&e) && pause < std::time::Duration::from_secs(2) => {
                     tokio::time::sleep(pause).await;
                     pause *= 2;
@@ -146,16 +149,20 @@ impl Intake {
 
     async fn decide(
         &self,
-        channel_id: i64,
+        job: &RefreshJob,
         error: &GraphError,
         failed_at: Option<DateTime<Utc>>,
     ) -> Result<Decision, IntakeError> {
         if !error.kind.is_confirmed_failure() {
             return Ok(Decision::NotAuth);
         }
+        let (channel_id, job_id) = (job.channel_id(), job.job_id());
         let mut redis = self.redis.clone();
         let keys = PendingKeys::new(self.config.redis_key_prefix.clone());
         match pending::marker(&mut redis, &keys, channel_id).await? {
+            // An earlier try of this report claimed the channel; whether it also pushed the job is
+            // known only to the queue.
+            Some(pending::Marker::Job(id)) if id == job_id => return self.resume_claimed(job).await,
             Some(pending::Marker::Job(job_id) | pending::Marker::Batch(job_id)) => {
                 return Ok(Decision::Coalesced { job_id });
             }
@@ -171,25 +178,63 @@ impl Intake {
         if replaced.is_some_and(|at| at > failed_at) {
             return Ok(Decision::AlreadyReplaced);
         }
-        let job = RefreshJob::new(channel_id, Reason::SendFailure);
-        let job_id = job.job_id();
-        if !pending::claim_many(&mut redis, &keys, &[(channel_id, job_id)]).await?.first().copied().unwrap_or(false) {
+        let claimed = match pending::claim_many(&mut redis, &keys, &[(channel_id, job_id)]).await {
+            Ok(won) => won.first().copied().unwrap_or(false),
+            Err(e) => return Err(self.unclaim(job, e.into()).await),
+        };
+        if !claimed {
             return Ok(match pending::owner(&mut redis, &keys, channel_id).await? {
                 Some(job_id) => Decision::Coalesced { job_id },
                 None => Decision::Coalesced { job_id },
             });
         }
+        match self.push_claimed(job).await {
+            Ok(decision) => Ok(decision),
+            Err(e) => Err(self.unclaim(job, e).await),
+        }
+    }
+
+    /// The channel is claimed for `job`: push it, to the head of the queue, or to the deferred
+    /// list when the queue is at its bound.
+    async fn push_claimed(&self, job: &RefreshJob) -> Result<Decision, IntakeError> {
+        let mut redis = self.redis.clone();
+        let job_id = job.job_id();
         if queue::backlog(&mut redis, &self.config).await? >= self.limit() {
-            let body = serde_json::to_string(&job).map_err(|e| IntakeError::BadReport(e.to_string()))?;
+            let body = serde_json::to_string(job).map_err(|e| IntakeError::BadReport(e.to_string()))?;
             let _: () = redis.rpush(self.deferred_key(), body).await?;
             return Ok(Decision::Deferred { job_id });
         }
         // An inbox is failing to send now: this refresh goes ahead of a cycle's backlog.
-        if let Err(e) = queue::enqueue_front(&mut self.storage.clone(), &mut redis, &self.config, job).await {
-            let _ = pending::release(&mut redis, &keys, channel_id, job_id).await;
-            return Err(e.into());
-        }
+        queue::enqueue_front(&mut self.storage.clone(), &mut redis, &self.config, job.clone()).await?;
         Ok(Decision::Enqueued { job_id })
+    }
+
+    /// A retry found the channel claimed for this very job: answer what the earlier try did, or
+    /// finish what it could not.
+    async fn resume_claimed(&self, job: &RefreshJob) -> Result<Decision, IntakeError> {
+        let mut redis = self.redis.clone();
+        let job_id = job.job_id();
+        if queue::pushed_front(&mut redis, &self.config, job_id).await? {
+            return Ok(Decision::Enqueued { job_id });
+        }
+        let body = serde_json::to_string(job).map_err(|e| IntakeError::BadReport(e.to_string()))?;
+        let at: Option<i64> = redis::cmd("LPOS").arg(self.deferred_key()).arg(body).query_async(&mut redis).await?;
+        if at.is_some() {
+            return Ok(Decision::Deferred { job_id });
+        }
+        match self.push_claimed(job).await {
+            Ok(decision) => Ok(decision),
+            Err(e) => Err(self.unclaim(job, e).await),
+        }
+    }
+
+    /// A try failed after (perhaps) claiming the channel: free it, so that later reports do not
+    /// coalesce into a job that was never pushed. If Redis is unreachable for this too, the
+    /// report's own retry recognises the marker as its own.
+    async fn unclaim(&self, job: &RefreshJob, error: IntakeError) -> IntakeError {
+        let keys = PendingKeys::new(self.config.redis_key_prefix.clone());
+        let _ = pending::release(&mut self.redis.clone(), &keys, job.channel_id(), job.job_id()).await;
+        error
     }
 
     /// Moves deferred refreshes into the queue while it has room; returns how many moved.

@@ -120,6 +120,19 @@ end
 return 0
 "#;
 
+/// The apalis task id a job pushed to the front gets: derived from the job's id, so pushing the
+/// same job again is a no-op (apalis stores task data with HSETNX) and whether it was pushed can
+/// be checked (`pushed_front`).
+fn front_task_id(job_id: Uuid) -> String {
+    ulid::Ulid::from_bytes(job_id.into_bytes()).to_string()
+}
+
+/// Whether a job pushed with `enqueue_front` is in the queue (waiting, running, or done and not
+/// yet swept).
+pub async fn pushed_front(redis: &mut ConnectionManager, config: &Config, job_id: Uuid) -> redis::RedisResult<bool> {
+    redis.hexists(format!("{}:data", config.queue_name()), front_task_id(job_id)).await
+}
+
 /// Pushes a job ahead of everything waiting (a person is waiting on it): apalis-redis has no
 /// priorities, so the task is moved from `{q}:scheduled` to the head of `{q}:active`, which the
 /// next fetch takes first.
@@ -129,7 +142,7 @@ pub async fn enqueue_front(
     config: &Config,
     job: RefreshJob,
 ) -> Result<(), EnqueueError> {
-    let id = ulid::Ulid::generate().to_string();
+    let id = front_task_id(job.job_id());
     let task = TaskBuilder::new(job).task_id(apalis::prelude::TaskId::from(id.clone())).build();
     storage.push_task(task).await.map_err(|e| EnqueueError(e.to_string()))?;
     let q = config.queue_name();

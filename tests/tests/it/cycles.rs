@@ -7,6 +7,7 @@ use producer::{
     cron::{self, FiredLog},
     cycle::{CycleCount, enqueue_cycle},
 };
+use redis::AsyncCommands;
 use serde_json::json;
 use shared::{
     intake::{Decision, parse_report},
@@ -239,5 +240,29 @@ async fn a_20000_channel_cycle_holds_the_backlog_bound() {
         .expect("db");
     assert_eq!(healthy, 20_000);
     assert!(worker.join.as_ref().is_some_and(|j| !j.is_finished()), "worker still running");
+    worker.stop().await.expect("stop");
+}
+
+/// A Redis error after the intake claimed the channel leaves no marker behind: the next report
+/// starts a refresh that really exists, instead of joining one that was never pushed.
+#[tokio::test]
+async fn a_report_that_failed_after_its_claim_leaves_no_phantom() {
+    let env = TestEnv::new().await;
+    let (ch, user, _) = env.healthy_channel("45001").await;
+    env.sim.kill_page_token("45001", &user, 190, Some(463), "expired");
+    let report = parse_report(&json!({"error": {"code": 190, "message": "x"}})).expect("report");
+    let scheduled = format!("{}:scheduled", env.config.queue_name());
+    let mut conn = env.redis.clone();
+    // The backlog check (ZCOUNT) now fails with WRONGTYPE, after the claim.
+    let _: () = conn.set(&scheduled, "not a sorted set").await.expect("set");
+    let failed = env.intake().report(ch, &report, None).await;
+    assert!(failed.is_err(), "{failed:?}");
+    let _: () = conn.del(&scheduled).await.expect("del");
+    let decision = env.intake().report(ch, &report, None).await.expect("intake");
+    let Decision::Enqueued { job_id } = decision else { panic!("joined a phantom: {decision:?}") };
+    assert_eq!(env.queued_jobs().await, 1, "the job is in the queue");
+    let worker = env.spawn_worker();
+    let waited = queue::wait_for_report(&env.config, job_id, Duration::from_secs(15)).await.expect("redis");
+    assert!(matches!(&waited, Waited::Settled(r) if r.outcome == "refreshed"), "{waited:?}");
     worker.stop().await.expect("stop");
 }
