@@ -8,6 +8,8 @@ use redis::{AsyncCommands, aio::ConnectionManager};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::{
@@ -18,6 +20,15 @@ use crate::{
     queue::{self, JobStorage},
     store::events::clamp_i32,
 };
+
+/// Removes each given entry once from a list whose head holds them: exactly what was pushed, even
+/// when another drainer removed some of them first.
+const REMOVE_HEAD_ENTRIES: &str = r#"
+for _, body in ipairs(ARGV) do
+  redis.call('LREM', KEYS[1], 1, body)
+end
+return 0
+"#;
 
 /// A report without a time is taken to be about a send this long before it arrived: a token
 /// written after that was not the one the send failed with.
@@ -237,7 +248,10 @@ impl Intake {
         error
     }
 
-    /// Moves deferred refreshes into the queue while it has room; returns how many moved.
+    /// Moves deferred refreshes to the head of the queue while it has room, oldest first; returns
+    /// how many moved. An entry leaves the deferred list only after its job was pushed, so a crash
+    /// or a failed push loses none; one pushed twice (a crash between push and removal, two
+    /// drainers at once) is the same job under the same task id and is not queued again.
     pub async fn drain_deferred(&self) -> Result<usize, IntakeError> {
         let mut redis = self.redis.clone();
         let mut moved = 0;
@@ -246,22 +260,46 @@ impl Intake {
             if room == 0 {
                 return Ok(moved);
             }
-            let take = room.min(500) as usize;
-            let bodies: Vec<String> =
-                redis::cmd("LPOP").arg(self.deferred_key()).arg(take).query_async(&mut redis).await.unwrap_or_default();
+            let take = room.min(500) as isize;
+            let bodies: Vec<String> = redis.lrange(self.deferred_key(), 0, take - 1).await?;
             if bodies.is_empty() {
                 return Ok(moved);
             }
-            let jobs: Vec<RefreshJob> = bodies.iter().filter_map(|b| serde_json::from_str(b).ok()).collect();
+            let jobs: Vec<RefreshJob> = bodies
+                .iter()
+                .filter_map(|b| match serde_json::from_str(b) {
+                    Ok(job) => Some(job),
+                    Err(e) => {
+                        warn!(error = %e, "undecodable deferred refresh dropped");
+                        None
+                    }
+                })
+                .collect();
             let n = jobs.len();
-            if let Err(e) = apalis::prelude::TaskSink::push_bulk(&mut self.storage.clone(), jobs).await {
-                // Put them back; the next drain tries again.
-                let _: Result<(), _> = redis.lpush(self.deferred_key(), bodies).await;
-                return Err(
-                    queue::EnqueueError::redis(redis::RedisError::from(std::io::Error::other(e.to_string()))).into()
-                );
-            }
+            queue::enqueue_front_many(&mut self.storage.clone(), &mut redis, &self.config, jobs).await?;
+            let _: i64 = redis::Script::new(REMOVE_HEAD_ENTRIES)
+                .key(self.deferred_key())
+                .arg(&bodies)
+                .invoke_async(&mut redis)
+                .await?;
             moved += n;
+        }
+    }
+
+    /// Drains the deferred refreshes every half second until `shutdown`. Producers and workers
+    /// both run it: draining is safe from any number of processes at once, and a deployment
+    /// without `producer serve` still gets its deferred refreshes done.
+    pub async fn run_drainer(self, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+            }
+            match self.drain_deferred().await {
+                Ok(0) => {}
+                Ok(n) => info!(moved = n, "deferred refreshes enqueued"),
+                Err(e) => warn!(error = %e, "cannot drain deferred refreshes; retrying"),
+            }
         }
     }
 

@@ -157,6 +157,44 @@ pub async fn enqueue_front(
     Ok(())
 }
 
+const MANY_TO_FRONT: &str = r#"
+for i = #ARGV, 1, -1 do
+  if redis.call('ZREM', KEYS[1], ARGV[i]) == 1 then
+    redis.call('LPUSH', KEYS[2], ARGV[i])
+  end
+end
+return 0
+"#;
+
+/// `enqueue_front` for many jobs in two round trips; the first of `jobs` ends up first in the
+/// queue. Jobs already pushed (the same ids) are not pushed again.
+pub async fn enqueue_front_many(
+    storage: &mut JobStorage,
+    redis: &mut ConnectionManager,
+    config: &Config,
+    jobs: Vec<RefreshJob>,
+) -> Result<(), EnqueueError> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = jobs.iter().map(|j| front_task_id(j.job_id())).collect();
+    let tasks: Vec<_> = jobs
+        .into_iter()
+        .zip(&ids)
+        .map(|(job, id)| TaskBuilder::new(job).task_id(apalis::prelude::TaskId::from(id.clone())).build())
+        .collect();
+    storage.push_all(futures::stream::iter(tasks)).await.map_err(|e| EnqueueError(e.to_string()))?;
+    let q = config.queue_name();
+    let _: i64 = redis::Script::new(MANY_TO_FRONT)
+        .key(format!("{q}:scheduled"))
+        .key(format!("{q}:active"))
+        .arg(&ids)
+        .invoke_async(redis)
+        .await
+        .map_err(EnqueueError::redis)?;
+    Ok(())
+}
+
 /// Jobs waiting to be fetched or due within `BACKLOG_HORIZON`: what the ~8,000 limit applies to.
 pub async fn backlog(redis: &mut ConnectionManager, config: &Config) -> redis::RedisResult<u64> {
     let q = config.queue_name();

@@ -183,16 +183,15 @@ async fn a_deep_queue_defers_reports_and_loses_none() {
     assert_eq!(intake.report(ch, &report, None).await.expect("intake"), Decision::Coalesced { job_id });
 
     let worker = env.spawn_worker();
-    // The drainer moves it once the queue has room.
-    let mut moved = 0;
+    // A drainer (this one, or the worker's own) moves it once the queue has room.
     for _ in 0..200 {
-        moved += intake.drain_deferred().await.expect("drain");
-        if moved == 1 {
+        intake.drain_deferred().await.expect("drain");
+        if intake.deferred_len().await.expect("redis") == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(moved, 1);
+    assert_eq!(intake.deferred_len().await.expect("redis"), 0);
     let waited = queue::wait_for_report(&env.config, job_id, Duration::from_secs(15)).await.expect("redis");
     assert!(matches!(&waited, Waited::Settled(r) if r.outcome == "refreshed"), "{waited:?}");
     worker.stop().await.expect("stop");
@@ -265,4 +264,61 @@ async fn a_report_that_failed_after_its_claim_leaves_no_phantom() {
     let waited = queue::wait_for_report(&env.config, job_id, Duration::from_secs(15)).await.expect("redis");
     assert!(matches!(&waited, Waited::Settled(r) if r.outcome == "refreshed"), "{waited:?}");
     worker.stop().await.expect("stop");
+}
+
+/// Deferred refreshes leave the deferred list only once their jobs are in the queue (a failed
+/// push, or a crash in between, loses none and reorders none), they go to the head of the queue
+/// like every send-failure refresh, and one pushed twice is queued once.
+#[tokio::test]
+async fn deferred_refreshes_are_never_lost_and_go_to_the_head() {
+    let env = TestEnv::with(|c| c.queue_backlog_max = 5).await;
+    let filler = env.seed_healthy(5, 47_000).await;
+    let mut storage = env.storage();
+    for &c in &filler {
+        queue::enqueue(&mut storage, shared::job::RefreshJob::new(c, Reason::Cron), None).await.expect("filler job");
+    }
+    let report = parse_report(&json!({"error": {"code": 190, "message": "x"}})).expect("report");
+    let mut deferred = Vec::new();
+    for page in ["47101", "47102", "47103"] {
+        let (ch, _, _) = env.healthy_channel(page).await;
+        let d = env.intake().report(ch, &report, None).await.expect("intake");
+        assert!(matches!(d, Decision::Deferred { .. }), "{d:?}");
+        deferred.push(ch);
+    }
+    let q = env.config.queue_name();
+    let (data, list) = (format!("{q}:data"), format!("{q}:deferred"));
+    let mut conn = env.redis.clone();
+    let before: Vec<String> = conn.lrange(&list, 0, -1).await.expect("lrange");
+    assert_eq!(before.len(), 3);
+    let mut drainer = env.intake();
+    drainer.config = Arc::new(shared::config::Config { queue_backlog_max: 100, ..env.config.clone() });
+
+    // The push fails (the task data hash is of the wrong type): the list is as it was.
+    let _: () = conn.rename(&data, format!("{data}:aside")).await.expect("rename");
+    let _: () = conn.set(&data, "not a hash").await.expect("set");
+    assert!(drainer.drain_deferred().await.is_err());
+    let _: () = conn.del(&data).await.expect("del");
+    let _: () = conn.rename(format!("{data}:aside"), &data).await.expect("rename");
+    let after: Vec<String> = conn.lrange(&list, 0, -1).await.expect("lrange");
+    assert_eq!(after, before, "nothing lost, nothing reordered");
+
+    // A drainer that pushed them and died before taking them off the list.
+    let jobs: Vec<shared::job::RefreshJob> =
+        before.iter().map(|b| serde_json::from_str(b).expect("deferred job")).collect();
+    queue::enqueue_front_many(&mut env.storage(), &mut conn, &env.config, jobs.clone()).await.expect("push");
+    assert_eq!(drainer.drain_deferred().await.expect("drain"), 3);
+    assert_eq!(env.queued_jobs().await, 5 + 3, "each deferred job queued once");
+    assert_eq!(drainer.deferred_len().await.expect("redis"), 0);
+    assert_eq!(drainer.drain_deferred().await.expect("drain"), 0);
+
+    // Ahead of the filler, oldest first.
+    let active: Vec<String> = conn.lrange(format!("{q}:active"), 0, -1).await.expect("lrange");
+    assert_eq!(active.len(), 3, "{active:?}");
+    let mut first = Vec::new();
+    for id in &active {
+        let body: Vec<u8> = conn.hget(&data, id).await.expect("hget");
+        let job: shared::job::RefreshJob = serde_json::from_slice(&body).expect("job");
+        first.push(job.channel_id());
+    }
+    assert_eq!(first, deferred);
 }
