@@ -81,14 +81,44 @@ pub async fn run(t: Trigger, shutdown: CancellationToken) {
                 if let Some(mut log) = t.fired.as_ref().and_then(|l| l.lock().ok()) {
                     log.push(tick);
                 }
-                let mut storage = t.storage.clone();
-                match crate::cycle::enqueue_cycle(&t.db, t.redis.clone(), &mut storage, &t.config, Reason::Cron).await {
-                    Ok(c) => info!(enqueued = c.enqueued, skipped = c.skipped, "enqueued {} channels", c.enqueued),
-                    Err(e) => error!(error = %e, "refresh cycle failed; the next tick tries again"),
-                }
+                run_tick_cycle(&t, tick, &shutdown).await;
             }
             Ok(false) => info!(tick = %tick, "cron tick taken by another producer"),
             Err(e) => error!(error = %e, "cannot claim the cron tick (Redis); skipped"),
+        }
+    }
+}
+
+/// The cycle of a claimed tick. A store error stops it only for a while: it resumes after the
+/// last channel it enqueued (kept under a key of the tick), with backoff, until it completes, the
+/// next tick is due (whose cycle then covers the rest) or the producer stops.
+pub async fn run_tick_cycle(t: &Trigger, tick: DateTime<Utc>, shutdown: &CancellationToken) {
+    let progress = format!("{}:cron:{}:progress", t.config.queue_name(), tick.timestamp());
+    let next_tick = t.schedule.find_next_occurrence(&tick, false).ok();
+    for failures in 1u32.. {
+        match crate::cycle::resume_cycle(&t.db, t.redis.clone(), &t.config, Reason::Cron, &progress).await {
+            Ok(c) => {
+                info!(
+                    enqueued = c.enqueued,
+                    skipped = c.skipped,
+                    resumed = failures > 1,
+                    "enqueued {} channels",
+                    c.enqueued
+                );
+                return;
+            }
+            Err(e) => {
+                let wait = t.config.retry.backoff(failures);
+                if next_tick.is_some_and(|next| (next - Utc::now()).to_std().ok().is_none_or(|left| left <= wait)) {
+                    error!(error = %e, "refresh cycle failed; the next tick's cycle covers the rest");
+                    return;
+                }
+                error!(error = %e, retry_in_secs = wait.as_secs_f64(), "refresh cycle stopped; resuming where it stopped");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
         }
     }
 }

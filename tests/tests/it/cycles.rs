@@ -322,3 +322,66 @@ async fn deferred_refreshes_are_never_lost_and_go_to_the_head() {
     }
     assert_eq!(first, deferred);
 }
+
+/// A cycle that a store error stopped mid-way resumes where it stopped without waiting for the
+/// next tick, and enqueues no channel twice.
+#[tokio::test]
+async fn an_interrupted_cycle_resumes_where_it_stopped() {
+    // Chunk 1 (500 channels, 10 batch jobs) fits under the bound; chunk 2 waits for room.
+    let env = TestEnv::with(|c| c.queue_backlog_max = 11).await;
+    env.seed_healthy(600, 48_000).await;
+    let (captured, _guard) = tests::logs::capture();
+    let at = Utc::now() + chrono::Duration::seconds(2);
+    let once_a_day = format!("{} {} {} * * *", at.format("%S"), at.format("%M"), at.format("%H"));
+    let fired = FiredLog::default();
+    let trigger = cron::Trigger {
+        schedule: cron::parse_schedule(&once_a_day).expect("schedule"),
+        db: env.db.clone(),
+        redis: env.redis.clone(),
+        storage: env.storage(),
+        config: Arc::new(env.config.clone()),
+        replica: "producer-0".into(),
+        fired: Some(fired.clone()),
+    };
+    let shutdown = CancellationToken::new();
+    let cron_task = tokio::spawn(cron::run(trigger, shutdown.clone()));
+    for _ in 0..400 {
+        if env.queued_jobs().await == 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(env.queued_jobs().await, 10, "chunk 1 enqueued");
+    // A store error while chunk 2 waits: the backlog check (LLEN) fails with WRONGTYPE.
+    let active = format!("{}:active", env.config.queue_name());
+    let mut conn = env.redis.clone();
+    let _: () = conn.set(&active, "not a list").await.expect("set");
+    for _ in 0..400 {
+        if captured.text().contains("WRONGTYPE") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(captured.text().contains("WRONGTYPE"), "the cycle met the error");
+    let _: () = conn.del(&active).await.expect("del");
+    // Room comes as the worker validates chunk 1.
+    let worker = env.spawn_worker();
+    for _ in 0..1_200 {
+        if env.status_count("healthy").await == 600 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(env.status_count("healthy").await, 600, "the rest of the cycle ran");
+    assert_eq!(fired.lock().expect("log").len(), 1, "one tick");
+    let (validations, channels): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT channel_id) FROM fb_token_events WHERE step = 'validate' AND reason = 'cron'",
+    )
+    .fetch_one(&env.db)
+    .await
+    .expect("db");
+    assert_eq!((validations, channels), (600, 600), "each channel validated once");
+    shutdown.cancel();
+    cron_task.await.expect("cron task");
+    worker.stop().await.expect("stop");
+}
