@@ -127,14 +127,24 @@ impl Intake {
         error: &GraphError,
         failed_at: Option<DateTime<Utc>>,
     ) -> Result<Decision, IntakeError> {
+        self.report_as(&RefreshJob::new(channel_id, Reason::SendFailure), error, failed_at).await
+    }
+
+    /// `report` with the refresh job it starts, if it starts one. Trying again with the same job
+    /// after an error is safe: a try that claimed the channel and then lost its connection left a
+    /// marker naming this job, and the next try finishes what it began instead of joining it.
+    pub async fn report_as(
+        &self,
+        job: &RefreshJob,
+        error: &GraphError,
+        failed_at: Option<DateTime<Utc>>,
+    ) -> Result<Decision, IntakeError> {
+        let channel_id = job.channel_id();
         // Commands on a connection Redis dropped (a restart, a failover) fail until the manager
         // has reconnected in the background; a report should not fail with them.
         let mut pause = std::time::Duration::from_millis(50);
-        // One job for every try: a try that claimed the channel and then lost its connection left
-        // a marker naming this job, and the next try must recognise it as its own.
-        let job = RefreshJob::new(channel_id, Reason::SendFailure);
         let decision = loop {
-            match self.decide(&job, error, failed_at).await {
+            match self.decide(job, error, failed_at).await {
                 Err(IntakeError::Redis(e)) if is_reconnecting(&e) && pause < std::time::Duration::from_secs(2) => {
                     tokio::time::sleep(pause).await;
                     pause *= 2;

@@ -385,3 +385,31 @@ async fn an_interrupted_cycle_resumes_where_it_stopped() {
     cron_task.await.expect("cron task");
     worker.stop().await.expect("stop");
 }
+
+/// A report tried again with the same job after its first try lost its connection: once the
+/// claim had landed (the answer lost), once the push had too. Each retry finishes what the first
+/// try began, and the job is queued once.
+#[tokio::test]
+async fn a_retried_report_finishes_its_own_claim() {
+    let env = TestEnv::new().await;
+    let (ch, user, _) = env.healthy_channel("45101").await;
+    env.sim.kill_page_token("45101", &user, 190, Some(463), "expired");
+    let report = parse_report(&json!({"error": {"code": 190, "message": "x"}})).expect("report");
+    let job = shared::job::RefreshJob::new(ch, Reason::SendFailure);
+    let keys = PendingKeys::new(env.config.redis_key_prefix.clone());
+    // The first try's claim reached Redis; its answer did not.
+    let claimed = pending::claim_many(&mut env.redis.clone(), &keys, &[(ch, job.job_id())]).await.expect("claim");
+    assert_eq!(claimed, vec![true]);
+    let intake = env.intake();
+    let decision = intake.report_as(&job, &report, None).await.expect("intake");
+    assert_eq!(decision, Decision::Enqueued { job_id: job.job_id() }, "not coalesced into a job never pushed");
+    assert_eq!(env.queued_jobs().await, 1);
+    // And a try whose push landed with its answer lost.
+    let again = intake.report_as(&job, &report, None).await.expect("intake");
+    assert_eq!(again, Decision::Enqueued { job_id: job.job_id() });
+    assert_eq!(env.queued_jobs().await, 1, "queued once");
+    let worker = env.spawn_worker();
+    let waited = queue::wait_for_report(&env.config, job.job_id(), Duration::from_secs(15)).await.expect("redis");
+    assert!(matches!(&waited, Waited::Settled(r) if r.outcome == "refreshed"), "{waited:?}");
+    worker.stop().await.expect("stop");
+}
