@@ -9,11 +9,11 @@ use croner::{
     Cron,
     parser::{CronParser, Seconds, Year},
 };
-use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, aio::ConnectionManager};
 use shared::{config::Config, job::Reason, queue::JobStorage};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// How long a fired tick is remembered; far longer than any clock skew between replicas.
 const TICK_KEY_TTL_SECS: u64 = 24 * 3600;
@@ -60,6 +60,7 @@ pub struct Trigger {
 
 /// Runs until `shutdown`: at each tick, the replica that claims it runs one cycle.
 pub async fn run(t: Trigger, shutdown: CancellationToken) {
+    resume_unfinished(&t, &shutdown).await;
     let mut after = Utc::now();
     loop {
         let tick = match t.schedule.find_next_occurrence(&after, false) {
@@ -93,7 +94,7 @@ pub async fn run(t: Trigger, shutdown: CancellationToken) {
 /// last channel it enqueued (kept under a key of the tick), with backoff, until it completes, the
 /// next tick is due (whose cycle then covers the rest) or the producer stops.
 pub async fn run_tick_cycle(t: &Trigger, tick: DateTime<Utc>, shutdown: &CancellationToken) {
-    let progress = format!("{}:cron:{}:progress", t.config.queue_name(), tick.timestamp());
+    let progress = progress_key(&t.config, tick);
     let next_tick = t.schedule.find_next_occurrence(&tick, false).ok();
     for failures in 1u32.. {
         match crate::cycle::resume_cycle(&t.db, t.redis.clone(), &t.config, Reason::Cron, &progress).await {
@@ -120,6 +121,30 @@ pub async fn run_tick_cycle(t: &Trigger, tick: DateTime<Utc>, shutdown: &Cancell
                 }
             }
         }
+    }
+}
+
+/// Where the cycle of `tick` got to (see `cycle::resume_cycle`).
+pub fn progress_key(config: &Config, tick: DateTime<Utc>) -> String {
+    format!("{}:cron:{}:progress", config.queue_name(), tick.timestamp())
+}
+
+/// A producer stopped mid-cycle (a restart, a crash, a deploy) leaves its tick's progress short of
+/// done: the next producer to start finishes that cycle instead of leaving the rest for the next
+/// tick. Should the cycle's own producer still be running it, the two skip each other's channels
+/// by their pending markers.
+async fn resume_unfinished(t: &Trigger, shutdown: &CancellationToken) {
+    let Ok(last) = t.schedule.find_previous_occurrence(&Utc::now(), false) else { return };
+    let seen: Option<String> = match t.redis.clone().get(progress_key(&t.config, last)).await {
+        Ok(seen) => seen,
+        Err(e) => {
+            warn!(error = %e, "cannot read the last cycle's progress (Redis); not resuming it");
+            return;
+        }
+    };
+    if seen.is_some_and(|s| s != crate::cycle::PROGRESS_DONE) {
+        info!(tick = %last, replica = %t.replica, "resuming the refresh cycle a stopped producer left unfinished");
+        run_tick_cycle(t, last, shutdown).await;
     }
 }
 

@@ -69,7 +69,8 @@ pub async fn resume_cycle(
 
 /// The progress keys live as long as the tick keys they belong to.
 const PROGRESS_TTL_SECS: u64 = 24 * 3600;
-const DONE: &str = "done";
+/// A progress key's value once its cycle has enqueued every channel.
+pub const PROGRESS_DONE: &str = "done";
 
 async fn run_cycle(
     db: &PgPool,
@@ -82,9 +83,18 @@ async fn run_cycle(
     let mut batches = queue::batch_storage(redis.clone(), config, &Timings::default());
     let mut after = 0i64;
     if let Some(key) = progress_key {
+        // Set at once, so that a producer stopped before its first chunk is seen as unfinished.
+        let _: () = redis::cmd("SET")
+            .arg(key)
+            .arg(0)
+            .arg("NX")
+            .arg("EX")
+            .arg(PROGRESS_TTL_SECS)
+            .query_async(&mut redis)
+            .await?;
         let seen: Option<String> = redis.get(key).await?;
         match seen.as_deref() {
-            Some(DONE) => return Ok(CycleCount::default()),
+            Some(PROGRESS_DONE) => return Ok(CycleCount::default()),
             Some(last) => after = last.parse().unwrap_or(0),
             None => {}
         }
@@ -135,7 +145,7 @@ async fn run_cycle(
         }
     }
     if let Some(key) = progress_key {
-        let _: () = redis.set_ex(key, DONE, PROGRESS_TTL_SECS).await?;
+        let _: () = redis.set_ex(key, PROGRESS_DONE, PROGRESS_TTL_SECS).await?;
     }
     info!(enqueued = count.enqueued, skipped = count.skipped, reason = reason.as_str(), "refresh cycle enqueued");
     Ok(count)

@@ -413,3 +413,54 @@ async fn a_retried_report_finishes_its_own_claim() {
     assert!(matches!(&waited, Waited::Settled(r) if r.outcome == "refreshed"), "{waited:?}");
     worker.stop().await.expect("stop");
 }
+
+/// A producer stopped mid-cycle (a restart, a crash) leaves the rest of its cycle to the next
+/// producer that starts, which enqueues exactly the channels the first did not get to.
+#[tokio::test]
+async fn a_cycle_cut_short_by_a_restart_is_finished_by_the_next_producer() {
+    let env = TestEnv::new().await;
+    let channels = env.seed_healthy(60, 49_000).await;
+    // Today's tick was a few seconds ago; the next is tomorrow.
+    let tick = Utc::now() - chrono::Duration::seconds(5);
+    let daily = format!("{} {} {} * * *", tick.format("%S"), tick.format("%M"), tick.format("%H"));
+    let schedule = cron::parse_schedule(&daily).expect("schedule");
+    let tick = schedule.find_previous_occurrence(&Utc::now(), false).expect("previous tick");
+    // The stopped producer had claimed it and enqueued the first ten channels.
+    let q = env.config.queue_name();
+    let mut conn = env.redis.clone();
+    let _: () = conn.set(format!("{q}:cron:{}", tick.timestamp()), "producer-gone").await.expect("set");
+    let progress = cron::progress_key(&env.config, tick);
+    let _: () = conn.set(&progress, channels[9]).await.expect("set");
+    let trigger = cron::Trigger {
+        schedule,
+        db: env.db.clone(),
+        redis: env.redis.clone(),
+        storage: env.storage(),
+        config: Arc::new(env.config.clone()),
+        replica: "producer-new".into(),
+        fired: None,
+    };
+    let shutdown = CancellationToken::new();
+    let cron_task = tokio::spawn(cron::run(trigger, shutdown.clone()));
+    let mut done: Option<String> = None;
+    for _ in 0..400 {
+        done = conn.get(&progress).await.expect("get");
+        if done.as_deref() == Some(producer::cycle::PROGRESS_DONE) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(done.as_deref(), Some(producer::cycle::PROGRESS_DONE), "the cycle was finished");
+    shutdown.cancel();
+    cron_task.await.expect("cron task");
+    let bodies: Vec<Vec<u8>> = conn.hvals(format!("{q}:data")).await.expect("hvals");
+    let mut enqueued: Vec<i64> = bodies
+        .iter()
+        .flat_map(|b| {
+            let job: shared::job::BatchJob = serde_json::from_slice(b).expect("batch job");
+            job.v1().channel_ids.clone()
+        })
+        .collect();
+    enqueued.sort_unstable();
+    assert_eq!(enqueued, channels[10..].to_vec(), "exactly the channels the stopped producer did not get to");
+}
