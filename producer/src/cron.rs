@@ -9,11 +9,11 @@ use croner::{
     Cron,
     parser::{CronParser, Seconds, Year},
 };
-use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, aio::ConnectionManager};
 use shared::{config::Config, job::Reason, queue::JobStorage};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// How long a fired tick is remembered; far longer than any clock skew between replicas.
 const TICK_KEY_TTL_SECS: u64 = 24 * 3600;
@@ -60,6 +60,7 @@ pub struct Trigger {
 
 /// Runs until `shutdown`: at each tick, the replica that claims it runs one cycle.
 pub async fn run(t: Trigger, shutdown: CancellationToken) {
+    resume_unfinished(&t, &shutdown).await;
     let mut after = Utc::now();
     loop {
         let tick = match t.schedule.find_next_occurrence(&after, false) {
@@ -81,15 +82,69 @@ pub async fn run(t: Trigger, shutdown: CancellationToken) {
                 if let Some(mut log) = t.fired.as_ref().and_then(|l| l.lock().ok()) {
                     log.push(tick);
                 }
-                let mut storage = t.storage.clone();
-                match crate::cycle::enqueue_cycle(&t.db, t.redis.clone(), &mut storage, &t.config, Reason::Cron).await {
-                    Ok(c) => info!(enqueued = c.enqueued, skipped = c.skipped, "enqueued {} channels", c.enqueued),
-                    Err(e) => error!(error = %e, "refresh cycle failed; the next tick tries again"),
-                }
+                run_tick_cycle(&t, tick, &shutdown).await;
             }
             Ok(false) => info!(tick = %tick, "cron tick taken by another producer"),
             Err(e) => error!(error = %e, "cannot claim the cron tick (Redis); skipped"),
         }
+    }
+}
+
+/// The cycle of a claimed tick. A store error stops it only for a while: it resumes after the
+/// last channel it enqueued (kept under a key of the tick), with backoff, until it completes, the
+/// next tick is due (whose cycle then covers the rest) or the producer stops.
+pub async fn run_tick_cycle(t: &Trigger, tick: DateTime<Utc>, shutdown: &CancellationToken) {
+    let progress = progress_key(&t.config, tick);
+    let next_tick = t.schedule.find_next_occurrence(&tick, false).ok();
+    for failures in 1u32.. {
+        match crate::cycle::resume_cycle(&t.db, t.redis.clone(), &t.config, Reason::Cron, &progress).await {
+            Ok(c) => {
+                info!(
+                    enqueued = c.enqueued,
+                    skipped = c.skipped,
+                    resumed = failures > 1,
+                    "enqueued {} channels",
+                    c.enqueued
+                );
+                return;
+            }
+            Err(e) => {
+                let wait = t.config.retry.backoff(failures);
+                if next_tick.is_some_and(|next| (next - Utc::now()).to_std().ok().is_none_or(|left| left <= wait)) {
+                    error!(error = %e, "refresh cycle failed; the next tick's cycle covers the rest");
+                    return;
+                }
+                error!(error = %e, retry_in_secs = wait.as_secs_f64(), "refresh cycle stopped; resuming where it stopped");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Where the cycle of `tick` got to (see `cycle::resume_cycle`).
+pub fn progress_key(config: &Config, tick: DateTime<Utc>) -> String {
+    format!("{}:cron:{}:progress", config.queue_name(), tick.timestamp())
+}
+
+/// A producer stopped mid-cycle (a restart, a crash, a deploy) leaves its tick's progress short of
+/// done: the next producer to start finishes that cycle instead of leaving the rest for the next
+/// tick. Should the cycle's own producer still be running it, the two skip each other's channels
+/// by their pending markers.
+async fn resume_unfinished(t: &Trigger, shutdown: &CancellationToken) {
+    let Ok(last) = t.schedule.find_previous_occurrence(&Utc::now(), false) else { return };
+    let seen: Option<String> = match t.redis.clone().get(progress_key(&t.config, last)).await {
+        Ok(seen) => seen,
+        Err(e) => {
+            warn!(error = %e, "cannot read the last cycle's progress (Redis); not resuming it");
+            return;
+        }
+    };
+    if seen.is_some_and(|s| s != crate::cycle::PROGRESS_DONE) {
+        info!(tick = %last, replica = %t.replica, "resuming the refresh cycle a stopped producer left unfinished");
+        run_tick_cycle(t, last, shutdown).await;
     }
 }
 

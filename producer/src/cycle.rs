@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use apalis::prelude::TaskSink;
-use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, aio::ConnectionManager};
 use shared::{
     config::Config,
     graph::MAX_BATCH,
@@ -43,21 +43,66 @@ pub async fn run_job(config: &Config) -> anyhow::Result<()> {
 /// validates them); waits while the backlog is at its bound.
 pub async fn enqueue_cycle(
     db: &PgPool,
-    mut redis: ConnectionManager,
+    redis: ConnectionManager,
     // Single-job storage: cycles push batch jobs through a batch storage of their own, so this is
     // unused; kept so callers need not change (noted for a later clean-up).
     _storage: &mut JobStorage,
     config: &Config,
     reason: Reason,
 ) -> anyhow::Result<CycleCount> {
+    run_cycle(db, redis, config, reason, None).await
+}
+
+/// `enqueue_cycle` that records its progress under `progress_key` (the last channel id enqueued,
+/// then `done`) and starts from there: a cycle that a store error stopped carries on where it
+/// stopped when run again with the same key, and enqueues no channel twice. A finished cycle does
+/// nothing when run again.
+pub async fn resume_cycle(
+    db: &PgPool,
+    redis: ConnectionManager,
+    config: &Config,
+    reason: Reason,
+    progress_key: &str,
+) -> anyhow::Result<CycleCount> {
+    run_cycle(db, redis, config, reason, Some(progress_key)).await
+}
+
+/// The progress keys live as long as the tick keys they belong to.
+const PROGRESS_TTL_SECS: u64 = 24 * 3600;
+/// A progress key's value once its cycle has enqueued every channel.
+pub const PROGRESS_DONE: &str = "done";
+
+async fn run_cycle(
+    db: &PgPool,
+    mut redis: ConnectionManager,
+    config: &Config,
+    reason: Reason,
+    progress_key: Option<&str>,
+) -> anyhow::Result<CycleCount> {
     let keys = PendingKeys::new(config.redis_key_prefix.clone());
     let mut batches = queue::batch_storage(redis.clone(), config, &Timings::default());
     let mut after = 0i64;
+    if let Some(key) = progress_key {
+        // Set at once, so that a producer stopped before its first chunk is seen as unfinished.
+        let _: () = redis::cmd("SET")
+            .arg(key)
+            .arg(0)
+            .arg("NX")
+            .arg("EX")
+            .arg(PROGRESS_TTL_SECS)
+            .query_async(&mut redis)
+            .await?;
+        let seen: Option<String> = redis.get(key).await?;
+        match seen.as_deref() {
+            Some(PROGRESS_DONE) => return Ok(CycleCount::default()),
+            Some(last) => after = last.parse().unwrap_or(0),
+            None => {}
+        }
+    }
     let mut count = CycleCount::default();
     loop {
         let ids = store::facebook_channel_ids(db, after, CHUNK).await?;
         let Some(&last) = ids.last() else { break };
-        after = last;
         let groups: Vec<(BatchJob, Vec<i64>)> =
             ids.chunks(MAX_BATCH).map(|g| (BatchJob::new(g.to_vec(), reason), g.to_vec())).collect();
         let claims: Vec<(i64, String)> =
@@ -67,13 +112,14 @@ pub async fn enqueue_cycle(
         let won: std::collections::HashSet<i64> =
             claims.iter().zip(won).filter_map(|((c, _), w)| w.then_some(*c)).collect();
         let mut jobs = Vec::with_capacity(groups.len());
+        let mut chunk = CycleCount::default();
         for (batch, group) in groups {
             let mine: Vec<i64> = group.into_iter().filter(|c| won.contains(c)).collect();
-            count.skipped += (batch.v1().channel_ids.len() - mine.len()) as u64;
+            chunk.skipped += (batch.v1().channel_ids.len() - mine.len()) as u64;
             if mine.is_empty() {
                 continue;
             }
-            count.enqueued += mine.len() as u64;
+            chunk.enqueued += mine.len() as u64;
             let BatchJob::V1(mut v) = batch;
             v.channel_ids = mine;
             jobs.push(BatchJob::V1(v));
@@ -89,6 +135,17 @@ pub async fn enqueue_cycle(
             }
             anyhow::bail!("cannot enqueue: {e}");
         }
+        count.enqueued += chunk.enqueued;
+        count.skipped += chunk.skipped;
+        after = last;
+        if let Some(key) = progress_key {
+            // Should this fail, a resumed cycle meets this chunk again and skips the channels
+            // whose batches have not run yet (their markers are set).
+            let _: () = redis.set_ex(key, last, PROGRESS_TTL_SECS).await?;
+        }
+    }
+    if let Some(key) = progress_key {
+        let _: () = redis.set_ex(key, PROGRESS_DONE, PROGRESS_TTL_SECS).await?;
     }
     info!(enqueued = count.enqueued, skipped = count.skipped, reason = reason.as_str(), "refresh cycle enqueued");
     Ok(count)

@@ -1,12 +1,10 @@
 //! `producer serve`: the cron trigger, the deferred-refresh drainer and the HTTP API, until
 //! SIGTERM/SIGINT.
 
-use std::time::Duration;
-
 use anyhow::Context as _;
-use shared::{config::Config, intake::Intake};
+use shared::config::Config;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let schedule = crate::cron::parse_schedule(&config.refresh_cron)?;
@@ -41,7 +39,7 @@ pub async fn serve(
         fired: None,
     };
     let cron = tokio::spawn(crate::cron::run(trigger, shutdown.clone()));
-    let drainer = tokio::spawn(drain_deferred(intake.clone(), shutdown.clone()));
+    let drainer = tokio::spawn(intake.clone().run_drainer(shutdown.clone()));
     let app = crate::api::router(state);
     let stop = shutdown.clone();
     axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await?;
@@ -49,18 +47,4 @@ pub async fn serve(
     let _ = cron.await;
     let _ = drainer.await;
     Ok(())
-}
-
-async fn drain_deferred(intake: Intake, shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_millis(500)) => {}
-        }
-        match intake.drain_deferred().await {
-            Ok(0) => {}
-            Ok(n) => info!(moved = n, "deferred refreshes enqueued"),
-            Err(e) => warn!(error = %e, "cannot drain deferred refreshes; retrying"),
-        }
-    }
 }

@@ -8,13 +8,15 @@ use std::{
 };
 
 use tracing::warn;
+use uuid::Uuid;
 
 use crate::{
     graph::{ErrorKind, GraphError, PageLookup},
     job::{BatchJob, RefreshJob},
+    locks::{self, LockKeys},
     metrics::Metrics,
     pauses,
-    pipeline::{DEFAULT_RATE_LIMIT_WAIT, InfraError, Outcome, Pipeline},
+    pipeline::{CHANNEL_BUSY_WAIT, DEFAULT_RATE_LIMIT_WAIT, InfraError, LOCK_TTL, Outcome, Pipeline},
     store::{self, Channel},
 };
 
@@ -27,19 +29,73 @@ pub struct BatchOutcome {
     pub missing: Vec<i64>,
     /// Refreshed or failed by a sweep: settle each like a single job's outcome.
     pub settled: Vec<(RefreshJob, Outcome)>,
-    /// Handed to single-channel jobs, to run after the delay (a paused page, an item Graph did not
-    /// answer cleanly).
+    /// Handed to single-channel jobs, to run after the delay (a channel another job was working on,
+    /// an item Graph did not answer cleanly).
     pub later: Vec<(RefreshJob, Duration)>,
     /// The whole batch runs again after this, as this attempt.
     pub retry_batch: Option<(Duration, u32)>,
 }
 
 impl Pipeline {
+    /// Runs the batch under the lock of each of its channels, as a single job would. A channel
+    /// another job is working on is not touched: it goes on as a single job shortly after.
     pub async fn process_batch(&self, job: &BatchJob) -> Result<BatchOutcome, InfraError> {
-        let v = job.v1();
+        let mut redis = self.redis.clone();
+        let keys = LockKeys::new(self.flags.prefix().to_owned());
+        let claims: Vec<(i64, Uuid)> = job.v1().channel_ids.iter().map(|&c| (c, job.single(c).job_id())).collect();
+        let taken = locks::acquire_many(&mut redis, &keys, &claims, LOCK_TTL).await?;
         let mut out = BatchOutcome::default();
-        let channels = store::load_channels(&self.db, &v.channel_ids).await?;
-        out.missing = v.channel_ids.iter().copied().filter(|id| !channels.iter().any(|c| c.id == *id)).collect();
+        let mut held = Vec::with_capacity(claims.len());
+        for (claim, taken) in claims.into_iter().zip(taken) {
+            if taken {
+                held.push(claim);
+            } else {
+                out.later.push((job.single(claim.0), CHANNEL_BUSY_WAIT));
+            }
+        }
+        let renew = async {
+            let mut redis = self.redis.clone();
+            let mut still = held.clone();
+            loop {
+                tokio::time::sleep(LOCK_TTL / 3).await;
+                match locks::renew_many(&mut redis, &keys, &still, LOCK_TTL).await {
+                    Ok(renewed) => {
+                        let lost: Vec<i64> =
+                            still.iter().zip(&renewed).filter(|(_, r)| !**r).map(|(c, _)| c.0).collect();
+                        if !lost.is_empty() {
+                            // Their counts check the lock and will not land (those channels run
+                            // again as single jobs); nothing else needs stopping.
+                            warn!(channels = ?lost, "batch lost channel locks mid-run; it counts no failure for them");
+                            still.retain(|(c, _)| !lost.contains(c));
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "could not renew the batch's channel locks"),
+                }
+            }
+        };
+        let ids: Vec<i64> = held.iter().map(|(c, _)| *c).collect();
+        let result = tokio::select! {
+            result = self.process_held(job, &ids, out) => result,
+            () = renew => unreachable!("the renewal loop never ends"),
+        };
+        if let Err(e) = locks::release_many(&mut redis, &keys, &held).await {
+            // They expire on their own.
+            warn!(error = %e, "could not release the batch's channel locks");
+        }
+        result
+    }
+
+    async fn process_held(
+        &self,
+        job: &BatchJob,
+        ids: &[i64],
+        mut out: BatchOutcome,
+    ) -> Result<BatchOutcome, InfraError> {
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let channels = store::load_channels(&self.db, ids).await?;
+        out.missing = ids.iter().copied().filter(|id| !channels.iter().any(|c| c.id == *id)).collect();
         let mut redis = self.redis.clone();
         let mut to_check = Vec::with_capacity(channels.len());
         for channel in channels {

@@ -65,6 +65,9 @@ pub struct Counted {
 }
 
 const COUNT_ONCE: &str = r#"
+if redis.call('GET', KEYS[4]) ~= ARGV[3] then
+  return false
+end
 local n
 local counted = 0
 if redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[2]) then
@@ -80,22 +83,28 @@ return {n, counted, redis.call('EXISTS', KEYS[2])}
 "#;
 
 /// Counts a confirmed failure once for this job, and sets the flag at the threshold, atomically.
+/// Only while `lock` (the channel's lock) still names this job: a job that lost it (a slow call
+/// outlived it, another job took the channel) saw a token that may be stale by now, so it counts
+/// nothing and answers `None`.
 pub async fn count_confirmed_failure(
     redis: &mut ConnectionManager,
     keys: &FlagKeys,
     channel_id: i64,
     job_id: Uuid,
     threshold: u32,
-) -> redis::RedisResult<Counted> {
-    let (count, counted, flagged): (i64, i64, i64) = Script::new(COUNT_ONCE)
+    lock: &str,
+) -> redis::RedisResult<Option<Counted>> {
+    let answer: Option<(i64, i64, i64)> = Script::new(COUNT_ONCE)
         .key(keys.authorization_error_count(channel_id))
         .key(keys.reauthorization_required(channel_id))
         .key(keys.counted(job_id))
+        .key(lock)
         .arg(threshold)
         .arg(COUNTED_TTL_SECS)
+        .arg(job_id.to_string())
         .invoke_async(redis)
         .await?;
-    Ok(Counted { count, flagged: flagged == 1, newly_counted: counted == 1 })
+    Ok(answer.map(|(count, counted, flagged)| Counted { count, flagged: flagged == 1, newly_counted: counted == 1 }))
 }
 
 /// A success: the token works, so the inbox must not be told otherwise.

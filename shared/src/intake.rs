@@ -8,6 +8,8 @@ use redis::{AsyncCommands, aio::ConnectionManager};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::{
@@ -18,6 +20,15 @@ use crate::{
     queue::{self, JobStorage},
     store::events::clamp_i32,
 };
+
+/// Removes each given entry once from a list whose head holds them: exactly what was pushed, even
+/// when another drainer removed some of them first.
+const REMOVE_HEAD_ENTRIES: &str = r#"
+for _, body in ipairs(ARGV) do
+  redis.call('LREM', KEYS[1], 1, body)
+end
+return 0
+"#;
 
 /// A report without a time is taken to be about a send this long before it arrived: a token
 /// written after that was not the one the send failed with.
@@ -116,11 +127,24 @@ impl Intake {
         error: &GraphError,
         failed_at: Option<DateTime<Utc>>,
     ) -> Result<Decision, IntakeError> {
+        self.report_as(&RefreshJob::new(channel_id, Reason::SendFailure), error, failed_at).await
+    }
+
+    /// `report` with the refresh job it starts, if it starts one. Trying again with the same job
+    /// after an error is safe: a try that claimed the channel and then lost its connection left a
+    /// marker naming this job, and the next try finishes what it began instead of joining it.
+    pub async fn report_as(
+        &self,
+        job: &RefreshJob,
+        error: &GraphError,
+        failed_at: Option<DateTime<Utc>>,
+    ) -> Result<Decision, IntakeError> {
+        let channel_id = job.channel_id();
         // Commands on a connection Redis dropped (a restart, a failover) fail until the manager
         // has reconnected in the background; a report should not fail with them.
         let mut pause = std::time::Duration::from_millis(50);
         let decision = loop {
-            match self.decide(channel_id, error, failed_at).await {
+            match self.decide(job, error, failed_at).await {
                 Err(IntakeError::Redis(e)) if is_reconnecting(&e) && pause < std::time::Duration::from_secs(2) => {
                     tokio::time::sleep(pause).await;
                     pause *= 2;
@@ -146,16 +170,20 @@ impl Intake {
 
     async fn decide(
         &self,
-        channel_id: i64,
+        job: &RefreshJob,
         error: &GraphError,
         failed_at: Option<DateTime<Utc>>,
     ) -> Result<Decision, IntakeError> {
         if !error.kind.is_confirmed_failure() {
             return Ok(Decision::NotAuth);
         }
+        let (channel_id, job_id) = (job.channel_id(), job.job_id());
         let mut redis = self.redis.clone();
         let keys = PendingKeys::new(self.config.redis_key_prefix.clone());
         match pending::marker(&mut redis, &keys, channel_id).await? {
+            // An earlier try of this report claimed the channel; whether it also pushed the job is
+            // known only to the queue.
+            Some(pending::Marker::Job(id)) if id == job_id => return self.resume_claimed(job).await,
             Some(pending::Marker::Job(job_id) | pending::Marker::Batch(job_id)) => {
                 return Ok(Decision::Coalesced { job_id });
             }
@@ -171,28 +199,69 @@ impl Intake {
         if replaced.is_some_and(|at| at > failed_at) {
             return Ok(Decision::AlreadyReplaced);
         }
-        let job = RefreshJob::new(channel_id, Reason::SendFailure);
-        let job_id = job.job_id();
-        if !pending::claim_many(&mut redis, &keys, &[(channel_id, job_id)]).await?.first().copied().unwrap_or(false) {
+        let claimed = match pending::claim_many(&mut redis, &keys, &[(channel_id, job_id)]).await {
+            Ok(won) => won.first().copied().unwrap_or(false),
+            Err(e) => return Err(self.unclaim(job, e.into()).await),
+        };
+        if !claimed {
             return Ok(match pending::owner(&mut redis, &keys, channel_id).await? {
                 Some(job_id) => Decision::Coalesced { job_id },
                 None => Decision::Coalesced { job_id },
             });
         }
+        match self.push_claimed(job).await {
+            Ok(decision) => Ok(decision),
+            Err(e) => Err(self.unclaim(job, e).await),
+        }
+    }
+
+    /// The channel is claimed for `job`: push it, to the head of the queue, or to the deferred
+    /// list when the queue is at its bound.
+    async fn push_claimed(&self, job: &RefreshJob) -> Result<Decision, IntakeError> {
+        let mut redis = self.redis.clone();
+        let job_id = job.job_id();
         if queue::backlog(&mut redis, &self.config).await? >= self.limit() {
-            let body = serde_json::to_string(&job).map_err(|e| IntakeError::BadReport(e.to_string()))?;
+            let body = serde_json::to_string(job).map_err(|e| IntakeError::BadReport(e.to_string()))?;
             let _: () = redis.rpush(self.deferred_key(), body).await?;
             return Ok(Decision::Deferred { job_id });
         }
         // An inbox is failing to send now: this refresh goes ahead of a cycle's backlog.
-        if let Err(e) = queue::enqueue_front(&mut self.storage.clone(), &mut redis, &self.config, job).await {
-            let _ = pending::release(&mut redis, &keys, channel_id, job_id).await;
-            return Err(e.into());
-        }
+        queue::enqueue_front(&mut self.storage.clone(), &mut redis, &self.config, job.clone()).await?;
         Ok(Decision::Enqueued { job_id })
     }
 
-    /// Moves deferred refreshes into the queue while it has room; returns how many moved.
+    /// A retry found the channel claimed for this very job: answer what the earlier try did, or
+    /// finish what it could not.
+    async fn resume_claimed(&self, job: &RefreshJob) -> Result<Decision, IntakeError> {
+        let mut redis = self.redis.clone();
+        let job_id = job.job_id();
+        if queue::pushed_front(&mut redis, &self.config, job_id).await? {
+            return Ok(Decision::Enqueued { job_id });
+        }
+        let body = serde_json::to_string(job).map_err(|e| IntakeError::BadReport(e.to_string()))?;
+        let at: Option<i64> = redis::cmd("LPOS").arg(self.deferred_key()).arg(body).query_async(&mut redis).await?;
+        if at.is_some() {
+            return Ok(Decision::Deferred { job_id });
+        }
+        match self.push_claimed(job).await {
+            Ok(decision) => Ok(decision),
+            Err(e) => Err(self.unclaim(job, e).await),
+        }
+    }
+
+    /// A try failed after (perhaps) claiming the channel: free it, so that later reports do not
+    /// coalesce into a job that was never pushed. If Redis is unreachable for this too, the
+    /// report's own retry recognises the marker as its own.
+    async fn unclaim(&self, job: &RefreshJob, error: IntakeError) -> IntakeError {
+        let keys = PendingKeys::new(self.config.redis_key_prefix.clone());
+        let _ = pending::release(&mut self.redis.clone(), &keys, job.channel_id(), job.job_id()).await;
+        error
+    }
+
+    /// Moves deferred refreshes to the head of the queue while it has room, oldest first; returns
+    /// how many moved. An entry leaves the deferred list only after its job was pushed, so a crash
+    /// or a failed push loses none; one pushed twice (a crash between push and removal, two
+    /// drainers at once) is the same job under the same task id and is not queued again.
     pub async fn drain_deferred(&self) -> Result<usize, IntakeError> {
         let mut redis = self.redis.clone();
         let mut moved = 0;
@@ -201,22 +270,46 @@ impl Intake {
             if room == 0 {
                 return Ok(moved);
             }
-            let take = room.min(500) as usize;
-            let bodies: Vec<String> =
-                redis::cmd("LPOP").arg(self.deferred_key()).arg(take).query_async(&mut redis).await.unwrap_or_default();
+            let take = room.min(500) as isize;
+            let bodies: Vec<String> = redis.lrange(self.deferred_key(), 0, take - 1).await?;
             if bodies.is_empty() {
                 return Ok(moved);
             }
-            let jobs: Vec<RefreshJob> = bodies.iter().filter_map(|b| serde_json::from_str(b).ok()).collect();
+            let jobs: Vec<RefreshJob> = bodies
+                .iter()
+                .filter_map(|b| match serde_json::from_str(b) {
+                    Ok(job) => Some(job),
+                    Err(e) => {
+                        warn!(error = %e, "undecodable deferred refresh dropped");
+                        None
+                    }
+                })
+                .collect();
             let n = jobs.len();
-            if let Err(e) = apalis::prelude::TaskSink::push_bulk(&mut self.storage.clone(), jobs).await {
-                // Put them back; the next drain tries again.
-                let _: Result<(), _> = redis.lpush(self.deferred_key(), bodies).await;
-                return Err(
-                    queue::EnqueueError::redis(redis::RedisError::from(std::io::Error::other(e.to_string()))).into()
-                );
-            }
+            queue::enqueue_front_many(&mut self.storage.clone(), &mut redis, &self.config, jobs).await?;
+            let _: i64 = redis::Script::new(REMOVE_HEAD_ENTRIES)
+                .key(self.deferred_key())
+                .arg(&bodies)
+                .invoke_async(&mut redis)
+                .await?;
             moved += n;
+        }
+    }
+
+    /// Drains the deferred refreshes every half second until `shutdown`. Producers and workers
+    /// both run it: draining is safe from any number of processes at once, and a deployment
+    /// without `producer serve` still gets its deferred refreshes done.
+    pub async fn run_drainer(self, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+            }
+            match self.drain_deferred().await {
+                Ok(0) => {}
+                Ok(n) => info!(moved = n, "deferred refreshes enqueued"),
+                Err(e) => warn!(error = %e, "cannot drain deferred refreshes; retrying"),
+            }
         }
     }
 

@@ -100,11 +100,13 @@ impl RefreshJob {
         Self::V1(v)
     }
 
-    /// A new job for the same channel and reason (a fresh id, so it counts on its own).
+    /// A new job for the same channel and reason, with an id of its own so that it counts on its
+    /// own. The id is derived from this job's, so a run repeated after a crash (follow-up pushed,
+    /// ack lost) pushes the same follow-up, which counts once however often it is pushed.
     pub fn follow_up(&self) -> Self {
         let v = self.v1();
         Self::V1(RefreshJobV1 {
-            job_id: Uuid::now_v7(),
+            job_id: Uuid::new_v5(&v.job_id, b"follow-up"),
             attempt: 1,
             store_failures: 0,
             enqueued_at: Utc::now(),
@@ -165,9 +167,20 @@ impl BatchJob {
         }
     }
 
-    /// The single-channel job a batch hands one of its channels to.
+    /// The single-channel job a batch hands one of its channels to, and the id the batch counts
+    /// that channel's failure under. Derived from the batch's id, so a batch that runs again (a
+    /// crash, a worker loop restart, a retried store error) counts each channel once, as the
+    /// contract wants of every job.
     pub fn single(&self, channel_id: i64) -> RefreshJob {
-        RefreshJob::new(channel_id, self.v1().reason)
+        let v = self.v1();
+        RefreshJob::V1(RefreshJobV1 {
+            job_id: Uuid::new_v5(&v.job_id, channel_id.to_string().as_bytes()),
+            channel_id,
+            reason: v.reason,
+            enqueued_at: v.enqueued_at,
+            attempt: 1,
+            store_failures: 0,
+        })
     }
 }
 
@@ -256,5 +269,16 @@ mod tests {
         assert_eq!(job.next_attempt().job_id(), job.job_id());
         assert_eq!(job.next_attempt().v1().attempt, 2);
         assert_ne!(job.follow_up().job_id(), job.job_id());
+        assert_eq!(job.follow_up().job_id(), job.follow_up().job_id(), "a repeated run pushes the same follow-up");
+        assert_ne!(job.follow_up().follow_up().job_id(), job.follow_up().job_id());
+    }
+
+    #[test]
+    fn a_batch_names_each_channel_the_same_way_every_run() {
+        let batch = BatchJob::new(vec![1, 2], Reason::Cron);
+        assert_eq!(batch.single(1), batch.single(1));
+        assert_ne!(batch.single(1).job_id(), batch.single(2).job_id());
+        let other = BatchJob::new(vec![1, 2], Reason::Cron);
+        assert_ne!(batch.single(1).job_id(), other.single(1).job_id());
     }
 }

@@ -150,7 +150,15 @@ pub async fn enqueue_or_join(
 ) -> Result<Claimed, crate::queue::EnqueueError> {
     let keys = PendingKeys::new(config.redis_key_prefix.clone());
     let (channel, id) = (job.channel_id(), job.job_id());
-    let won = claim_many(redis, &keys, &[(channel, id)]).await.map_err(crate::queue::EnqueueError::redis)?;
+    let won = match claim_many(redis, &keys, &[(channel, id)]).await {
+        Ok(won) => won,
+        Err(e) => {
+            // The SET may have landed with only its answer lost; a marker naming a job that was
+            // never pushed would make every request for 15 minutes join nothing.
+            let _ = release(redis, &keys, channel, id).await;
+            return Err(crate::queue::EnqueueError::redis(e));
+        }
+    };
     if won.first() == Some(&true) {
         let pushed = if front {
             crate::queue::enqueue_front(storage, redis, config, job.clone()).await
@@ -167,7 +175,8 @@ pub async fn enqueue_or_join(
     match marker(redis, &keys, channel).await.map_err(crate::queue::EnqueueError::redis)? {
         Some(Marker::Job(existing)) => Ok(Claimed::Joined(existing)),
         // A batch validation holds it: it reports on no single channel, so this request runs a job
-        // of its own (the channel lock keeps the two from working at once).
+        // of its own. The batch holds the channel's lock while it works, as single jobs do, so
+        // whichever of the two comes second finds the channel busy and runs after the other.
         Some(Marker::Batch(_)) => {
             if front {
                 crate::queue::enqueue_front(storage, redis, config, job).await?;

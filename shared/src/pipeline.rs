@@ -97,6 +97,21 @@ pub enum InfraError {
     Redis(#[from] redis::RedisError),
 }
 
+/// The channel is another job's now: come back shortly, without using an attempt (the job was
+/// never allowed to finish) and without a state change (the other job writes it).
+fn channel_busy(job: &RefreshJob) -> Outcome {
+    let error =
+        GraphError { kind: ErrorKind::RateLimited, ..GraphError::transport("another job is working on this channel") };
+    Outcome::Retry { error, after: CHANNEL_BUSY_WAIT, next_attempt: job.v1().attempt }
+}
+
+/// The job's lock expired or was taken while it ran: what it saw may be stale, so it decides
+/// nothing and runs again, like a job that found the channel busy.
+fn lock_lost(job: &RefreshJob) -> Outcome {
+    let error = GraphError { kind: ErrorKind::RateLimited, ..GraphError::transport("lost the channel lock") };
+    Outcome::Retry { error, after: CHANNEL_BUSY_WAIT, next_attempt: job.v1().attempt }
+}
+
 impl Pipeline {
     pub async fn process(&self, job: &RefreshJob) -> Result<Outcome, InfraError> {
         let outcome = self.process_locked(job).await;
@@ -110,24 +125,28 @@ impl Pipeline {
         let mut redis = self.redis.clone();
         let keys = LockKeys::new(self.flags.prefix().to_owned());
         if !locks::acquire(&mut redis, &keys, job.channel_id(), job.job_id(), LOCK_TTL).await? {
-            let error = GraphError {
-                kind: ErrorKind::RateLimited,
-                ..GraphError::transport("another job is working on this channel")
-            };
-            return Ok(Outcome::Retry { error, after: CHANNEL_BUSY_WAIT, next_attempt: job.v1().attempt });
+            return Ok(channel_busy(job));
         }
         let renew = async {
             let mut redis = self.redis.clone();
             loop {
                 tokio::time::sleep(LOCK_TTL / 3).await;
-                // A failed renewal only risks a second job starting on this channel later; the
-                // token write guard still keeps the newest token.
-                let _ = locks::renew(&mut redis, &keys, job.channel_id(), job.job_id(), LOCK_TTL).await;
+                match locks::renew(&mut redis, &keys, job.channel_id(), job.job_id(), LOCK_TTL).await {
+                    Ok(true) => {}
+                    // Another job may be working on the channel now: stop, so that two jobs do not
+                    // decide about one channel from two different readings.
+                    Ok(false) => return,
+                    // Not known to be lost; the count checks the lock itself in any case.
+                    Err(e) => warn!(error = %e, "could not renew the channel lock"),
+                }
             }
         };
         let outcome = tokio::select! {
             outcome = self.process_inner(job) => outcome,
-            () = renew => unreachable!("the renewal loop never ends"),
+            () = renew => {
+                warn!(channel.id = job.channel_id(), "lost the channel lock mid-job; it runs again shortly");
+                Ok(lock_lost(job))
+            }
         };
         if let Err(e) = locks::release(&mut redis, &keys, job.channel_id(), job.job_id()).await {
             // It expires on its own.
@@ -330,14 +349,26 @@ impl Pipeline {
         channel: &Channel,
         error: GraphError,
     ) -> Result<Outcome, InfraError> {
-        let counted = flags::count_confirmed_failure(
+        if !store::is_unchanged(&self.db, channel).await? {
+            // A person reconnected (or another job wrote a token) since this job read the row:
+            // the failure was the old token's. Look again with the new one.
+            info!(channel.id = channel.id, "the channel changed during this job; re-checking instead of counting");
+            return Ok(Outcome::Superseded);
+        }
+        let lock = LockKeys::new(self.flags.prefix().to_owned()).channel(channel.id);
+        let Some(counted) = flags::count_confirmed_failure(
             &mut self.redis.clone(),
             &self.flags,
             channel.id,
             job.job_id(),
             self.threshold,
+            &lock,
         )
-        .await?;
+        .await?
+        else {
+            warn!(channel.id = channel.id, "lost the channel lock before counting; it runs again shortly");
+            return Ok(lock_lost(job));
+        };
         // Below the threshold, look again soon rather than at the next cycle: a page that is really
         // dead gets its flag within minutes, a one-off rejection gets a second chance.
         let recheck_after = (!counted.flagged).then(|| self.retry.delay(1, None).unwrap_or(self.retry.base));

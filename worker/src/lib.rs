@@ -39,8 +39,16 @@ pub async fn run_with(config: Config, timings: Timings, shutdown: CancellationTo
         Some(state.pipeline.metrics.clone()),
         shutdown.clone(),
     ));
+    let intake = shared::intake::Intake {
+        db: state.pipeline.db.clone(),
+        redis: state.redis.clone(),
+        storage: state.storage.clone(),
+        config: config.clone(),
+    };
+    let drainer = tokio::spawn(intake.run_drainer(shutdown.clone()));
     let result = supervise::run_worker_loop(state, shutdown.clone()).await;
     shutdown.cancel();
+    let _ = drainer.await;
     let _ = http.await;
     let _ = janitor.await;
     let _ = webhooks.await;

@@ -82,6 +82,18 @@ pub async fn write_page_token(db: &PgPool, read: &Channel, token: &Secret) -> Re
     Ok(if done.rows_affected() == 1 { TokenWrite::Written } else { TokenWrite::Superseded })
 }
 
+/// Whether the row is still at the version `read` saw, by the token write guard's comparison. A
+/// failure seen with a token that a person replaced meanwhile says nothing about the new one.
+pub async fn is_unchanged(db: &PgPool, read: &Channel) -> Result<bool, sqlx::Error> {
+    let Ok(id) = i32::try_from(read.id) else { return Ok(false) };
+    let same: Option<bool> = sqlx::query_scalar("SELECT updated_at = $2 FROM channel_facebook_pages WHERE id = $1")
+        .bind(id)
+        .bind(read.updated_at)
+        .fetch_optional(db)
+        .await?;
+    Ok(same == Some(true))
+}
+
 /// Every channel that backs a Facebook inbox, in id order, from `after` on, at most `limit`.
 pub async fn facebook_channel_ids(db: &PgPool, after: i64, limit: i64) -> Result<Vec<i64>, sqlx::Error> {
     let ids: Vec<i32> = sqlx::query_scalar(

@@ -17,7 +17,9 @@ use sqlx::{
 };
 
 pub use api_tokens::{account_of_token, create_api_token, revoke_api_token, token_hash};
-pub use channels::{Channel, TokenWrite, facebook_channel_ids, load_channel, load_channels, write_page_token};
+pub use channels::{
+    Channel, TokenWrite, facebook_channel_ids, is_unchanged, load_channel, load_channels, write_page_token,
+};
 pub use dead::{mark_redriven, open_dead_count, open_dead_jobs, record_dead_job, record_poison};
 pub use events::{Event, Step, record_event};
 pub use inboxes::*;

@@ -5,11 +5,31 @@ use std::time::Duration;
 
 use chrono::Utc;
 use shared::{
-    job::Reason,
+    job::{BatchJob, Reason, RefreshJob},
+    pipeline::{CHANNEL_BUSY_WAIT, Outcome},
     simulator::{Fault, FaultKind, Matcher},
 };
 use tests::TestEnv;
 use tokio_util::sync::CancellationToken;
+
+/// A channel whose page token and user token are both dead: every run confirms the failure.
+async fn dead_channel(env: &TestEnv, page: &str) -> i64 {
+    let (ch, user, user_token) = env.healthy_channel(page).await;
+    env.sim.kill_page_token(page, &user, 190, Some(460), "password changed");
+    env.sim.kill_user_token(&user_token, 190, Some(460), "password changed");
+    ch
+}
+
+/// Waits (bounded) until Graph has received more than `n` requests.
+async fn graph_requests_past(env: &TestEnv, n: usize) {
+    for _ in 0..400 {
+        if env.sim.request_count() > n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("Graph never saw request {}", n + 1);
+}
 
 async fn cycle_and_settle(env: &TestEnv, n: u64) {
     let started = Utc::now();
@@ -108,4 +128,60 @@ async fn an_item_graph_did_not_answer_cleanly_goes_to_a_single_job() {
     assert_eq!(env.sim.count_where(|r| r.path == "/190003" && !r.batch_item), 1, "one single validation for that page");
     assert!(!env.redis_keys().await.iter().any(|k| k.contains("authorization")));
     worker.stop().await.expect("stop");
+}
+
+/// A batch that runs again (a crash before its ack, a worker loop restart, a retried store error)
+/// counts each channel's confirmed failure once, as every job does.
+#[tokio::test]
+async fn a_batch_run_twice_counts_each_failure_once() {
+    let env = TestEnv::new().await;
+    let ch = dead_channel(&env, "195001").await;
+    let job = BatchJob::new(vec![ch], Reason::Cron);
+    let pipeline = env.pipeline();
+    for run in 1..=2 {
+        let out = pipeline.process_batch(&job).await.expect("stores");
+        assert!(matches!(out.settled.as_slice(), [(_, Outcome::ConfirmedFailure { .. })]), "run {run}: {out:?}");
+    }
+    let flags = env.flags(ch).await;
+    assert_eq!(flags.authorization_error_count, 1, "{flags:?}");
+    assert!(!flags.reauthorization_required, "one confirmed failure is below the threshold of 2");
+}
+
+/// A batch and a single job for one channel never work on it at once: whichever comes second
+/// finds the channel busy, so Graph sees one validation and the count goes up by one per round;
+/// a channel the batch found busy is handed to a single job, not dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_and_a_single_job_never_work_on_one_channel_at_once() {
+    let env = TestEnv::new().await;
+    let ch = dead_channel(&env, "196001").await;
+    env.sim.inject(Fault::new(FaultKind::Latency(Duration::from_millis(500)), Matcher::Any));
+    let validations = || env.sim.count_where(|r| r.path == "/196001");
+
+    // Round 1: the single job is inside Graph when the batch starts.
+    let (p1, p2) = (env.pipeline(), env.pipeline());
+    let single = RefreshJob::new(ch, Reason::SendFailure);
+    let running = tokio::spawn(async move { p1.process(&single).await });
+    graph_requests_past(&env, 0).await;
+    let out = p2.process_batch(&BatchJob::new(vec![ch], Reason::Cron)).await.expect("stores");
+    let outcome = running.await.expect("task").expect("stores");
+    assert!(matches!(outcome, Outcome::ConfirmedFailure { .. }), "{outcome:?}");
+    assert!(out.settled.is_empty() && out.healthy.is_empty(), "{out:?}");
+    let [(handed, after)] = out.later.as_slice() else { panic!("the busy channel is handed on: {out:?}") };
+    assert_eq!((handed.channel_id(), *after), (ch, CHANNEL_BUSY_WAIT));
+    assert_eq!(env.flags(ch).await.authorization_error_count, 1);
+    assert_eq!(validations(), 1, "one validation in round 1");
+
+    // Round 2: the batch is inside Graph when the single job starts.
+    let seen = env.sim.request_count();
+    let p3 = env.pipeline();
+    let batch = BatchJob::new(vec![ch], Reason::Cron);
+    let running = tokio::spawn(async move { p3.process_batch(&batch).await });
+    graph_requests_past(&env, seen).await;
+    let outcome = p2.process(&RefreshJob::new(ch, Reason::SendFailure)).await.expect("stores");
+    assert!(matches!(outcome, Outcome::Retry { next_attempt: 1, .. }), "busy: {outcome:?}");
+    let out = running.await.expect("task").expect("stores");
+    assert!(matches!(out.settled.as_slice(), [(_, Outcome::ConfirmedFailure { .. })]), "{out:?}");
+    assert!(out.later.is_empty(), "{out:?}");
+    assert_eq!(env.flags(ch).await.authorization_error_count, 2);
+    assert_eq!(validations(), 2, "one validation in round 2");
 }

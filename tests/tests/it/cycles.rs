@@ -7,6 +7,7 @@ use producer::{
     cron::{self, FiredLog},
     cycle::{CycleCount, enqueue_cycle},
 };
+use redis::AsyncCommands;
 use serde_json::json;
 use shared::{
     intake::{Decision, parse_report},
@@ -182,16 +183,15 @@ async fn a_deep_queue_defers_reports_and_loses_none() {
     assert_eq!(intake.report(ch, &report, None).await.expect("intake"), Decision::Coalesced { job_id });
 
     let worker = env.spawn_worker();
-    // The drainer moves it once the queue has room.
-    let mut moved = 0;
+    // A drainer (this one, or the worker's own) moves it once the queue has room.
     for _ in 0..200 {
-        moved += intake.drain_deferred().await.expect("drain");
-        if moved == 1 {
+        intake.drain_deferred().await.expect("drain");
+        if intake.deferred_len().await.expect("redis") == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(moved, 1);
+    assert_eq!(intake.deferred_len().await.expect("redis"), 0);
     let waited = queue::wait_for_report(&env.config, job_id, Duration::from_secs(15)).await.expect("redis");
     assert!(matches!(&waited, Waited::Settled(r) if r.outcome == "refreshed"), "{waited:?}");
     worker.stop().await.expect("stop");
@@ -240,4 +240,227 @@ async fn a_20000_channel_cycle_holds_the_backlog_bound() {
     assert_eq!(healthy, 20_000);
     assert!(worker.join.as_ref().is_some_and(|j| !j.is_finished()), "worker still running");
     worker.stop().await.expect("stop");
+}
+
+/// A Redis error after the intake claimed the channel leaves no marker behind: the next report
+/// starts a refresh that really exists, instead of joining one that was never pushed.
+#[tokio::test]
+async fn a_report_that_failed_after_its_claim_leaves_no_phantom() {
+    let env = TestEnv::new().await;
+    let (ch, user, _) = env.healthy_channel("45001").await;
+    env.sim.kill_page_token("45001", &user, 190, Some(463), "expired");
+    let report = parse_report(&json!({"error": {"code": 190, "message": "x"}})).expect("report");
+    let scheduled = format!("{}:scheduled", env.config.queue_name());
+    let mut conn = env.redis.clone();
+    // The backlog check (ZCOUNT) now fails with WRONGTYPE, after the claim.
+    let _: () = conn.set(&scheduled, "not a sorted set").await.expect("set");
+    let failed = env.intake().report(ch, &report, None).await;
+    assert!(failed.is_err(), "{failed:?}");
+    let _: () = conn.del(&scheduled).await.expect("del");
+    let decision = env.intake().report(ch, &report, None).await.expect("intake");
+    let Decision::Enqueued { job_id } = decision else { panic!("joined a phantom: {decision:?}") };
+    assert_eq!(env.queued_jobs().await, 1, "the job is in the queue");
+    let worker = env.spawn_worker();
+    let waited = queue::wait_for_report(&env.config, job_id, Duration::from_secs(15)).await.expect("redis");
+    assert!(matches!(&waited, Waited::Settled(r) if r.outcome == "refreshed"), "{waited:?}");
+    worker.stop().await.expect("stop");
+}
+
+/// Deferred refreshes leave the deferred list only once their jobs are in the queue (a failed
+/// push, or a crash in between, loses none and reorders none), they go to the head of the queue
+/// like every send-failure refresh, and one pushed twice is queued once.
+#[tokio::test]
+async fn deferred_refreshes_are_never_lost_and_go_to_the_head() {
+    let env = TestEnv::with(|c| c.queue_backlog_max = 5).await;
+    let filler = env.seed_healthy(5, 47_000).await;
+    let mut storage = env.storage();
+    for &c in &filler {
+        queue::enqueue(&mut storage, shared::job::RefreshJob::new(c, Reason::Cron), None).await.expect("filler job");
+    }
+    let report = parse_report(&json!({"error": {"code": 190, "message": "x"}})).expect("report");
+    let mut deferred = Vec::new();
+    for page in ["47101", "47102", "47103"] {
+        let (ch, _, _) = env.healthy_channel(page).await;
+        let d = env.intake().report(ch, &report, None).await.expect("intake");
+        assert!(matches!(d, Decision::Deferred { .. }), "{d:?}");
+        deferred.push(ch);
+    }
+    let q = env.config.queue_name();
+    let (data, list) = (format!("{q}:data"), format!("{q}:deferred"));
+    let mut conn = env.redis.clone();
+    let before: Vec<String> = conn.lrange(&list, 0, -1).await.expect("lrange");
+    assert_eq!(before.len(), 3);
+    let mut drainer = env.intake();
+    drainer.config = Arc::new(shared::config::Config { queue_backlog_max: 100, ..env.config.clone() });
+
+    // The push fails (the task data hash is of the wrong type): the list is as it was.
+    let _: () = conn.rename(&data, format!("{data}:aside")).await.expect("rename");
+    let _: () = conn.set(&data, "not a hash").await.expect("set");
+    assert!(drainer.drain_deferred().await.is_err());
+    let _: () = conn.del(&data).await.expect("del");
+    let _: () = conn.rename(format!("{data}:aside"), &data).await.expect("rename");
+    let after: Vec<String> = conn.lrange(&list, 0, -1).await.expect("lrange");
+    assert_eq!(after, before, "nothing lost, nothing reordered");
+
+    // A drainer that pushed them and died before taking them off the list.
+    let jobs: Vec<shared::job::RefreshJob> =
+        before.iter().map(|b| serde_json::from_str(b).expect("deferred job")).collect();
+    queue::enqueue_front_many(&mut env.storage(), &mut conn, &env.config, jobs.clone()).await.expect("push");
+    assert_eq!(drainer.drain_deferred().await.expect("drain"), 3);
+    assert_eq!(env.queued_jobs().await, 5 + 3, "each deferred job queued once");
+    assert_eq!(drainer.deferred_len().await.expect("redis"), 0);
+    assert_eq!(drainer.drain_deferred().await.expect("drain"), 0);
+
+    // Ahead of the filler, oldest first.
+    let active: Vec<String> = conn.lrange(format!("{q}:active"), 0, -1).await.expect("lrange");
+    assert_eq!(active.len(), 3, "{active:?}");
+    let mut first = Vec::new();
+    for id in &active {
+        let body: Vec<u8> = conn.hget(&data, id).await.expect("hget");
+        let job: shared::job::RefreshJob = serde_json::from_slice(&body).expect("job");
+        first.push(job.channel_id());
+    }
+    assert_eq!(first, deferred);
+}
+
+/// A cycle that a store error stopped mid-way resumes where it stopped without waiting for the
+/// next tick, and enqueues no channel twice.
+#[tokio::test]
+async fn an_interrupted_cycle_resumes_where_it_stopped() {
+    // Chunk 1 (500 channels, 10 batch jobs) fits under the bound; chunk 2 waits for room.
+    let env = TestEnv::with(|c| c.queue_backlog_max = 11).await;
+    env.seed_healthy(600, 48_000).await;
+    let (captured, _guard) = tests::logs::capture();
+    let at = Utc::now() + chrono::Duration::seconds(2);
+    let once_a_day = format!("{} {} {} * * *", at.format("%S"), at.format("%M"), at.format("%H"));
+    let fired = FiredLog::default();
+    let trigger = cron::Trigger {
+        schedule: cron::parse_schedule(&once_a_day).expect("schedule"),
+        db: env.db.clone(),
+        redis: env.redis.clone(),
+        storage: env.storage(),
+        config: Arc::new(env.config.clone()),
+        replica: "producer-0".into(),
+        fired: Some(fired.clone()),
+    };
+    let shutdown = CancellationToken::new();
+    let cron_task = tokio::spawn(cron::run(trigger, shutdown.clone()));
+    for _ in 0..400 {
+        if env.queued_jobs().await == 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(env.queued_jobs().await, 10, "chunk 1 enqueued");
+    // A store error while chunk 2 waits: the backlog check (LLEN) fails with WRONGTYPE.
+    let active = format!("{}:active", env.config.queue_name());
+    let mut conn = env.redis.clone();
+    let _: () = conn.set(&active, "not a list").await.expect("set");
+    for _ in 0..400 {
+        if captured.text().contains("WRONGTYPE") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(captured.text().contains("WRONGTYPE"), "the cycle met the error");
+    let _: () = conn.del(&active).await.expect("del");
+    // Room comes as the worker validates chunk 1.
+    let worker = env.spawn_worker();
+    for _ in 0..1_200 {
+        if env.status_count("healthy").await == 600 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(env.status_count("healthy").await, 600, "the rest of the cycle ran");
+    assert_eq!(fired.lock().expect("log").len(), 1, "one tick");
+    let (validations, channels): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT channel_id) FROM fb_token_events WHERE step = 'validate' AND reason = 'cron'",
+    )
+    .fetch_one(&env.db)
+    .await
+    .expect("db");
+    assert_eq!((validations, channels), (600, 600), "each channel validated once");
+    shutdown.cancel();
+    cron_task.await.expect("cron task");
+    worker.stop().await.expect("stop");
+}
+
+/// A report tried again with the same job after its first try lost its connection: once the
+/// claim had landed (the answer lost), once the push had too. Each retry finishes what the first
+/// try began, and the job is queued once.
+#[tokio::test]
+async fn a_retried_report_finishes_its_own_claim() {
+    let env = TestEnv::new().await;
+    let (ch, user, _) = env.healthy_channel("45101").await;
+    env.sim.kill_page_token("45101", &user, 190, Some(463), "expired");
+    let report = parse_report(&json!({"error": {"code": 190, "message": "x"}})).expect("report");
+    let job = shared::job::RefreshJob::new(ch, Reason::SendFailure);
+    let keys = PendingKeys::new(env.config.redis_key_prefix.clone());
+    // The first try's claim reached Redis; its answer did not.
+    let claimed = pending::claim_many(&mut env.redis.clone(), &keys, &[(ch, job.job_id())]).await.expect("claim");
+    assert_eq!(claimed, vec![true]);
+    let intake = env.intake();
+    let decision = intake.report_as(&job, &report, None).await.expect("intake");
+    assert_eq!(decision, Decision::Enqueued { job_id: job.job_id() }, "not coalesced into a job never pushed");
+    assert_eq!(env.queued_jobs().await, 1);
+    // And a try whose push landed with its answer lost.
+    let again = intake.report_as(&job, &report, None).await.expect("intake");
+    assert_eq!(again, Decision::Enqueued { job_id: job.job_id() });
+    assert_eq!(env.queued_jobs().await, 1, "queued once");
+    let worker = env.spawn_worker();
+    let waited = queue::wait_for_report(&env.config, job.job_id(), Duration::from_secs(15)).await.expect("redis");
+    assert!(matches!(&waited, Waited::Settled(r) if r.outcome == "refreshed"), "{waited:?}");
+    worker.stop().await.expect("stop");
+}
+
+/// A producer stopped mid-cycle (a restart, a crash) leaves the rest of its cycle to the next
+/// producer that starts, which enqueues exactly the channels the first did not get to.
+#[tokio::test]
+async fn a_cycle_cut_short_by_a_restart_is_finished_by_the_next_producer() {
+    let env = TestEnv::new().await;
+    let channels = env.seed_healthy(60, 49_000).await;
+    // Today's tick was a few seconds ago; the next is tomorrow.
+    let tick = Utc::now() - chrono::Duration::seconds(5);
+    let daily = format!("{} {} {} * * *", tick.format("%S"), tick.format("%M"), tick.format("%H"));
+    let schedule = cron::parse_schedule(&daily).expect("schedule");
+    let tick = schedule.find_previous_occurrence(&Utc::now(), false).expect("previous tick");
+    // The stopped producer had claimed it and enqueued the first ten channels.
+    let q = env.config.queue_name();
+    let mut conn = env.redis.clone();
+    let _: () = conn.set(format!("{q}:cron:{}", tick.timestamp()), "producer-gone").await.expect("set");
+    let progress = cron::progress_key(&env.config, tick);
+    let _: () = conn.set(&progress, channels[9]).await.expect("set");
+    let trigger = cron::Trigger {
+        schedule,
+        db: env.db.clone(),
+        redis: env.redis.clone(),
+        storage: env.storage(),
+        config: Arc::new(env.config.clone()),
+        replica: "producer-new".into(),
+        fired: None,
+    };
+    let shutdown = CancellationToken::new();
+    let cron_task = tokio::spawn(cron::run(trigger, shutdown.clone()));
+    let mut done: Option<String> = None;
+    for _ in 0..400 {
+        done = conn.get(&progress).await.expect("get");
+        if done.as_deref() == Some(producer::cycle::PROGRESS_DONE) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(done.as_deref(), Some(producer::cycle::PROGRESS_DONE), "the cycle was finished");
+    shutdown.cancel();
+    cron_task.await.expect("cron task");
+    let bodies: Vec<Vec<u8>> = conn.hvals(format!("{q}:data")).await.expect("hvals");
+    let mut enqueued: Vec<i64> = bodies
+        .iter()
+        .flat_map(|b| {
+            let job: shared::job::BatchJob = serde_json::from_slice(b).expect("batch job");
+            job.v1().channel_ids.clone()
+        })
+        .collect();
+    enqueued.sort_unstable();
+    assert_eq!(enqueued, channels[10..].to_vec(), "exactly the channels the stopped producer did not get to");
 }

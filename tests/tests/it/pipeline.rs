@@ -354,3 +354,64 @@ async fn usage_at_the_threshold_pauses_the_app() {
     assert_eq!(env.sim.request_count(), 0, "no call while paused");
     assert_eq!(env.flags(b).await, Default::default());
 }
+
+/// A channel whose page and user tokens are both dead, Graph answering each call after 500 ms.
+async fn slow_dead_channel(env: &TestEnv, page: &str) -> i64 {
+    let (ch, user, user_token) = env.healthy_channel(page).await;
+    env.sim.kill_page_token(page, &user, 190, Some(460), "password changed");
+    env.sim.kill_user_token(&user_token, 190, Some(460), "password changed");
+    env.sim.inject(Fault::new(FaultKind::Latency(Duration::from_millis(500)), Matcher::Any));
+    ch
+}
+
+/// Waits (bounded) until Graph has received its first request.
+async fn graph_called(env: &TestEnv) {
+    for _ in 0..400 {
+        if env.sim.request_count() > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("Graph was never called");
+}
+
+/// A job whose channel lock was taken from it mid-job (a slow call outlived it, another job has
+/// the channel now) decides nothing: it counts no failure and runs again shortly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_lost_its_lock_counts_nothing() {
+    let env = TestEnv::new().await;
+    let ch = slow_dead_channel(&env, "17001").await;
+    let pipeline = env.pipeline();
+    let job = RefreshJob::new(ch, Reason::Cron);
+    let running = tokio::spawn(async move { pipeline.process(&job).await });
+    graph_called(&env).await;
+    let lock = shared::locks::LockKeys::new(env.config.redis_key_prefix.clone()).channel(ch);
+    let _: () = env.redis.clone().set(&lock, "another-job").await.expect("set");
+    let outcome = running.await.expect("task").expect("stores");
+    assert!(matches!(outcome, Outcome::Retry { next_attempt: 1, .. }), "{outcome:?}");
+    assert_eq!(env.flags(ch).await, Default::default(), "nothing counted");
+    let holder: Option<String> = env.redis.clone().get(&lock).await.expect("get");
+    assert_eq!(holder.as_deref(), Some("another-job"), "the other job's lock is left alone");
+}
+
+/// A person reconnects while a job is finding the old token dead: the failure was the old token's,
+/// so nothing is counted and the channel is checked again with the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_of_a_token_replaced_meanwhile_is_not_counted() {
+    let env = TestEnv::new().await;
+    let ch = slow_dead_channel(&env, "17002").await;
+    let pipeline = env.pipeline();
+    let job = RefreshJob::new(ch, Reason::Cron);
+    let running = tokio::spawn(async move { pipeline.process(&job).await });
+    graph_called(&env).await;
+    sqlx::query(
+        "UPDATE channel_facebook_pages SET page_access_token = 'reconnected', updated_at = timezone('utc', now()) + interval '1 second' WHERE id = $1",
+    )
+    .bind(ch as i32)
+    .execute(&env.db)
+    .await
+    .expect("reconnect");
+    let outcome = running.await.expect("task").expect("stores");
+    assert_eq!(outcome, Outcome::Superseded);
+    assert_eq!(env.flags(ch).await, Default::default(), "nothing counted");
+}
