@@ -129,8 +129,10 @@ impl Pipeline {
         for (channel, answer) in to_check.into_iter().zip(answers) {
             let single = job.single(channel.id);
             match answer {
-                Ok(()) => {
+                Ok(usage) => {
                     self.record_validation(&single, &channel, None, latency).await?;
+                    // Cycles make most of the calls: their usage must pause like single calls'.
+                    self.pause_if_near_limit(&channel, usage).await?;
                     self.succeed(&single, &channel, false).await?;
                     out.healthy.push(channel.id);
                 }
@@ -195,7 +197,8 @@ impl Pipeline {
         let attempt = job.v1().attempt;
         warn!(error = %error, attempt, channels = channels.len(), "Graph batch call failed");
         if error.kind == ErrorKind::RateLimited {
-            let wait = error.retry_after.unwrap_or(DEFAULT_RATE_LIMIT_WAIT);
+            // An app-level limit announces no time: the app waits 60 s at a time.
+            let wait = if error.app_level { DEFAULT_RATE_LIMIT_WAIT } else { self.announced(error.retry_after) };
             if error.app_level {
                 pauses::pause(&mut self.redis.clone(), &self.pauses, "", true, wait).await?;
             }

@@ -94,7 +94,8 @@ fn is_reconnecting(e: &redis::RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
 }
 
-/// Parses `{"error": {...}}` (or the bare error object) into a classified Graph error.
+/// Parses `{"error": {...}}` (or the bare error object) into a classified Graph error, token-shaped
+/// words in its message masked (`Intake::report` also removes the channel's own tokens).
 pub fn parse_report(body: &Value) -> Result<GraphError, IntakeError> {
     let error = body.get("error").unwrap_or(body);
     if !error.is_object() {
@@ -140,6 +141,7 @@ impl Intake {
         failed_at: Option<DateTime<Utc>>,
     ) -> Result<Decision, IntakeError> {
         let channel_id = job.channel_id();
+        let error = &self.scrubbed(channel_id, error).await?;
         // Commands on a connection Redis dropped (a restart, a failover) fail until the manager
         // has reconnected in the background; a report should not fail with them.
         let mut pause = std::time::Duration::from_millis(50);
@@ -166,6 +168,22 @@ impl Intake {
         .execute(&self.db)
         .await?;
         Ok(decision)
+    }
+
+    /// The reporter's error object is Graph's text too, and may quote this channel's tokens in any
+    /// shape (`parse_report`'s backstop only knows token-shaped ones).
+    async fn scrubbed(&self, channel_id: i64, error: &GraphError) -> Result<GraphError, IntakeError> {
+        let mut error = error.clone();
+        let Some(channel) = crate::store::load_channel(&self.db, channel_id).await? else { return Ok(error) };
+        let app_token = match (&self.config.fb_app_id, &self.config.fb_app_secret) {
+            (Some(id), Some(secret)) => Some(format!("{id}|{}", secret.expose())),
+            _ => None,
+        };
+        let mut secrets = vec![channel.page_token.expose(), channel.user_token.expose()];
+        secrets.extend(self.config.fb_app_secret.as_ref().map(crate::secret::Secret::expose));
+        secrets.extend(app_token.as_deref());
+        error.message = crate::graph::scrub(&error.message, &secrets);
+        Ok(error)
     }
 
     async fn decide(

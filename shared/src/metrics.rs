@@ -108,12 +108,23 @@ impl Metrics {
     }
 
     pub fn graph_error(&self, code: Option<i64>) {
-        let code = code.map_or_else(|| "none".to_owned(), |c| c.to_string());
-        self.graph_errors.get_or_create(&CodeLabel { code }).inc();
+        self.graph_errors.get_or_create(&CodeLabel { code: code_label(code) }).inc();
     }
 
     pub fn observe(&self, endpoint: &str, seconds: f64) {
         self.graph_duration.get_or_create(&EndpointLabel { endpoint: endpoint.to_owned() }).observe(seconds);
+    }
+}
+
+/// The `code` label: the codes the classification knows, else `other`. Graph (or whatever answers
+/// in its place) can send any integer, and each new label value is a new series kept forever.
+fn code_label(code: Option<i64>) -> String {
+    match code {
+        None => "none".to_owned(),
+        Some(c @ (1 | 2 | 4 | 10 | 17 | 32 | 100 | 102 | 104 | 190 | 200..=299 | 341 | 613 | 80_000..=80_014)) => {
+            c.to_string()
+        }
+        Some(_) => "other".to_owned(),
     }
 }
 
@@ -162,4 +173,25 @@ pub fn render(metrics: &Metrics) -> String {
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &metrics.registry);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn graph_error_codes_are_a_bounded_label_set() {
+        let metrics = Metrics::default();
+        for code in [Some(190), Some(80_001), Some(230), None, Some(-1), Some(i64::MAX), Some(123_456_789), Some(3)] {
+            metrics.graph_error(code);
+        }
+        let text = render(&metrics);
+        for label in ["190", "80001", "230", "none"] {
+            assert!(text.contains(&format!("fb_token_graph_errors_total{{code=\"{label}\"}} 1")), "{label}: {text}");
+        }
+        assert!(text.contains("fb_token_graph_errors_total{code=\"other\"} 4"), "{text}");
+        for raw in ["-1", "9223372036854775807", "123456789", "code=\"3\""] {
+            assert!(!text.contains(raw), "{raw} became a label: {text}");
+        }
+    }
 }

@@ -4,19 +4,18 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 use tracing::{info, warn};
 
 use crate::{
     flags::{self, Counted, FlagKeys},
-    graph::{ErrorKind, GraphClient, GraphError, PageLookup},
+    graph::{ErrorKind, GraphClient, GraphError, PageLookup, Usage},
     job::RefreshJob,
     locks::{self, LockKeys},
     metrics::Metrics,
     pauses::{self, PauseKeys},
-    retry::RetryPolicy,
+    retry::{RetryPolicy, at_after},
     secret::Secret,
     store::{self, Channel, Event, FailureCount, StateUpdate, Step, TokenWrite},
 };
@@ -174,7 +173,7 @@ impl Pipeline {
         match validated {
             Ok(info) => {
                 self.record_validation(job, &channel, None, latency).await?;
-                self.pause_if_near_limit(&channel, &info).await?;
+                self.pause_if_near_limit(&channel, info.usage).await?;
                 self.succeed(job, &channel, false).await
             }
             Err(error) => {
@@ -197,7 +196,7 @@ impl Pipeline {
         if let Some(wait) = pauses::remaining(&mut self.redis.clone(), &self.pauses, &channel.page_id).await? {
             let error = GraphError {
                 kind: ErrorKind::RateLimited,
-                retry_after: Some(wait),
+                retry_after: Some(self.config.cap_wait(wait)),
                 ..GraphError::transport("rate-limit pause in force")
             };
             return Ok(Some(Err(error)));
@@ -207,13 +206,19 @@ impl Pipeline {
         let latency = started.elapsed();
         self.metrics.observe("validate", latency.as_secs_f64());
         match validated {
-            Ok(_) => {
+            Ok(info) => {
                 self.record_validation(job, &channel, None, latency).await?;
+                self.pause_if_near_limit(&channel, info.usage).await?;
                 self.succeed(job, &channel, false).await?;
                 Ok(Some(Ok(())))
             }
             Err(error) => {
                 self.record_validation(job, &channel, Some(&error), latency).await?;
+                // A check on demand is a call like any other: once limited, neither the next check
+                // nor a worker may call the page (or the app) before Graph allows.
+                if error.kind == ErrorKind::RateLimited {
+                    self.pause_for(&channel, &error).await?;
+                }
                 if error.kind.is_confirmed_failure() {
                     sqlx::query(
                         "UPDATE fb_token_states SET token_valid = false, last_checked_at = now(), last_error_kind = $2,
@@ -234,23 +239,33 @@ impl Pipeline {
     }
 
     /// Graph counts calls made while limited, so stop before it refuses: at the usage threshold,
-    /// pause the page (or the whole app, for `X-App-Usage`) for the announced time or 60 s.
-    pub(crate) async fn pause_if_near_limit(
-        &self,
-        channel: &Channel,
-        info: &crate::graph::PageInfo,
-    ) -> Result<(), InfraError> {
-        let u = info.usage;
-        let wait = u.regain.unwrap_or(DEFAULT_RATE_LIMIT_WAIT);
+    /// pause the whole app for 60 s (`X-App-Usage` announces no time), and the page for its
+    /// announced time (capped) or 60 s.
+    pub(crate) async fn pause_if_near_limit(&self, channel: &Channel, u: Usage) -> Result<(), InfraError> {
         let mut redis = self.redis.clone();
         if u.app_pct.is_some_and(|p| p >= self.usage_threshold) {
             warn!(usage = u.app_pct, "app usage at the threshold; pausing Graph calls for the app");
-            pauses::pause(&mut redis, &self.pauses, &channel.page_id, true, wait).await?;
-        } else if u.page_pct.is_some_and(|p| p >= self.usage_threshold) {
+            pauses::pause(&mut redis, &self.pauses, &channel.page_id, true, DEFAULT_RATE_LIMIT_WAIT).await?;
+        }
+        if u.page_pct.is_some_and(|p| p >= self.usage_threshold) {
             warn!(usage = u.page_pct, page.id = %channel.page_id, "page usage at the threshold; pausing calls for the page");
-            pauses::pause(&mut redis, &self.pauses, &channel.page_id, false, wait).await?;
+            pauses::pause(&mut redis, &self.pauses, &channel.page_id, false, self.announced(u.regain)).await?;
         }
         Ok(())
+    }
+
+    /// Keeps every worker away from what Graph limited: the whole app for 60 s at a time (an
+    /// app-level limit announces no time), else the page for its announced wait. Returns the wait.
+    async fn pause_for(&self, channel: &Channel, error: &GraphError) -> Result<Duration, InfraError> {
+        let wait = if error.app_level { DEFAULT_RATE_LIMIT_WAIT } else { self.announced(error.retry_after) };
+        pauses::pause(&mut self.redis.clone(), &self.pauses, &channel.page_id, error.app_level, wait).await?;
+        Ok(wait)
+    }
+
+    /// A wait Graph announced (or a pause's remaining time), at most `RATE_LIMIT_MAX_WAIT_SECS`;
+    /// 60 s when nothing was announced.
+    pub(crate) fn announced(&self, wait: Option<Duration>) -> Duration {
+        self.config.cap_wait(wait.unwrap_or(DEFAULT_RATE_LIMIT_WAIT))
     }
 
     async fn refresh(&self, job: &RefreshJob, channel: &Channel) -> Result<Outcome, InfraError> {
@@ -379,7 +394,7 @@ impl Pipeline {
             refreshed: false,
             error: Some(Some(&error)),
             failures: if counted.newly_counted { FailureCount::Increment } else { FailureCount::Keep },
-            next_attempt_at: recheck_after.map(|d| Utc::now() + d),
+            next_attempt_at: recheck_after.map(at_after),
         };
         self.save_state(channel, &update).await?;
         Ok(Outcome::ConfirmedFailure { counted, error, recheck_after })
@@ -394,8 +409,7 @@ impl Pipeline {
         error: GraphError,
     ) -> Result<Outcome, InfraError> {
         if error.kind == ErrorKind::RateLimited {
-            let wait = error.retry_after.unwrap_or(DEFAULT_RATE_LIMIT_WAIT);
-            pauses::pause(&mut self.redis.clone(), &self.pauses, &channel.page_id, error.app_level, wait).await?;
+            let wait = self.pause_for(channel, &error).await?;
             return self.retry_later(job, channel, error, Some(wait)).await;
         }
         self.retry_later(job, channel, error, None).await
@@ -411,7 +425,8 @@ impl Pipeline {
         let attempt = job.v1().attempt;
         // Waiting out a rate limit is not a failed attempt: the job was never allowed to try.
         let (delay, next_attempt) = if error.kind == ErrorKind::RateLimited {
-            (wait.unwrap_or(DEFAULT_RATE_LIMIT_WAIT), attempt)
+            // `wait` may be a pause's remaining time, set by an older version without the cap.
+            (self.announced(wait), attempt)
         } else {
             match self.retry.delay(attempt, wait) {
                 Some(d) => (d, attempt + 1),
@@ -425,7 +440,7 @@ impl Pipeline {
             refreshed: false,
             error: Some(Some(&error)),
             failures: FailureCount::Keep,
-            next_attempt_at: Some(Utc::now() + delay),
+            next_attempt_at: Some(at_after(delay)),
         };
         self.save_state(channel, &update).await?;
         Ok(Outcome::Retry { error, after: delay, next_attempt })
@@ -459,7 +474,7 @@ impl Pipeline {
                 from: before.to_owned(),
                 to: update.status.to_owned(),
                 error: update.error.flatten().map(|e| (e.code, e.subcode, e.message.clone())),
-                at: Utc::now(),
+                at: chrono::Utc::now(),
             };
             if let Err(e) = crate::webhooks::enqueue(&self.db, &self.config, &change).await {
                 warn!(channel.id = channel.id, error = %e, "could not queue the webhook event");

@@ -292,11 +292,11 @@ impl JobReport {
             Outcome::ConfirmedFailure { counted, error, recheck_after } => (
                 Some(false),
                 Some(counted.count),
-                recheck_after.map(|d| Utc::now() + d),
+                recheck_after.map(crate::retry::at_after),
                 Some(ReportError::from(error)),
             ),
             Outcome::Retry { error, after, .. } => {
-                (None, None, Some(Utc::now() + *after), Some(ReportError::from(error)))
+                (None, None, Some(crate::retry::at_after(*after)), Some(ReportError::from(error)))
             }
             Outcome::GaveUp { error } => (None, None, None, Some(ReportError::from(error))),
             Outcome::Superseded | Outcome::ChannelMissing => (None, None, None, None),

@@ -53,9 +53,28 @@ impl RetryPolicy {
     }
 }
 
+/// `now + delay`, saturating at chrono's last date instead of panicking past it (~262,000 years):
+/// a panic here would stop the worker, and the same job would stop the next one.
+pub fn at_after(delay: Duration) -> chrono::DateTime<chrono::Utc> {
+    let now = chrono::Utc::now();
+    chrono::TimeDelta::from_std(delay)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deadline_never_overflows() {
+        let hour = at_after(Duration::from_secs(3_600)) - chrono::Utc::now();
+        assert!((3_595..=3_600).contains(&hour.num_seconds()), "{hour}");
+        for huge in [Duration::from_secs(200_000_000_000 * 60), Duration::from_secs(u64::MAX), Duration::MAX] {
+            assert_eq!(at_after(huge), chrono::DateTime::<chrono::Utc>::MAX_UTC);
+        }
+    }
 
     fn plain() -> RetryPolicy {
         RetryPolicy { jitter: false, ..RetryPolicy::default() }

@@ -1,13 +1,16 @@
 //! Graph batch requests: up to 50 page-token validations in one HTTP call, each item with its own
-//! token and `appsecret_proof`, each answer classified on its own.
+//! token and `appsecret_proof`, each answer classified on its own and read with its own usage
+//! headers (each item counts against the limits on its own).
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
 use super::{
     GraphClient, GraphError,
-    client::{check_page_id, describe, interpret, read_limited},
+    answer::{Presented, interpret},
+    client::{check_page_id, describe, read_limited},
     proof::appsecret_proof,
+    usage::Usage,
 };
 use crate::secret::Secret;
 
@@ -16,9 +19,13 @@ pub const MAX_BATCH: usize = 50;
 
 impl GraphClient {
     /// Validates `(page_id, page_token)` pairs in one call. `Err` means the call as a whole failed
-    /// (retry it as transient or per its class); `Ok` has one result per item, in order. An item
-    /// Graph did not finish (`null`) is a transient error.
-    pub async fn validate_batch(&self, items: &[(String, Secret)]) -> Result<Vec<Result<(), GraphError>>, GraphError> {
+    /// (retry it as transient or per its class); `Ok` has one result per item, in order: the usage
+    /// its answer announced (with the batch answer's `X-App-Usage`), or its error. An item Graph
+    /// did not finish (`null`) is a transient error.
+    pub async fn validate_batch(
+        &self,
+        items: &[(String, Secret)],
+    ) -> Result<Vec<Result<Usage, GraphError>>, GraphError> {
         if items.is_empty() {
             return Ok(vec![]);
         }
@@ -40,9 +47,9 @@ impl GraphClient {
             requests.push(json!({"method": "GET", "relative_url": format!("{page_id}?{}", query.finish())}));
         }
         // The batch itself needs a token: the app token when we have one, else the first item's.
-        let fallback = match (&settings.app_id, &settings.app_secret) {
-            (Some(id), Some(secret)) => Secret::new(format!("{id}|{}", secret.expose())),
-            _ => items[0].1.clone(),
+        let fallback = match self.app_token() {
+            Some(app) => app.clone(),
+            None => items[0].1.clone(),
         };
         let mut form = vec![
             ("batch".to_owned(), Value::Array(requests).to_string()),
@@ -58,18 +65,28 @@ impl GraphClient {
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = read_limited(response).await?;
-        let body = interpret(status, &headers, &bytes)?;
+        // The batch as a whole carried every item's token: Graph may quote any of them.
+        let all: Vec<&Secret> = items.iter().map(|(_, t)| t).chain([&fallback]).collect();
+        let body = interpret(status, &headers, &bytes, &self.presented(&all))?;
         let answers = body
             .as_array()
             .ok_or_else(|| GraphError::transport("malformed Graph answer: batch answer is not an array"))?;
         if answers.len() != items.len() {
             return Err(GraphError::transport("malformed Graph answer: batch answer has the wrong length"));
         }
-        Ok(answers.iter().zip(items).map(|(answer, (page_id, _))| item_result(answer, page_id)).collect())
+        let outer = Usage::from_headers(&headers, settings.max_wait);
+        Ok(answers
+            .iter()
+            .zip(items)
+            .map(|(answer, (page_id, token))| {
+                let usage = item_result(answer, page_id, &self.presented(&[token, &fallback]))?;
+                Ok(usage.with_outer(outer))
+            })
+            .collect())
     }
 }
 
-fn item_result(answer: &Value, page_id: &str) -> Result<(), GraphError> {
+fn item_result(answer: &Value, page_id: &str, presented: &Presented<'_>) -> Result<Usage, GraphError> {
     if answer.is_null() {
         return Err(GraphError::transport("Graph did not finish this batch item in time"));
     }
@@ -87,9 +104,9 @@ fn item_result(answer: &Value, page_id: &str) -> Result<(), GraphError> {
         }
     }
     let body = answer.get("body").and_then(Value::as_str).unwrap_or("");
-    let value = interpret(status, &headers, body.as_bytes())?;
+    let value = interpret(status, &headers, body.as_bytes(), presented)?;
     match value.get("id").and_then(|v| v.as_str().map(str::to_owned).or_else(|| v.as_u64().map(|n| n.to_string()))) {
-        Some(id) if id == page_id => Ok(()),
+        Some(id) if id == page_id => Ok(Usage::from_headers(&headers, presented.max_wait())),
         _ => Err(GraphError::transport("malformed batch item: the answer is not about this page")),
     }
 }

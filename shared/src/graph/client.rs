@@ -1,16 +1,17 @@
 //! The Graph API client: page-token validation and finding a page's new token through the user
 //! token. Every call carries `appsecret_proof` when the app secret is known; tokens go in the query
-//! string as Graph expects, and never into an error (reqwest errors are stripped of their URL).
+//! string as Graph expects, and never into an error: reqwest errors are stripped of their URL, and
+//! Graph's own text is scrubbed of every secret the call presented (`answer::Presented`).
 
 use std::{sync::Arc, time::Duration};
 
-use reqwest::{StatusCode, header::HeaderMap};
 use serde_json::Value;
 
 use super::{
-    error::{ErrorKind, GraphError, classify},
+    answer::{Presented, interpret},
+    error::{ErrorKind, GraphError},
     proof::appsecret_proof,
-    usage::{retry_after_from_headers, usage_percent},
+    usage::Usage,
 };
 use crate::{config::Config, secret::Secret};
 
@@ -28,6 +29,8 @@ pub struct GraphSettings {
     pub app_secret: Option<Secret>,
     pub timeout: Duration,
     pub connect_timeout: Duration,
+    /// The longest wait Graph may announce (`RATE_LIMIT_MAX_WAIT_SECS`); longer ones are cut to it.
+    pub max_wait: Duration,
 }
 
 impl GraphSettings {
@@ -38,6 +41,7 @@ impl GraphSettings {
             app_secret: config.fb_app_secret.clone(),
             timeout: config.fb_http_timeout,
             connect_timeout: config.fb_connect_timeout,
+            max_wait: config.rate_limit_max_wait,
         }
     }
 }
@@ -48,31 +52,6 @@ pub struct PageInfo {
     pub name: Option<String>,
     /// What the usage headers of this answer said: Graph's warning before it starts refusing.
     pub usage: Usage,
-}
-
-/// Rate-limit usage announced on a successful answer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    /// Highest percentage in `X-App-Usage` (app-wide).
-    pub app_pct: Option<u64>,
-    /// Highest percentage in `X-Business-Use-Case-Usage` (this page).
-    pub page_pct: Option<u64>,
-    /// `estimated_time_to_regain_access`, when announced.
-    pub regain: Option<std::time::Duration>,
-}
-
-impl Usage {
-    fn from_headers(headers: &HeaderMap) -> Self {
-        let mut app_only = headers.clone();
-        app_only.remove("x-business-use-case-usage");
-        let mut page_only = headers.clone();
-        page_only.remove("x-app-usage");
-        Self {
-            app_pct: usage_percent(&app_only),
-            page_pct: usage_percent(&page_only),
-            regain: retry_after_from_headers(headers),
-        }
-    }
 }
 
 /// What the user token says about a page.
@@ -88,18 +67,35 @@ pub enum PageLookup {
 pub struct GraphClient {
     http: reqwest::Client,
     settings: Arc<GraphSettings>,
+    /// `APP_ID|APP_SECRET`, when both are known.
+    app_token: Option<Secret>,
 }
 
 impl GraphClient {
     pub fn new(settings: GraphSettings) -> Result<Self, GraphError> {
+        if is_plaintext_remote(&settings.base_url) {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                tracing::warn!(
+                    "FB_GRAPH_URL is plain http:// to a host that is not loopback: tokens and app secret proofs cross the network unencrypted"
+                );
+            });
+        }
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.connect_timeout)
             .pool_max_idle_per_host(256)
             .user_agent(concat!("fb-token-refresh/", env!("CARGO_PKG_VERSION")))
+            // A redirect would replay tokens, proofs and a batch's form body to wherever it
+            // points, and reqwest's Referer carries the query; `answer::interpret` reports a 3xx.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| GraphError::transport(format!("cannot build HTTP client: {}", describe(e))))?;
-        Ok(Self { http, settings: Arc::new(settings) })
+        let app_token = match (&settings.app_id, &settings.app_secret) {
+            (Some(id), Some(secret)) => Some(Secret::new(format!("{id}|{}", secret.expose()))),
+            _ => None,
+        };
+        Ok(Self { http, settings: Arc::new(settings), app_token })
     }
 
     pub fn from_config(config: &Config) -> Result<Self, GraphError> {
@@ -114,11 +110,23 @@ impl GraphClient {
         &self.settings
     }
 
+    pub(crate) fn app_token(&self) -> Option<&Secret> {
+        self.app_token.as_ref()
+    }
+
+    /// How a call's answers are read: `tokens` are what it sent, and the app's own secrets go
+    /// with every call (as proofs, the app token or the client secret).
+    pub(crate) fn presented<'a>(&'a self, tokens: &[&'a Secret]) -> Presented<'a> {
+        let mut secrets: Vec<&str> = tokens.iter().map(|t| t.expose()).collect();
+        secrets.extend(self.app_token.iter().chain(&self.settings.app_secret).map(Secret::expose));
+        Presented::new(secrets, self.settings.max_wait)
+    }
+
     /// `GET /{page_id}?fields=id,name` with the page token: is the token alive?
     pub async fn validate_page(&self, page_id: &str, page_token: &Secret) -> Result<PageInfo, GraphError> {
         check_page_id(page_id)?;
         let url = format!("{}/{page_id}", self.settings.base_url);
-        let (body, usage) = self.get_with_usage(&url, page_token, &[("fields", "id,name")]).await?;
+        let (body, usage) = self.get_with_usage(&url, page_token, &[("fields", "id,name")], &[]).await?;
         let id = body.get("id").and_then(id_string).ok_or_else(|| malformed("page validation answer has no id"))?;
         if id != page_id {
             return Err(malformed("page validation answered for another page"));
@@ -156,13 +164,12 @@ impl GraphClient {
                 .and_then(Value::as_array)
                 .ok_or_else(|| malformed("/me/accounts answer has no data array"))?;
             for page in data {
-                let Some(id) = page.get("id").and_then(id_string) else { continue };
+                // An entry we cannot read might be the page we look for: reading it as "not
+                // there" would count a failure against a token on no evidence.
+                let id =
+                    page.get("id").and_then(id_string).ok_or_else(|| malformed("a /me/accounts entry has no id"))?;
                 if left.remove(id.as_str()) {
-                    let lookup = match page.get("access_token").and_then(Value::as_str) {
-                        Some(token) if !token.is_empty() => PageLookup::Found(Secret::new(token)),
-                        _ => PageLookup::NotManaged,
-                    };
-                    found.insert(id, lookup);
+                    found.insert(id, page_lookup(page)?);
                 }
             }
             let next = body.pointer("/paging/next").and_then(Value::as_str);
@@ -184,10 +191,7 @@ impl GraphClient {
         check_page_id(page_id)?;
         let url = format!("{}/{page_id}", self.settings.base_url);
         let body = self.get(&url, user_token, &[("fields", "access_token")]).await?;
-        Ok(match body.get("access_token").and_then(Value::as_str) {
-            Some(token) if !token.is_empty() => PageLookup::Found(Secret::new(token)),
-            _ => PageLookup::NotManaged,
-        })
+        page_lookup(&body)
     }
 
     /// `paging.next` is an absolute URL carrying the token; keep its cursor parameters, drop its
@@ -208,27 +212,35 @@ impl GraphClient {
         Ok((bare.to_string(), params))
     }
 
-    /// A call with an app token (debug_token): the same as any call, proof included.
+    /// A call with an app token (debug_token): the same as any call, proof included; `quoted` are
+    /// the tokens among `params` Graph might quote back.
     pub(crate) async fn get_token_call(
         &self,
         url: &str,
         token: &Secret,
         params: &[(&str, &str)],
+        quoted: &[&Secret],
     ) -> Result<Value, GraphError> {
-        self.get(url, token, params).await
+        Ok(self.get_with_usage(url, token, params, quoted).await?.0)
     }
 
-    /// A call that carries its credentials in its own parameters (the token exchange).
-    pub(crate) async fn get_public(&self, url: &str, params: &[(&str, &str)]) -> Result<Value, GraphError> {
+    /// A call that carries its credentials in its own parameters (the token exchange); `tokens`
+    /// are the ones among them Graph might quote back.
+    pub(crate) async fn get_public(
+        &self,
+        url: &str,
+        params: &[(&str, &str)],
+        tokens: &[&Secret],
+    ) -> Result<Value, GraphError> {
         let response = self.http.get(url).query(params).send().await.map_err(|e| GraphError::transport(describe(e)))?;
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = read_limited(response).await?;
-        interpret(status, &headers, &bytes)
+        interpret(status, &headers, &bytes, &self.presented(tokens))
     }
 
     async fn get(&self, url: &str, token: &Secret, params: &[(&str, &str)]) -> Result<Value, GraphError> {
-        Ok(self.get_with_usage(url, token, params).await?.0)
+        Ok(self.get_with_usage(url, token, params, &[]).await?.0)
     }
 
     async fn get_with_usage(
@@ -236,6 +248,7 @@ impl GraphClient {
         url: &str,
         token: &Secret,
         params: &[(&str, &str)],
+        quoted: &[&Secret],
     ) -> Result<(Value, Usage), GraphError> {
         let mut request = self.http.get(url).query(params).query(&[("access_token", token.expose())]);
         if let Some(secret) = &self.settings.app_secret {
@@ -245,7 +258,9 @@ impl GraphClient {
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = read_limited(response).await?;
-        Ok((interpret(status, &headers, &bytes)?, Usage::from_headers(&headers)))
+        let presented: Vec<&Secret> = std::iter::once(token).chain(quoted.iter().copied()).collect();
+        let body = interpret(status, &headers, &bytes, &self.presented(&presented))?;
+        Ok((body, Usage::from_headers(&headers, self.settings.max_wait)))
     }
 }
 
@@ -260,60 +275,31 @@ pub(crate) async fn read_limited(mut response: reqwest::Response) -> Result<Vec<
     Ok(body)
 }
 
-/// Turns one HTTP answer into a JSON body or a classified error.
-pub(crate) fn interpret(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Result<Value, GraphError> {
-    let json: Option<Value> = serde_json::from_slice(body).ok();
-    if let Some(error) = json.as_ref().and_then(|j| j.get("error")).filter(|e| e.is_object()) {
-        return Err(from_error_object(error, Some(status.as_u16()), headers));
+/// What a page object says about its token: none (the user is not admin), or a token. Anything
+/// else is a broken answer, not a verdict on the user.
+fn page_lookup(page: &Value) -> Result<PageLookup, GraphError> {
+    match page.get("access_token") {
+        None => Ok(PageLookup::NotManaged),
+        Some(Value::String(token)) if !token.is_empty() => Ok(PageLookup::Found(Secret::new(token.as_str()))),
+        Some(_) => Err(malformed("a page's access_token is not a token")),
     }
-    if !status.is_success() {
-        let kind = classify(None, None, false, Some(status.as_u16()));
-        let mut err = GraphError::transport(format!("Graph answered HTTP {} without an error object", status.as_u16()));
-        err.kind = kind;
-        err.http_status = Some(status.as_u16());
-        if kind == ErrorKind::RateLimited {
-            err.retry_after = retry_after_from_headers(headers);
+}
+
+/// `http://` to anything but this machine: the tokens in every query would cross the network in
+/// the clear. (The simulator and local proxies are loopback.)
+pub(crate) fn is_plaintext_remote(base_url: &str) -> bool {
+    let Ok(url) = url::Url::parse(base_url) else { return false };
+    if url.scheme() != "http" {
+        return false;
+    }
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => !ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => !ip.is_loopback(),
+        Some(url::Host::Domain(d)) => {
+            !(d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost"))
         }
-        return Err(err);
+        None => true,
     }
-    match json {
-        Some(v) if v.is_object() || v.is_array() => Ok(v),
-        _ => {
-            let mut err = GraphError::transport("Graph answered with a body that is not JSON");
-            err.http_status = Some(status.as_u16());
-            Err(err)
-        }
-    }
-}
-
-/// A Graph error object (`{"message", "type", "code", "error_subcode", "is_transient", ...}`).
-pub fn from_error_object(error: &Value, http_status: Option<u16>, headers: &HeaderMap) -> GraphError {
-    let code = error.get("code").and_then(int);
-    let subcode = error.get("error_subcode").and_then(int);
-    let is_transient = error.get("is_transient").and_then(Value::as_bool).unwrap_or(false);
-    let message = error.get("message").and_then(Value::as_str).unwrap_or("Graph error without a message");
-    let kind = classify(code, subcode, is_transient, http_status);
-    let app_level = matches!(code, Some(4)) || (kind == ErrorKind::RateLimited && usage_percent_app(headers));
-    GraphError {
-        kind,
-        code,
-        subcode,
-        message: message.chars().take(1_000).collect(),
-        http_status,
-        retry_after: if kind == ErrorKind::RateLimited { retry_after_from_headers(headers) } else { None },
-        app_level,
-    }
-}
-
-fn usage_percent_app(headers: &HeaderMap) -> bool {
-    headers.contains_key("x-app-usage")
-        && !headers.contains_key("x-business-use-case-usage")
-        && usage_percent(headers).is_some_and(|p| p >= 100)
-}
-
-/// Graph sends integers, but some proxies and old SDKs send them as strings.
-fn int(v: &Value) -> Option<i64> {
-    v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))
 }
 
 fn id_string(v: &Value) -> Option<String> {
@@ -365,58 +351,7 @@ pub(crate) fn describe(e: reqwest::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use reqwest::header::HeaderValue;
-    use serde_json::json;
-
     use super::*;
-
-    #[test]
-    fn error_object_is_classified_with_wait() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            "x-business-use-case-usage",
-            HeaderValue::from_static(
-                r#"{"1":[{"type":"pages","call_count":100,"estimated_time_to_regain_access":3}]}"#,
-            ),
-        );
-        let body = json!({"error": {"message": "Page request limit reached", "type": "OAuthException", "code": 32}});
-        let e = interpret(StatusCode::BAD_REQUEST, &h, body.to_string().as_bytes()).expect_err("error");
-        assert_eq!(e.kind, ErrorKind::RateLimited);
-        assert_eq!(e.retry_after, Some(Duration::from_secs(180)));
-        assert!(!e.app_level);
-    }
-
-    #[test]
-    fn unusual_190_message_is_still_auth() {
-        let body =
-            json!({"error": {"message": "Something nobody has seen before", "code": 190, "error_subcode": "460"}});
-        let e = interpret(StatusCode::BAD_REQUEST, &HeaderMap::new(), body.to_string().as_bytes()).expect_err("error");
-        assert_eq!((e.kind, e.code, e.subcode), (ErrorKind::Auth, Some(190), Some(460)));
-    }
-
-    #[test]
-    fn html_and_empty_bodies_are_transient() {
-        for (status, body) in
-            [(502u16, "<html>Bad Gateway</html>"), (200, "<html>ok</html>"), (200, ""), (200, "\"a string\"")]
-        {
-            let e = interpret(StatusCode::from_u16(status).expect("status"), &HeaderMap::new(), body.as_bytes())
-                .expect_err("error");
-            assert_eq!(e.kind, ErrorKind::Transient, "{status} {body}");
-        }
-    }
-
-    #[test]
-    fn http_429_without_body_is_rate_limited() {
-        let e = interpret(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new(), b"").expect_err("error");
-        assert_eq!(e.kind, ErrorKind::RateLimited);
-    }
-
-    #[test]
-    fn app_limit_is_app_level() {
-        let body = json!({"error": {"message": "Application request limit reached", "code": 4}});
-        let e = interpret(StatusCode::FORBIDDEN, &HeaderMap::new(), body.to_string().as_bytes()).expect_err("error");
-        assert!(e.app_level);
-    }
 
     #[test]
     fn page_ids_are_checked_before_any_call() {
@@ -424,5 +359,37 @@ mod tests {
             assert_eq!(check_page_id(bad).expect_err(bad).kind, ErrorKind::Invalid);
         }
         assert!(check_page_id("1234567890").is_ok());
+    }
+
+    #[test]
+    fn page_objects_with_tokens_of_the_wrong_type_are_malformed() {
+        use serde_json::json;
+        assert_eq!(page_lookup(&json!({"id": "1"})), Ok(PageLookup::NotManaged));
+        assert_eq!(
+            page_lookup(&json!({"id": "1", "access_token": "EAAP1"})),
+            Ok(PageLookup::Found(Secret::new("EAAP1")))
+        );
+        for bad in [json!(12345), json!(null), json!(""), json!({"t": "x"}), json!(["EAAP1"]), json!(true)] {
+            let e = page_lookup(&json!({"id": "1", "access_token": bad})).expect_err("malformed");
+            assert_eq!(e.kind, ErrorKind::Transient, "{bad}");
+            assert!(!e.kind.is_confirmed_failure());
+        }
+    }
+
+    #[test]
+    fn plain_http_is_flagged_only_off_this_machine() {
+        for remote in ["http://graph.example.com/v24.0", "http://10.0.0.5:8080/v24.0", "http://[2001:db8::1]/v1"] {
+            assert!(is_plaintext_remote(remote), "{remote}");
+        }
+        for local in [
+            "https://graph.facebook.com/v24.0",
+            "http://127.0.0.1:9/v24.0",
+            "http://127.8.0.1/v24.0",
+            "http://[::1]:80/v24.0",
+            "http://localhost:8080",
+            "http://sim.localhost/v24.0",
+        ] {
+            assert!(!is_plaintext_remote(local), "{local}");
+        }
     }
 }

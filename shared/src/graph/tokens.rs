@@ -4,7 +4,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
 
-use super::{ErrorKind, GraphClient, GraphError, client::from_error_object};
+use super::{ErrorKind, GraphClient, GraphError, answer::error_object};
 use crate::secret::Secret;
 
 /// What `debug_token` says about a token.
@@ -32,19 +32,13 @@ fn when(v: Option<&Value>) -> Option<DateTime<Utc>> {
 }
 
 impl GraphClient {
-    fn app_token(&self) -> Result<Secret, GraphError> {
-        let s = self.settings();
-        match (&s.app_id, &s.app_secret) {
-            (Some(id), Some(secret)) => Ok(Secret::new(format!("{id}|{}", secret.expose()))),
-            _ => Err(needs_app()),
-        }
-    }
-
     /// `GET /debug_token?input_token=T` with the app token.
     pub async fn debug_token(&self, input: &Secret) -> Result<TokenInfo, GraphError> {
-        let app = self.app_token()?;
+        let app = self.app_token().ok_or_else(needs_app)?.clone();
         let url = format!("{}/debug_token", self.settings().base_url);
-        let body = self.get_token_call(&url, &app, &[("input_token", input.expose())]).await?;
+        let body = self.get_token_call(&url, &app, &[("input_token", input.expose())], &[input]).await?;
+        // `data.error` is Graph's text about the input token, which it may quote.
+        let presented = self.presented(&[input]);
         let data =
             body.get("data").ok_or_else(|| GraphError::transport("malformed Graph answer: debug_token has no data"))?;
         Ok(TokenInfo {
@@ -56,7 +50,10 @@ impl GraphClient {
                 .and_then(Value::as_array)
                 .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
                 .unwrap_or_default(),
-            error: data.get("error").filter(|e| e.is_object()).map(|e| from_error_object(e, None, &Default::default())),
+            error: data
+                .get("error")
+                .filter(|e| e.is_object())
+                .map(|e| error_object(e, None, &Default::default(), &presented)),
         })
     }
 
@@ -71,7 +68,7 @@ impl GraphClient {
             ("client_secret", secret.expose()),
             ("fb_exchange_token", user_token.expose()),
         ];
-        let body = self.get_public(&url, &params).await?;
+        let body = self.get_public(&url, &params, &[user_token]).await?;
         match body.get("access_token").and_then(Value::as_str) {
             Some(t) if !t.is_empty() => Ok(Secret::new(t)),
             _ => Err(GraphError::transport("malformed Graph answer: the exchange gave no access_token")),

@@ -67,7 +67,7 @@ fn answer(
     at: Instant,
 ) -> Answer {
     let fail = |r: Reply| Err((r, 0));
-    if let Some(reply) = call::apply_fault(sim, "/", delay) {
+    if let Some(reply) = call::apply_fault(sim, "/", token, delay) {
         return fail(reply);
     }
     if let Some(reply) = lock(&sim.limits).app_check() {

@@ -9,7 +9,7 @@ use std::{
 use super::{
     errors::GraphError,
     faults::{FaultKind, fault_reply},
-    limits::APP_USAGE,
+    limits::{APP_USAGE, BUC_USAGE},
     log::LoggedRequest,
     reply::Reply,
     routes,
@@ -82,7 +82,7 @@ pub(crate) fn process(sim: &Sim, call: Call, at: Instant) -> Outcome {
         _ => None,
     };
     let mut delay = Duration::ZERO;
-    let reply = with_usage(sim, respond(sim, &call, proof_valid, &mut delay));
+    let reply = with_page_usage(sim, &call, with_usage(sim, respond(sim, &call, proof_valid, &mut delay)));
     let entry = LoggedRequest {
         method: call.method,
         path: call.path.logged,
@@ -99,7 +99,7 @@ pub(crate) fn process(sim: &Sim, call: Call, at: Instant) -> Outcome {
 }
 
 fn respond(sim: &Sim, call: &Call, proof_valid: Option<bool>, delay: &mut Duration) -> Reply {
-    if let Some(reply) = apply_fault(sim, &call.path.logged, delay) {
+    if let Some(reply) = apply_fault(sim, &call.path.logged, call.token.as_deref(), delay) {
         return reply;
     }
     if let Some(reply) = lock(&sim.limits).app_check() {
@@ -114,8 +114,9 @@ fn respond(sim: &Sim, call: &Call, proof_valid: Option<bool>, delay: &mut Durati
     routes::route(sim, call)
 }
 
-/// The answer of the first fault matching `path`, if any (`Latency` adds to `delay` instead).
-pub(crate) fn apply_fault(sim: &Sim, path: &str, delay: &mut Duration) -> Option<Reply> {
+/// The answer of the first fault matching `path`, if any (`Latency` adds to `delay` instead), to
+/// a call presenting `token`.
+pub(crate) fn apply_fault(sim: &Sim, path: &str, token: Option<&str>, delay: &mut Duration) -> Option<Reply> {
     let kind = {
         let mut faults = lock(&sim.faults);
         if faults.is_empty() {
@@ -127,7 +128,7 @@ pub(crate) fn apply_fault(sim: &Sim, path: &str, delay: &mut Duration) -> Option
         *delay = delay.saturating_add(d);
         return None;
     }
-    fault_reply(&kind)
+    fault_reply(&kind, token)
 }
 
 /// Missing or wrong `appsecret_proof` for a call carrying a token. App tokens (`ID|SECRET`) carry
@@ -149,11 +150,29 @@ pub(crate) fn proof_error(
     None
 }
 
-/// The page this call is about: the id in the path, or the page of the page token calling `/me`.
 fn page_limit(sim: &Sim, call: &Call) -> Option<Reply> {
     if !lock(&sim.limits).any_page_limited() {
         return None;
     }
+    let page_id = page_of(sim, call)?;
+    lock(&sim.limits).page_check(&page_id)
+}
+
+/// Adds the `X-Business-Use-Case-Usage` header `set_page_usage` asked for to a successful answer
+/// about that page.
+fn with_page_usage(sim: &Sim, call: &Call, reply: Reply) -> Reply {
+    if reply.status != 200 || reply.has_header(BUC_USAGE) || !lock(&sim.limits).any_page_usage() {
+        return reply;
+    }
+    let header = page_of(sim, call).and_then(|page_id| lock(&sim.limits).page_usage_header(&page_id));
+    match header {
+        Some(h) => reply.with_header(BUC_USAGE, h),
+        None => reply,
+    }
+}
+
+/// The page this call is about: the id in the path, or the page of the page token calling `/me`.
+fn page_of(sim: &Sim, call: &Call) -> Option<String> {
     let first = call.path.segments.first()?;
     let page_id = if first == "me" {
         let token = call.token.as_deref()?;
@@ -164,7 +183,7 @@ fn page_limit(sim: &Sim, call: &Call) -> Option<Reply> {
     } else {
         first.clone()
     };
-    lock(&sim.limits).page_check(&page_id)
+    Some(page_id)
 }
 
 /// Adds the `X-App-Usage` header `set_usage_headers` asked for.

@@ -66,6 +66,11 @@ impl GraphError {
         Self::new(400, 190, None, "OAuthException", "Invalid OAuth access token - Cannot parse access token")
     }
 
+    /// What Graph answers for a token it cannot parse, quoting it: why Graph's text is scrubbed.
+    pub fn malformed_token(token: &str) -> Self {
+        Self::new(400, 190, None, "OAuthException", format!("Malformed access token {token}"))
+    }
+
     pub fn bad_app_token_signature() -> Self {
         Self::new(400, 190, None, "OAuthException", "Invalid OAuth access token signature.")
     }

@@ -55,6 +55,9 @@ pub enum FaultKind {
     Huge(usize),
     /// HTTP 200, `Content-Type: application/json`, body not JSON.
     NotJson,
+    /// HTTP 400, code 190 "Malformed access token <token>", quoting the token the call presented
+    /// (a batch item's own, the batch request's fallback, the app token of `debug_token`).
+    EchoToken,
 }
 
 /// Which requests a fault applies to. Batch items are matched on their own; the batch request
@@ -125,8 +128,9 @@ impl FaultStack {
     }
 }
 
-/// What a fault answers. `Latency` answers nothing itself (the request goes on after the delay).
-pub(crate) fn fault_reply(kind: &FaultKind) -> Option<Reply> {
+/// What a fault answers to a call presenting `token`. `Latency` answers nothing itself (the
+/// request goes on after the delay).
+pub(crate) fn fault_reply(kind: &FaultKind, token: Option<&str>) -> Option<Reply> {
     Some(match kind {
         FaultKind::ServerError => Reply::error(&GraphError::server_error()),
         FaultKind::ServiceUnavailable => Reply::error(&GraphError::service_unavailable()),
@@ -146,6 +150,10 @@ pub(crate) fn fault_reply(kind: &FaultKind) -> Option<Reply> {
         }
         FaultKind::Huge(n) => Reply::raw(200, JSON_CT, huge_json(*n)),
         FaultKind::NotJson => Reply::raw(200, JSON_CT, "<<garbage>> \u{1}\u{2} {\"id\": not json at all".into()),
+        FaultKind::EchoToken => match token {
+            Some(t) => Reply::error(&GraphError::malformed_token(t)),
+            None => Reply::error(&GraphError::token_required()),
+        },
     })
 }
 

@@ -221,6 +221,13 @@ impl GraphSim {
         lock(&self.sim().world).is_token_valid_for_page(page_id, token, now())
     }
 
+    /// `true`: a token the world never issued (a corrupted one) answers 190 "Malformed access
+    /// token <token>", quoting it, as Graph does; on validation, `/me/accounts`, batch items and
+    /// in `debug_token`'s `data.error`. `false` (the default): "Cannot parse access token".
+    pub fn echo_malformed_tokens(&self, on: bool) {
+        self.sim().set_echo_malformed(on);
+    }
+
     // ---- rate limits ----
 
     /// Calls about this page (`/{page_id}...`, or `/me` with its page token), batch items included,
@@ -234,6 +241,14 @@ impl GraphSim {
     /// call only.
     pub fn rate_limit_app(&self, until_cleared: bool) {
         lock(&self.sim().limits).limit_app(until_cleared);
+    }
+
+    /// Successful answers about this page (batch items included) carry
+    /// `X-Business-Use-Case-Usage` with this `call_count` percentage and, when given,
+    /// `estimated_time_to_regain_access` (minutes); `None` removes it. Cleared by
+    /// `clear_rate_limits`.
+    pub fn set_page_usage(&self, page_id: &str, usage: Option<(u32, Option<u64>)>) {
+        lock(&self.sim().limits).set_page_usage(page_id, usage);
     }
 
     pub fn clear_rate_limits(&self) {

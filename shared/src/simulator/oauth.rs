@@ -52,7 +52,7 @@ pub(crate) fn debug_token(sim: &Sim, call: &Call) -> Result<Reply, GraphError> {
         return Ok(Reply::ok(&json!({ "data": data })));
     }
     let Some(rec) = world.token(input) else {
-        let e = GraphError::cannot_parse_token();
+        let e = sim.unknown_token(input);
         return Ok(Reply::ok(&json!({"data": {"error": e.debug_object(), "is_valid": false, "scopes": []}})));
     };
     let mut data = Map::new();
@@ -97,6 +97,9 @@ pub(crate) fn exchange(sim: &Sim, call: &Call) -> Result<Reply, GraphError> {
         .ok_or_else(|| GraphError::param("(#100) Missing fb_exchange_token parameter"))?;
     let now = now();
     let mut world = lock(&sim.world);
+    if world.token(old).is_none() {
+        return Err(sim.unknown_token(old));
+    }
     match world.check(old, now)? {
         Who::User { user_id } => {
             let token = world.mint_user_token(&user_id, now);

@@ -4,7 +4,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Mutex, MutexGuard, PoisonError,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -32,6 +32,9 @@ pub(crate) struct Sim {
     /// HTTP requests received (a batch counts once).
     pub count: AtomicUsize,
     latency_nanos: AtomicU64,
+    /// Tokens unknown to the world answer "Malformed access token <token>", as Graph does for a
+    /// token it cannot parse, instead of "Cannot parse access token".
+    echo_malformed: AtomicBool,
     /// Becomes true on shutdown: hanging requests end.
     pub stop: watch::Receiver<bool>,
 }
@@ -57,6 +60,7 @@ impl Sim {
             log: Mutex::new(RequestLog::default()),
             count: AtomicUsize::new(0),
             latency_nanos: AtomicU64::new(latency),
+            echo_malformed: AtomicBool::new(false),
             stop,
         }
     }
@@ -67,6 +71,19 @@ impl Sim {
 
     pub fn set_latency(&self, d: Duration) {
         self.latency_nanos.store(duration_nanos(d), Ordering::Relaxed);
+    }
+
+    pub fn set_echo_malformed(&self, on: bool) {
+        self.echo_malformed.store(on, Ordering::Relaxed);
+    }
+
+    /// The error for a token the world never issued.
+    pub fn unknown_token(&self, token: &str) -> GraphError {
+        if self.echo_malformed.load(Ordering::Relaxed) {
+            GraphError::malformed_token(token)
+        } else {
+            GraphError::cannot_parse_token()
+        }
     }
 
     pub fn app_token(&self) -> Option<String> {
@@ -84,6 +101,9 @@ impl Sim {
                 Some(s) if s != secret => Err(GraphError::bad_app_token_signature()),
                 _ => Ok(Who::App),
             };
+        }
+        if world.token(token).is_none() {
+            return Err(self.unknown_token(token));
         }
         world.check(token, now)
     }

@@ -9,6 +9,8 @@ mod commands;
 mod cycles;
 mod dashboard;
 mod faults;
+mod leaks;
+mod limits;
 mod pipeline;
 mod proactive;
 mod queue;

@@ -127,3 +127,55 @@ async fn items_meet_their_own_faults_and_limits() {
     assert_eq!(out[2], Value::Null);
     let _ = user;
 }
+
+fn item_header(item: &Value, name: &str) -> Option<Value> {
+    let h = item["headers"]
+        .as_array()?
+        .iter()
+        .find(|h| h["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))?;
+    serde_json::from_str(h["value"].as_str()?).ok()
+}
+
+#[tokio::test]
+async fn items_quote_malformed_tokens_and_carry_usage() {
+    let sim = start().await;
+    user_with_pages(&sim, "1", 2);
+    let app = sim.app_token().unwrap();
+    let good = sim.page_token("1001", "1").unwrap();
+    let bad = format!("{}x", sim.page_token("1000", "1").unwrap());
+    sim.echo_malformed_tokens(true);
+    sim.set_usage_headers(Some(95));
+    sim.set_page_usage("1001", Some((96, None)));
+    let items = json!([
+        {"method": "GET", "relative_url": item_url(&sim, "1000", &bad)},
+        {"method": "GET", "relative_url": item_url(&sim, "1001", &good)},
+    ]);
+    let a = batch(&sim, &items, &app, &[]).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.header("x-app-usage").and_then(|u| u["call_count"].as_u64()), Some(95));
+    let out = a.body.as_array().unwrap();
+    assert_eq!(out[0]["code"], 400);
+    let message = item_body(&out[0]).pointer("/error/message").and_then(Value::as_str).map(str::to_owned);
+    assert_eq!(message, Some(format!("Malformed access token {bad}")));
+    assert_eq!(out[1]["code"], 200);
+    assert_eq!(item_header(&out[1], "X-App-Usage").and_then(|u| u["call_count"].as_u64()), Some(95));
+    let buc = item_header(&out[1], "X-Business-Use-Case-Usage").unwrap();
+    assert_eq!(buc.pointer("/1001/0/call_count").and_then(Value::as_u64), Some(96));
+}
+
+#[tokio::test]
+async fn echo_token_fault_quotes_what_the_call_presented() {
+    let sim = start().await;
+    user_with_pages(&sim, "1", 1);
+    let app = sim.app_token().unwrap();
+    let page = sim.page_token("1000", "1").unwrap();
+    let items = json!([{"method": "GET", "relative_url": item_url(&sim, "1000", &page)}]);
+    sim.inject(Fault::once(FaultKind::EchoToken, Matcher::PathContains("/".into())));
+    let a = batch(&sim, &items, &app, &[]).await;
+    assert_eq!((a.status, a.code()), (400, Some(190)));
+    assert_eq!(a.message(), format!("Malformed access token {app}"));
+    sim.inject(Fault::once(FaultKind::EchoToken, Matcher::Page("1000".into())));
+    let a = batch(&sim, &items, &app, &[]).await;
+    let message = item_body(&a.body[0]).pointer("/error/message").and_then(Value::as_str).map(str::to_owned);
+    assert_eq!(message, Some(format!("Malformed access token {page}")));
+}

@@ -274,3 +274,52 @@ async fn exchange_gives_a_new_long_lived_token() {
     let a = exchange("sim-app-secret", "garbage").await;
     assert_eq!(a.code(), Some(190));
 }
+
+#[tokio::test]
+async fn malformed_tokens_are_quoted_back_when_asked() {
+    let sim = start().await;
+    let user = user_with_pages(&sim, "11", 1);
+    let app = sim.app_token().unwrap();
+    let bad_page = format!("{}x", sim.page_token("1000", "11").unwrap());
+    let bad_user = format!("{user}x");
+    // Off by default: Graph's generic text.
+    let a = get(&sim, "/1000", &[("fields", "id,name")], Some(&bad_page)).await;
+    assert_eq!(a.message(), "Invalid OAuth access token - Cannot parse access token");
+
+    sim.echo_malformed_tokens(true);
+    let a = get(&sim, "/1000", &[("fields", "id,name")], Some(&bad_page)).await;
+    assert_eq!((a.status, a.code()), (400, Some(190)));
+    assert_eq!(a.message(), format!("Malformed access token {bad_page}"));
+    assert_eq!(a.body.pointer("/error/type").and_then(Value::as_str), Some("OAuthException"));
+    let a = get(&sim, "/me/accounts", &[], Some(&bad_user)).await;
+    assert_eq!(
+        (a.status, a.code(), a.message()),
+        (400, Some(190), format!("Malformed access token {bad_user}").as_str())
+    );
+    let a = get(&sim, "/debug_token", &[("input_token", &bad_user)], Some(&app)).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.body.pointer("/data/is_valid"), Some(&Value::Bool(false)));
+    assert_eq!(
+        a.body.pointer("/data/error/message").and_then(Value::as_str),
+        Some(format!("Malformed access token {bad_user}").as_str())
+    );
+    // Tokens the world issued answer as before.
+    assert_eq!(get(&sim, "/me/accounts", &[], Some(&user)).await.status, 200);
+}
+
+#[tokio::test]
+async fn successful_answers_carry_the_page_usage_asked_for() {
+    let sim = start().await;
+    user_with_pages(&sim, "12", 2);
+    let t0 = sim.page_token("1000", "12").unwrap();
+    let t1 = sim.page_token("1001", "12").unwrap();
+    sim.set_page_usage("1000", Some((95, Some(7))));
+    let a = get(&sim, "/1000", &[("fields", "id,name")], Some(&t0)).await;
+    assert_eq!(a.status, 200);
+    let buc = a.header("x-business-use-case-usage").unwrap();
+    assert_eq!(buc.pointer("/1000/0/call_count").and_then(Value::as_u64), Some(95));
+    assert_eq!(buc.pointer("/1000/0/estimated_time_to_regain_access").and_then(Value::as_u64), Some(7));
+    assert!(get(&sim, "/1001", &[], Some(&t1)).await.headers.get("x-business-use-case-usage").is_none());
+    sim.clear_rate_limits();
+    assert!(get(&sim, "/1000", &[], Some(&t0)).await.headers.get("x-business-use-case-usage").is_none());
+}
