@@ -89,7 +89,7 @@ pub async fn run(cli: Cli) -> i32 {
             crate::retry_dead::retry_dead(&config, channel).await.map(|line| println!("{line}"))
         }
         Command::ApiToken { action } => return api_token(&config, action).await,
-        Command::Demo(args) => crate::demo::run(config, args).await,
+        Command::Demo(args) => return crate::demo::command(config, args).await,
     };
     match result {
         Ok(()) => 0,

@@ -1,6 +1,10 @@
 //! `producer demo`: the whole system in one process against the built-in Graph simulator, on the
-//! local Redis and Postgres. It uses a database of its own (`<name>_demo`) and the Redis key prefix
-//! `demo:`, so it never touches real channels.
+//! local Redis and Postgres. It ships in the production binary, so it must never touch real data:
+//! - Postgres: always the database `<name>_demo` (whatever `DATABASE_URL` names, `?dbname=`
+//!   included), and only one that is empty or that an earlier demo marked as its own
+//!   ([`seed::MARKER_TABLE`]); anything else is refused with exit code 2 before it is migrated.
+//! - Redis: always the prefix `{REDIS_KEY_PREFIX}demo:`, and only keys under it are deleted.
+//! - Webhooks: none are sent; `WEBHOOK_URLS` endpoints are real subscribers.
 
 mod seed;
 
@@ -16,8 +20,10 @@ use shared::{
     simulator::{GraphSim, SimOptions},
     store,
 };
-use sqlx::PgPool;
+use sqlx::{PgPool, postgres::PgConnectOptions};
 use tokio_util::sync::CancellationToken;
+
+pub use seed::{MARKER_TABLE, Refused};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
@@ -32,10 +38,22 @@ pub struct DemoArgs {
     pub latency_ms: u64,
 }
 
-pub async fn run(config: Config, args: DemoArgs) -> anyhow::Result<()> {
-    let summary = run_demo(config, args).await?;
-    println!("{summary}");
-    Ok(())
+/// The command: prints the summary; returns the exit code (2 when the database is not the demo's).
+pub async fn command(config: Config, args: DemoArgs) -> i32 {
+    match run_demo(config, args).await {
+        Ok(summary) => {
+            println!("{summary}");
+            0
+        }
+        Err(e) if e.downcast_ref::<Refused>().is_some() => {
+            eprintln!("error: {e:#}");
+            2
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
 }
 
 /// Runs the demo and returns the last summary table.
@@ -43,10 +61,9 @@ pub async fn run_demo(mut config: Config, args: DemoArgs) -> anyhow::Result<Stri
     let sim = GraphSim::start(SimOptions { latency: Duration::from_millis(args.latency_ms), ..SimOptions::default() })
         .await
         .context("cannot start the Graph API simulator")?;
-    config.database_url = demo_database(&config.database_url)?;
-    if config.redis_key_prefix.is_empty() {
-        config.redis_key_prefix = "demo:".into();
-    }
+    config.database_url = demo_database(&config.database_url).map_err(Refused::new)?;
+    config.redis_key_prefix = demo_prefix(&config.redis_key_prefix);
+    config.webhook_urls.clear();
     config.fb_graph_url = sim.base_url();
     config.fb_app_id = Some(sim.options().app_id.clone());
     config.fb_app_secret = sim.options().app_secret.clone().map(Secret::new);
@@ -58,6 +75,8 @@ pub async fn run_demo(mut config: Config, args: DemoArgs) -> anyhow::Result<Stri
         database_name(&config.database_url),
         config.redis_key_prefix
     );
+    // Checked before migrating: a foreign database must not even get our tables.
+    seed::refuse_foreign(&config.database_url).await?;
     let db = store::connect_and_migrate(&config.database_url, 8).await?;
     let mut redis = queue::connect(&config).await?;
     let plan = seed::seed(&db, &mut redis, &config, &sim, args.channels).await?;
@@ -113,17 +132,49 @@ async fn summarize(db: &PgPool, sim: &GraphSim, elapsed: Duration) -> anyhow::Re
     Ok(out)
 }
 
+/// The demo's database: `<name>_demo` on the server `url` names, where `<name>` is the database
+/// `url` would connect to (its path, or a `dbname=` parameter, which sqlx lets override the path;
+/// `fb_token_refresh` when it names none). `dbname=` is dropped from the result and the result is
+/// parsed again the way the pool will parse it, so no parameter can point the demo elsewhere.
 fn demo_database(url: &Secret) -> anyhow::Result<Secret> {
-    let mut parsed = url::Url::parse(url.expose()).context("DATABASE_URL is not a URL")?;
-    let name = parsed.path().trim_start_matches('/').to_owned();
-    let name = if name.is_empty() { "fb_token_refresh".to_owned() } else { name };
+    let options: PgConnectOptions = url.expose().parse().context("DATABASE_URL is not a Postgres URL")?;
+    let name = match options.get_database() {
+        Some(n) if !n.is_empty() => n.to_owned(),
+        _ => "fb_token_refresh".to_owned(),
+    };
     let demo = if name.ends_with("_demo") { name } else { format!("{name}_demo") };
-    parsed.set_path(&format!("/{demo}"));
-    Ok(Secret::new(parsed.to_string()))
+    let mut parsed = url::Url::parse(url.expose()).context("DATABASE_URL is not a URL")?;
+    let kept: Vec<(String, String)> =
+        parsed.query_pairs().filter(|(k, _)| k != "dbname").map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    parsed.set_query(None);
+    if !kept.is_empty() {
+        parsed.query_pairs_mut().extend_pairs(kept);
+    }
+    parsed.set_path(&format!("/{}", utf8_path_segment(&demo)));
+    let rewritten = Secret::new(parsed.to_string());
+    let check: PgConnectOptions = rewritten.expose().parse().context("cannot rewrite DATABASE_URL for the demo")?;
+    anyhow::ensure!(
+        check.get_database() == Some(demo.as_str()),
+        "cannot point DATABASE_URL at the demo database {demo:?}; refusing to run the demo"
+    );
+    Ok(rewritten)
+}
+
+/// A database name as one URL path segment: sqlx percent-decodes the path, so a `/`, `?` or `#` in
+/// the name must not end the segment.
+fn utf8_path_segment(name: &str) -> String {
+    url::form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>().replace('+', "%20")
+}
+
+/// The demo's Redis prefix: under the configured one, so it shares the namespace (and any ACL on
+/// it) without ever being equal to it, and deleting `demo_prefix*` cannot reach the system's keys
+/// (none of which is named `demo:…`).
+pub fn demo_prefix(prefix: &str) -> String {
+    format!("{prefix}demo:")
 }
 
 fn database_name(url: &Secret) -> String {
-    url::Url::parse(url.expose()).map(|u| u.path().trim_start_matches('/').to_owned()).unwrap_or_default()
+    url.expose().parse::<PgConnectOptions>().ok().and_then(|o| o.get_database().map(str::to_owned)).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -136,5 +187,35 @@ mod tests {
         assert_eq!(d.expose(), "postgres://postgres@127.0.0.1:5432/fb_token_refresh_demo");
         let again = demo_database(&d).expect("url");
         assert_eq!(again.expose(), d.expose());
+    }
+
+    fn database_of(url: &Secret) -> Option<String> {
+        url.expose().parse::<PgConnectOptions>().expect("parses").get_database().map(str::to_owned)
+    }
+
+    #[test]
+    fn demo_database_ignores_a_dbname_parameter() {
+        // sqlx lets `?dbname=` override the path; the old rewrite only changed the path, so the
+        // demo truncated `prod`.
+        let d = demo_database(&Secret::new("postgres://u@h/?dbname=prod")).expect("url");
+        assert_eq!(database_of(&d).as_deref(), Some("prod_demo"));
+        let d = demo_database(&Secret::new(
+            "postgres://u:p@h:6543/chatwoot?sslmode=require&dbname=prod&application_name=x",
+        ))
+        .expect("url");
+        assert_eq!(database_of(&d).as_deref(), Some("prod_demo"));
+        let options: PgConnectOptions = d.expose().parse().expect("parses");
+        assert_eq!(options.get_port(), 6543);
+        assert!(d.expose().contains("sslmode=require"), "other parameters are kept");
+        let d = demo_database(&Secret::new("postgres://u@h/a%2Fb%3Fc")).expect("url");
+        assert_eq!(database_of(&d).as_deref(), Some("a/b?c_demo"));
+        let d = demo_database(&Secret::new("postgres://u@h")).expect("url");
+        assert_eq!(database_of(&d).as_deref(), Some("fb_token_refresh_demo"));
+    }
+
+    #[test]
+    fn demo_prefix_is_never_the_configured_one() {
+        assert_eq!(demo_prefix(""), "demo:");
+        assert_eq!(demo_prefix("prod:"), "prod:demo:");
     }
 }

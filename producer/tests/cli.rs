@@ -85,3 +85,72 @@ async fn api_token_create_prints_once_and_revoke_works() {
     let out = producer(&env, &["api-token", "revoke", &token], &[]).await;
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// The database `producer demo` uses for this test's `DATABASE_URL` (`TestEnv` drops it).
+fn demo_url(env: &TestEnv) -> shared::secret::Secret {
+    shared::secret::Secret::new(format!("{}_demo", env.config.database_url.expose()))
+}
+
+async fn channel_count(db: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM channel_facebook_pages").fetch_one(db).await.expect("count")
+}
+
+#[tokio::test]
+async fn demo_refuses_a_database_with_channels_it_did_not_seed() {
+    let env = TestEnv::new().await;
+    // Someone's real database that happens to carry the demo's name.
+    let foreign = shared::store::connect_and_migrate(&demo_url(&env), 2).await.expect("demo-named database");
+    sqlx::query(
+        "INSERT INTO channel_facebook_pages (account_id, page_id, page_access_token, user_access_token, created_at, updated_at)
+         VALUES (1, 'real-page', 'EAAreal', 'EAAuser', now(), now())",
+    )
+    .execute(&foreign)
+    .await
+    .expect("real channel");
+    let out = producer(&env, &["demo", "--exit-after-cycle", "--channels", "10", "--latency-ms", "1"], &[]).await;
+    assert_eq!(out.status.code(), Some(2), "stdout: {}\nstderr: {}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stderr).contains("refusing to run the demo"), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("EAA"), "{}", text(&out.stderr));
+    assert_eq!(channel_count(&foreign).await, 1, "the real channel is untouched");
+    let marker: bool = sqlx::query_scalar("SELECT to_regclass('fb_demo_marker') IS NOT NULL")
+        .fetch_one(&foreign)
+        .await
+        .expect("marker check");
+    assert!(!marker, "a refused database is not claimed");
+}
+
+#[tokio::test]
+async fn demo_ignores_dbname_and_never_deletes_keys_outside_its_prefix() {
+    use redis::AsyncCommands as _;
+    let env = TestEnv::new().await;
+    // The real channel lives in the database `?dbname=` names; the old rewrite changed only the
+    // path, so sqlx connected to this database and the demo truncated it.
+    let (channel, _, _) = env.healthy_channel("95001").await;
+    let token = env.stored_page_token(channel).await;
+    let url = env.config.database_url.expose();
+    let name = url.rsplit('/').next().expect("database name");
+    let with_dbname = format!("postgres://postgres@127.0.0.1:5432/?dbname={name}");
+    // A production-style prefix (unique per test: Redis is shared); the old demo used it as its
+    // own and DEL'd every key under it.
+    let prod = format!("{}prod:", env.config.redis_key_prefix);
+    let sentinel = format!("{prod}sentinel");
+    let mut redis = env.redis.clone();
+    let _: () = redis.set(&sentinel, "keep me").await.expect("set sentinel");
+    let args = ["demo", "--exit-after-cycle", "--channels", "20", "--latency-ms", "1"];
+    let vars = [("DATABASE_URL", with_dbname.as_str()), ("REDIS_KEY_PREFIX", prod.as_str())];
+    for run in 1..=2 {
+        // The second run finds the database marked as the demo's and reseeds it.
+        let out = producer(&env, &args, &vars).await;
+        assert_eq!(out.status.code(), Some(0), "run {run}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains(&format!("database {name}_demo")), "{}", text(&out.stdout));
+    }
+    assert_eq!(channel_count(&env.db).await, 1);
+    assert_eq!(env.stored_page_token(channel).await, token);
+    let kept: Option<String> = redis.get(&sentinel).await.expect("get sentinel");
+    assert_eq!(kept.as_deref(), Some("keep me"));
+    let demo = shared::store::connect_and_migrate(&demo_url(&env), 2).await.expect("demo database");
+    assert_eq!(channel_count(&demo).await, 20, "the demo seeded its own database");
+    let demo_keys: Vec<String> =
+        env.redis_keys().await.into_iter().filter(|k| k.starts_with(&format!("{prod}demo:"))).collect();
+    assert!(!demo_keys.is_empty(), "the demo worked under {prod}demo:");
+}

@@ -66,8 +66,9 @@ pub struct Config {
     /// Endpoints that receive a signed JSON POST on every token status change (`WEBHOOK_URLS`,
     /// comma separated, http(s) only, duplicates dropped). Empty: no webhooks.
     pub webhook_urls: Vec<String>,
-    /// Key of the `X-Signature-256: sha256=<hex HMAC-SHA256>` header (`WEBHOOK_SECRET`). Without it
-    /// webhooks are sent unsigned.
+    /// Key of the `X-Signature-256` and Standard Webhooks `webhook-signature` headers
+    /// (`WEBHOOK_SECRET`; `whsec_<base64>` is decoded for the latter). Without it webhooks are
+    /// sent unsigned.
     pub webhook_secret: Option<Secret>,
     /// A user token expiring within this many days is exchanged for a fresh one while it works.
     pub proactive_refresh_days: u32,
@@ -232,7 +233,12 @@ impl Config {
                 None => d.webhook_urls,
                 Some(v) => webhook_urls(&v)?,
             },
-            webhook_secret: get("WEBHOOK_SECRET").map(Secret::new),
+            webhook_secret: match get("WEBHOOK_SECRET").map(Secret::new) {
+                Some(s) if crate::webhooks::standard_key(&s).is_err() => {
+                    return Err(err("WEBHOOK_SECRET", "[redacted]", "starts with whsec_ but the rest is not base64"));
+                }
+                s => s,
+            },
             proactive_refresh_days: parse(
                 &get,
                 "PROACTIVE_REFRESH_DAYS",
@@ -412,6 +418,10 @@ mod tests {
         .expect("valid");
         assert_eq!(c.webhook_urls, vec!["https://hooks.example.com/a", "http://127.0.0.1:9000/b"]);
         assert_eq!(c.webhook_secret.as_ref().map(Secret::expose), Some("s3cret"));
+        let e = with(&[("WEBHOOK_SECRET", "whsec_not base64!")]).expect_err("bad whsec_");
+        assert_eq!(e.var, "WEBHOOK_SECRET", "{e}");
+        assert!(!e.to_string().contains("not base64!"), "the secret is not echoed: {e}");
+        assert!(with(&[("WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]).is_ok());
         for bad in ["not a url", "https://ok.example.com/x,ftp://files.example.com/x", "mailto:ops@example.com"] {
             let e = with(&[("WEBHOOK_URLS", bad)]).expect_err(bad);
             assert_eq!(e.var, "WEBHOOK_URLS", "{e}");

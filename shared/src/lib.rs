@@ -16,6 +16,7 @@ pub mod pipeline;
 pub mod proactive;
 pub mod queue;
 pub mod redis_ops;
+pub mod retention;
 pub mod retry;
 pub mod secret;
 pub mod status;

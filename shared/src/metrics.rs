@@ -34,6 +34,11 @@ pub struct EndpointLabel {
     pub endpoint: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TableLabel {
+    pub table: String,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
@@ -44,6 +49,8 @@ pub struct Metrics {
     pub graph_duration: Family<EndpointLabel, Histogram>,
     /// Webhook deliveries: `delivered`, `failed` (retried later), `given_up`.
     pub webhooks: Family<OutcomeLabel, Counter>,
+    /// Rows the retention task deleted, by table.
+    pub retention_deleted: Family<TableLabel, Counter>,
     /// Set at scrape time from Postgres and Redis (`refresh_gauges`).
     pub channels: Family<StatusLabel, Gauge>,
     pub reauthorization_required: Gauge,
@@ -77,6 +84,12 @@ impl Default for Metrics {
             graph_duration.clone(),
         );
         registry.register("webhooks", "Webhook deliveries, by outcome", webhooks.clone());
+        let retention_deleted = Family::<TableLabel, Counter>::default();
+        registry.register(
+            "retention_deleted_rows",
+            "History rows deleted for being older than HISTORY_RETENTION_DAYS, by table",
+            retention_deleted.clone(),
+        );
         let channels = Family::<StatusLabel, Gauge>::default();
         let reauthorization_required = Gauge::default();
         let queue = Family::<StateLabel, Gauge>::default();
@@ -95,6 +108,7 @@ impl Default for Metrics {
             graph_errors,
             graph_duration,
             webhooks,
+            retention_deleted,
             channels,
             reauthorization_required,
             queue,
@@ -109,6 +123,10 @@ impl Metrics {
 
     pub fn graph_error(&self, code: Option<i64>) {
         self.graph_errors.get_or_create(&CodeLabel { code: code_label(code) }).inc();
+    }
+
+    pub fn retention_deleted(&self, table: &str, rows: u64) {
+        self.retention_deleted.get_or_create(&TableLabel { table: table.to_owned() }).inc_by(rows);
     }
 
     pub fn observe(&self, endpoint: &str, seconds: f64) {

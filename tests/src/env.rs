@@ -173,8 +173,11 @@ impl Drop for TestEnv {
             rt.block_on(async move {
                 use sqlx::Connection;
                 if let Ok(mut admin) = sqlx::PgConnection::connect(ADMIN_URL).await {
-                    let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
+                    // `producer demo` run from a test uses `<name>_demo`.
+                    for db in [name.clone(), format!("{name}_demo")] {
+                        let sql = format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)");
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
+                    }
                 }
                 if let Ok(client) = redis::Client::open(REDIS_URL)
                     && let Ok(mut conn) = client.get_multiplexed_async_connection().await

@@ -46,11 +46,18 @@ pub async fn run_with(config: Config, timings: Timings, shutdown: CancellationTo
         config: config.clone(),
     };
     let drainer = tokio::spawn(intake.run_drainer(shutdown.clone()));
+    let retention = tokio::spawn(shared::retention::run_retention(
+        state.pipeline.db.clone(),
+        config.history_retention_days,
+        Some(state.pipeline.metrics.clone()),
+        shutdown.clone(),
+    ));
     let result = supervise::run_worker_loop(state, shutdown.clone()).await;
     shutdown.cancel();
     let _ = drainer.await;
     let _ = http.await;
     let _ = janitor.await;
     let _ = webhooks.await;
+    let _ = retention.await;
     result
 }

@@ -4,8 +4,112 @@
 use std::fmt;
 
 use redis::{AsyncCommands, aio::ConnectionManager};
-use shared::{config::Config, simulator::GraphSim};
-use sqlx::PgPool;
+use shared::{config::Config, secret::Secret, simulator::GraphSim};
+use sqlx::{Connection as _, PgConnection, PgPool, postgres::PgConnectOptions};
+
+/// The table a demo creates in its database to say "mine": only a database with it, or one without
+/// any channel or inbox, is ever truncated.
+pub const MARKER_TABLE: &str = "fb_demo_marker";
+
+/// The demo will not run against this database (`producer demo` exits 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(String);
+
+impl Refused {
+    pub fn new(e: impl fmt::Display) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// What a database holds, as far as the demo is concerned.
+#[derive(Debug, PartialEq, Eq)]
+enum Holds {
+    /// An earlier demo marked it: its channels are the demo's.
+    Demo,
+    /// No channel and no inbox: nothing to lose.
+    Nothing,
+    /// Channels or inboxes, and no marker: someone's real data.
+    Foreign { channels: i64, inboxes: i64 },
+}
+
+async fn inspect(conn: &mut PgConnection) -> Result<Holds, sqlx::Error> {
+    let (marker, channels, inboxes): (bool, bool, bool) = sqlx::query_as(
+        "SELECT to_regclass($1) IS NOT NULL, to_regclass('channel_facebook_pages') IS NOT NULL,
+                to_regclass('inboxes') IS NOT NULL",
+    )
+    .bind(MARKER_TABLE)
+    .fetch_one(&mut *conn)
+    .await?;
+    if marker {
+        return Ok(Holds::Demo);
+    }
+    // Counting is bounded: one row is enough to refuse, the numbers are only for the message.
+    let count =
+        |table: &'static str| sqlx::AssertSqlSafe(format!("SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT 1000) t"));
+    let channels =
+        if channels { sqlx::query_scalar(count("channel_facebook_pages")).fetch_one(&mut *conn).await? } else { 0 };
+    let inboxes = if inboxes { sqlx::query_scalar(count("inboxes")).fetch_one(&mut *conn).await? } else { 0 };
+    Ok(if channels == 0 && inboxes == 0 { Holds::Nothing } else { Holds::Foreign { channels, inboxes } })
+}
+
+fn refusal(database: &str, channels: i64, inboxes: i64) -> Refused {
+    let at_least = |n: i64| if n >= 1000 { format!("{n}+") } else { n.to_string() };
+    Refused(format!(
+        "database {database:?} holds {} channels and {} inboxes the demo did not seed (no {MARKER_TABLE} table); \
+         refusing to run the demo on it. Point DATABASE_URL at another server or database name (the demo \
+         uses <name>_demo), or drop that database if it is a leftover",
+        at_least(channels),
+        at_least(inboxes)
+    ))
+}
+
+/// Refuses a database that exists and holds someone else's channels, before anything (migrations
+/// included) touches it. A database that does not exist yet, or cannot be reached, is left to
+/// `connect_and_migrate` (which creates it, or reports the connection error).
+pub async fn refuse_foreign(url: &Secret) -> anyhow::Result<()> {
+    let options: PgConnectOptions = url.expose().parse()?;
+    let Ok(mut conn) = PgConnection::connect_with(&options).await else {
+        return Ok(());
+    };
+    let holds = inspect(&mut conn).await?;
+    let _ = conn.close().await;
+    match holds {
+        Holds::Foreign { channels, inboxes } => {
+            Err(refusal(options.get_database().unwrap_or_default(), channels, inboxes).into())
+        }
+        Holds::Demo | Holds::Nothing => Ok(()),
+    }
+}
+
+/// Marks the database as the demo's and empties its tables, in one transaction that re-checks
+/// ownership under a lock, so a channel inserted since [`refuse_foreign`] is not truncated either.
+async fn claim_and_truncate(db: &PgPool, database: &str) -> anyhow::Result<()> {
+    let mut tx = db.begin().await?;
+    // Holds off concurrent inserts into the channel tables until the check and the truncate commit.
+    sqlx::query("LOCK TABLE channel_facebook_pages, inboxes IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await?;
+    if let Holds::Foreign { channels, inboxes } = inspect(&mut tx).await? {
+        return Err(refusal(database, channels, inboxes).into());
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE IF NOT EXISTS {MARKER_TABLE} (seeded_at timestamptz NOT NULL DEFAULT now())"
+    )))
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "COMMENT ON TABLE {MARKER_TABLE} IS 'This database belongs to producer demo, which truncates it on every run'"
+    )))
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "TRUNCATE channel_facebook_pages, inboxes, fb_token_states, fb_token_events, fb_send_failures,
+                  fb_webhook_deliveries, fb_dead_jobs RESTART IDENTITY",
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
 
 #[derive(Debug, Default)]
 pub struct Plan {
@@ -34,9 +138,9 @@ pub async fn seed(
     sim: &GraphSim,
     channels: u32,
 ) -> anyhow::Result<Plan> {
-    sqlx::query("TRUNCATE channel_facebook_pages, inboxes, fb_token_states, fb_token_events RESTART IDENTITY")
-        .execute(db)
-        .await?;
+    let database =
+        config.database_url.expose().parse::<PgConnectOptions>()?.get_database().unwrap_or_default().to_owned();
+    claim_and_truncate(db, &database).await?;
     clear_prefix(redis, &config.redis_key_prefix).await?;
 
     let mut plan = Plan::default();
@@ -105,14 +209,19 @@ pub async fn seed(
     Ok(plan)
 }
 
-/// Deletes every key under the demo prefix, so each demo starts clean.
+/// Deletes every key under the demo prefix, so each demo starts clean. `prefix` is the demo's own
+/// (`…demo:`, see `demo_prefix`); anything else is refused rather than cleared.
 async fn clear_prefix(redis: &mut ConnectionManager, prefix: &str) -> anyhow::Result<()> {
-    anyhow::ensure!(!prefix.is_empty(), "refusing to clear Redis without a key prefix");
+    anyhow::ensure!(prefix.ends_with("demo:"), "refusing to clear Redis keys outside a demo prefix ({prefix:?})");
     let keys: Vec<String> = {
-        let mut iter = redis.scan_match::<_, String>(format!("{prefix}*")).await?;
+        let mut iter = redis.scan_match::<_, String>(format!("{}*", glob_escape(prefix))).await?;
         let mut keys = Vec::new();
         while let Some(k) = futures::StreamExt::next(&mut iter).await {
-            keys.push(k?);
+            let k = k?;
+            // The pattern is escaped already; this makes "only under the prefix" not depend on it.
+            if k.starts_with(prefix) {
+                keys.push(k);
+            }
         }
         keys
     };
@@ -120,4 +229,27 @@ async fn clear_prefix(redis: &mut ConnectionManager, prefix: &str) -> anyhow::Re
         let _: () = redis.del(chunk).await?;
     }
     Ok(())
+}
+
+/// `prefix` as a literal in a Redis glob pattern (`*`, `?`, `[`, `]` and backslash escaped).
+fn glob_escape(prefix: &str) -> String {
+    let mut out = String::with_capacity(prefix.len());
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_glob_escape_keeps_the_prefix_literal() {
+        assert_eq!(glob_escape("prod:demo:"), "prod:demo:");
+        assert_eq!(glob_escape("a*b?[c]\\demo:"), "a\\*b\\?\\[c\\]\\\\demo:");
+    }
 }

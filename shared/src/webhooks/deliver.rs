@@ -158,7 +158,17 @@ async fn post(http: &reqwest::Client, config: &Config, row: &Claimed) -> Sent {
         .header("X-Webhook-Event", &row.event)
         .header("X-Webhook-Id", row.event_id.to_string());
     if let Some(secret) = &config.webhook_secret {
-        request = request.header("X-Signature-256", signature(secret, row.body.as_bytes()));
+        let id = row.event_id.to_string();
+        // Per attempt: the timestamp is when this request was sent, so a retry is signed afresh.
+        let timestamp = chrono::Utc::now().timestamp();
+        // Config refuses a `whsec_` secret that is not base64; were one to get here anyway, the
+        // raw bytes still sign, rather than a webhook going out with one signature missing.
+        let key = signature::standard_key(secret).unwrap_or_else(|_| secret.expose().as_bytes().to_vec());
+        request = request
+            .header("X-Signature-256", signature::signature(secret, row.body.as_bytes()))
+            .header("webhook-id", &id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature::standard_signature(&key, &id, timestamp, row.body.as_bytes()));
     }
     match request.body(row.body.clone()).send().await {
         Ok(response) if response.status().is_success() => Sent::Delivered(response.status().as_u16()),

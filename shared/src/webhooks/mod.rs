@@ -13,9 +13,20 @@
 //!
 //! # Requests
 //! `POST <url>` with the event JSON, `Content-Type: application/json`, `X-Webhook-Event: <type>`,
-//! `X-Webhook-Id: <event_id>` and, when `WEBHOOK_SECRET` is set, `X-Signature-256: sha256=<hex
-//! HMAC-SHA256(secret, body)>` over the exact bytes sent ([`signature`]). Redirects are not
-//! followed; each request has a [`REQUEST_TIMEOUT`]. The body never carries a token:
+//! `X-Webhook-Id: <event_id>` and, when `WEBHOOK_SECRET` is set, two signatures over the exact
+//! bytes sent:
+//! - `X-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>` ([`signature`]), keyed by the
+//!   secret's bytes as written, GitHub style;
+//! - the [Standard Webhooks](https://www.standardwebhooks.com/) headers `webhook-id: <event_id>`,
+//!   `webhook-timestamp: <Unix seconds at send time>` and `webhook-signature: v1,<base64
+//!   HMAC-SHA256(key, "{id}.{timestamp}.{body}")>` ([`standard_signature`]). The key is the
+//!   spec's: for `WEBHOOK_SECRET=whsec_<base64>` the decoded bytes (the configuration refuses a
+//!   remainder that is not base64), for any other secret its bytes as written
+//!   ([`standard_key`]). Because the timestamp is signed, receivers can refuse replays (the
+//!   spec's libraries allow 5 minutes of skew); each retry is signed with its own timestamp.
+//!
+//! Redirects are not followed; each request has a [`REQUEST_TIMEOUT`]. The body never carries a
+//! token:
 //! ```json
 //! {"event": "token.reauthorization_required", "event_id": "…", "channel_id": 7, "page_id": "1001",
 //!  "from": "retrying", "to": "reauthorization_required", "occurred_at": "2026-01-01T00:00:00+00:00",
@@ -45,7 +56,7 @@ pub use deliver::{CONCURRENCY, LEASE, MAX_ATTEMPTS, REQUEST_TIMEOUT, deliver_due
 pub use event::{
     EVENT_DATA_ACCESS_EXPIRING, EVENT_HEALTHY, EVENT_REAUTHORIZATION_REQUIRED, enqueue, event_body, event_type,
 };
-pub use signature::signature;
+pub use signature::{STANDARD_SECRET_PREFIX, signature, standard_key, standard_signature};
 
 /// A channel's status as it changed. `from` is the status stored before (`fb_token_states.status`,
 /// or `"none"` when the channel had no state yet), `to` the one just settled; `"data_access_expiring"`

@@ -68,8 +68,8 @@ async fn refresh_channel_inline_retry_exits_3_and_says_so() {
 #[tokio::test]
 async fn demo_runs_one_cycle_and_summarizes() {
     let env = TestEnv::new().await;
-    let mut config = env.config.clone();
-    config.redis_key_prefix = format!("{}demo:", env.config.redis_key_prefix);
+    // The demo derives its own database and Redis prefix from these.
+    let config = env.config.clone();
     let args = producer::demo::DemoArgs { exit_after_cycle: true, channels: 200, latency_ms: 1 };
     let summary = producer::demo::run_demo(config, args).await.expect("demo completes");
     let count = |name: &str| -> i64 {

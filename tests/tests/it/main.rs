@@ -14,4 +14,5 @@ mod limits;
 mod pipeline;
 mod proactive;
 mod queue;
+mod retention;
 mod webhooks;

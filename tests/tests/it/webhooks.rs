@@ -27,7 +27,8 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-const SECRET: &str = "whsec_test_secret";
+/// A Standard Webhooks secret: `whsec_` and the base64 key ("fb-token-refresh webhook test key").
+const SECRET: &str = "whsec_ZmItdG9rZW4tcmVmcmVzaCB3ZWJob29rIHRlc3Qga2V5";
 
 /// How the receiver answers one request.
 #[derive(Clone, Copy, Debug)]
@@ -253,6 +254,69 @@ async fn a_status_change_is_delivered_signed_and_without_tokens() {
     make_due_now(&env).await;
     assert_eq!(deliver(&env, None).await, 0);
     assert_eq!(rx.received().len(), 1);
+}
+
+/// Checks a Standard Webhooks signature as a receiver would, with its own HMAC (not the code under
+/// test): `webhook-signature` holds space-separated `v1,<base64>` values over `{id}.{ts}.{body}`.
+fn standard_signature_valid(key: &[u8], id: &str, timestamp: &str, signatures: &str, body: &[u8]) -> bool {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    signatures.split(' ').filter_map(|s| s.strip_prefix("v1,")).any(|b64| {
+        base64::engine::general_purpose::STANDARD.decode(b64).is_ok_and(|sig| mac.clone().verify_slice(&sig).is_ok())
+    })
+}
+
+#[tokio::test]
+async fn webhooks_carry_a_standard_webhooks_signature_a_receiver_can_verify() {
+    use base64::Engine as _;
+    let rx = Receiver::start(Answer::Status(200), &[], Duration::ZERO).await;
+    let mut env = env_with_urls(vec![rx.url("/hooks/std")]).await;
+    let (ch, _, _) = env.healthy_channel("61101").await;
+    // `whsec_` secrets are the spec's format: the key is the base64-decoded rest.
+    let whsec_key = base64::engine::general_purpose::STANDARD
+        .decode(SECRET.strip_prefix("whsec_").expect("whsec_ secret"))
+        .expect("base64");
+    // Any other secret keys the HMAC with its bytes as written.
+    let plain = "plain shared secret";
+    for (secret, key) in [(SECRET, whsec_key.clone()), (plain, plain.as_bytes().to_vec())] {
+        env.config.webhook_secret = Some(Secret::new(secret));
+        let c = change(ch, "61101", "healthy", "reauthorization_required");
+        assert_eq!(webhooks::enqueue(&env.db, &env.config, &c).await.expect("enqueue"), 1);
+        let before = Utc::now().timestamp();
+        assert_eq!(deliver(&env, None).await, 1);
+        let after = Utc::now().timestamp();
+        let got = rx.received();
+        let req = got.last().expect("a request");
+
+        let id = req.header("webhook-id").expect("webhook-id");
+        assert_eq!(Some(id), req.json()["event_id"].as_str(), "webhook-id is the event id");
+        assert_eq!(Some(id), req.header("x-webhook-id"));
+        let ts = req.header("webhook-timestamp").expect("webhook-timestamp");
+        let ts_secs: i64 = ts.parse().expect("Unix seconds");
+        assert!(
+            (before - 1..=after + 1).contains(&ts_secs),
+            "timestamp {ts_secs} is the send time ({before}..{after})"
+        );
+        let sig = req.header("webhook-signature").expect("webhook-signature");
+        assert!(sig.starts_with("v1,"), "{sig}");
+        assert!(standard_signature_valid(&key, id, ts, sig, &req.body), "{secret}: {sig}");
+
+        // What a receiver must reject: another body, another timestamp (a replay re-dated),
+        // another id, another key.
+        let mut tampered = req.body.clone();
+        let at = tampered.iter().position(|b| b.is_ascii_digit()).expect("a digit in the body");
+        tampered[at] = if tampered[at] == b'9' { b'8' } else { tampered[at] + 1 };
+        assert!(!standard_signature_valid(&key, id, ts, sig, &tampered), "tampered body");
+        assert!(!standard_signature_valid(&key, id, &(ts_secs - 600).to_string(), sig, &req.body), "old timestamp");
+        assert!(!standard_signature_valid(&key, &Uuid::now_v7().to_string(), ts, sig, &req.body), "other id");
+        assert!(!standard_signature_valid(b"wrong key", id, ts, sig, &req.body), "other key");
+        // The GitHub-style header is still there, keyed by the secret as written.
+        assert_eq!(req.header("x-signature-256"), Some(webhooks::signature(&Secret::new(secret), &req.body).as_str()));
+    }
+    assert_ne!(whsec_key, SECRET.as_bytes(), "the two cases use different keys");
 }
 
 #[tokio::test]
