@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use chrono::Utc;
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 use tracing::{info, warn};
@@ -474,7 +475,7 @@ impl Pipeline {
                 from: before.to_owned(),
                 to: update.status.to_owned(),
                 error: update.error.flatten().map(|e| (e.code, e.subcode, e.message.clone())),
-                at: chrono::Utc::now(),
+                at: Utc::now(),
             };
             if let Err(e) = crate::webhooks::enqueue(&self.db, &self.config, &change).await {
                 warn!(channel.id = channel.id, error = %e, "could not queue the webhook event");

@@ -114,10 +114,12 @@ impl Pipeline {
                 warn!(channel.id = id, error = %e, "could not queue the webhook event");
             }
         }
+        // `updated_at` says when a job last answered for the channel (`refresh-all` waits on it);
+        // the expiry of its user token is no such answer, so it leaves the time alone.
         sqlx::query(
-            "INSERT INTO fb_token_states (channel_id, expires_at, data_access_expires_at)
-             SELECT id, $2, $3 FROM channel_facebook_pages WHERE user_access_token = $1
-             ON CONFLICT (channel_id) DO UPDATE SET expires_at = $2, data_access_expires_at = $3, updated_at = now()",
+            "INSERT INTO fb_token_states (channel_id, expires_at, data_access_expires_at, updated_at)
+             SELECT id, $2, $3, 'epoch' FROM channel_facebook_pages WHERE user_access_token = $1
+             ON CONFLICT (channel_id) DO UPDATE SET expires_at = $2, data_access_expires_at = $3",
         )
         .bind(user_token.expose())
         .bind(info.expires_at)
