@@ -18,6 +18,7 @@ pub mod queue;
 pub mod redis_ops;
 pub mod retention;
 pub mod retry;
+mod scopes;
 pub mod secret;
 pub mod status;
 pub mod store;
