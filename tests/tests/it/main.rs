@@ -15,4 +15,5 @@ mod pipeline;
 mod proactive;
 mod queue;
 mod retention;
+mod scopes;
 mod webhooks;
