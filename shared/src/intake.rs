@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use crate::{
     config::Config,
-    graph::{GraphError, from_error_object},
-    job::{Reason, RefreshJob},
+    graph::{ErrorKind, GraphError, from_error_object},
+    job::{Capability, Reason, RefreshJob},
     pending::{self, PendingKeys},
     queue::{self, JobStorage},
     store::events::clamp_i32,
@@ -142,6 +142,11 @@ impl Intake {
     ) -> Result<Decision, IntakeError> {
         let channel_id = job.channel_id();
         let error = &self.scrubbed(channel_id, error).await?;
+        // The page validation passes without the permission the send lacked; the job must look.
+        let job = &match error.kind {
+            ErrorKind::Permission => job.needing(Capability::Messaging),
+            _ => job.clone(),
+        };
         // Commands on a connection Redis dropped (a restart, a failover) fail until the manager
         // has reconnected in the background; a report should not fail with them.
         let mut pause = std::time::Duration::from_millis(50);

@@ -40,6 +40,15 @@ impl Reason {
     }
 }
 
+/// What a job's validation must show beyond a token that answers: a send can fail for a permission
+/// the token lacks while the token itself works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    /// The page token can send messages (`pages_messaging`).
+    Messaging,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum RefreshJob {
@@ -61,6 +70,9 @@ pub struct RefreshJobV1 {
     /// Runs in a row that Postgres or Redis failed under; they do not use attempts.
     #[serde(default)]
     pub store_failures: u32,
+    /// Left out when `None`, so jobs without it keep the payload older workers know.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needs: Option<Capability>,
 }
 
 fn first_attempt() -> u32 {
@@ -76,7 +88,13 @@ impl RefreshJob {
             enqueued_at: Utc::now(),
             attempt: 1,
             store_failures: 0,
+            needs: None,
         })
+    }
+
+    /// The same job, its validation also holding the token to `needs`.
+    pub fn needing(&self, needs: Capability) -> Self {
+        Self::V1(RefreshJobV1 { needs: Some(needs), ..self.v1().clone() })
     }
 
     pub fn v1(&self) -> &RefreshJobV1 {
@@ -180,6 +198,7 @@ impl BatchJob {
             enqueued_at: v.enqueued_at,
             attempt: 1,
             store_failures: 0,
+            needs: None,
         })
     }
 }
@@ -231,6 +250,23 @@ mod tests {
         let v = json!({"type": "refresh.v1", "job_id": "0190b0f0-0000-7000-8000-000000000000", "channel_id": 7,
                        "reason": "cron", "enqueued_at": "2026-11-29T00:00:00Z"});
         assert_eq!(RefreshJob::decode(&v).expect("decodes").v1().attempt, 1);
+    }
+
+    #[test]
+    fn old_payload_without_needs_decodes_and_new_ones_keep_it() {
+        let v = json!({"type": "refresh.v1", "job_id": "0190b0f0-0000-7000-8000-000000000000", "channel_id": 7,
+                       "reason": "send_failure", "enqueued_at": "2026-11-29T00:00:00Z", "attempt": 2, "store_failures": 0});
+        assert_eq!(RefreshJob::decode(&v).expect("decodes").v1().needs, None);
+        let plain = RefreshJob::new(7, Reason::SendFailure);
+        assert!(serde_json::to_value(&plain).expect("serializes").get("needs").is_none(), "payload unchanged");
+        let job = plain.needing(Capability::Messaging);
+        let v = serde_json::to_value(&job).expect("serializes");
+        assert_eq!(v["needs"], "messaging");
+        let back = RefreshJob::decode(&v).expect("decodes");
+        assert_eq!(back.v1().needs, Some(Capability::Messaging));
+        assert_eq!(back.job_id(), plain.job_id(), "the same job");
+        assert_eq!(back.next_attempt().v1().needs, Some(Capability::Messaging));
+        assert_eq!(back.follow_up().v1().needs, Some(Capability::Messaging), "a re-check checks the same");
     }
 
     #[test]

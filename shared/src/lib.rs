@@ -20,6 +20,7 @@ pub mod redis_ops;
 pub mod reports;
 pub mod retention;
 pub mod retry;
+mod scopes;
 pub mod secret;
 pub mod status;
 pub mod store;

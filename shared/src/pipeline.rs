@@ -168,7 +168,17 @@ impl Pipeline {
         }
 
         let started = Instant::now();
-        let validated = self.graph.validate_page(&channel.page_id, &channel.page_token).await;
+        let validated = match self.graph.validate_page(&channel.page_id, &channel.page_token).await {
+            // A token that answers may still lack what the reported send needed.
+            Ok(info) => match self.check_needs(job, &channel.page_token).await {
+                Ok(()) => Ok(info),
+                Err(e) => {
+                    self.pause_if_near_limit(&channel, info.usage).await?;
+                    Err(e)
+                }
+            },
+            Err(e) => Err(e),
+        };
         let latency = started.elapsed();
         self.metrics.observe("validate", latency.as_secs_f64());
         match validated {
@@ -271,7 +281,7 @@ impl Pipeline {
 
     async fn refresh(&self, job: &RefreshJob, channel: &Channel) -> Result<Outcome, InfraError> {
         let started = Instant::now();
-        let found = self.find_and_check(channel).await;
+        let found = self.find_and_check(job, channel).await;
         self.refresh_found(job, channel, found, started.elapsed()).await
     }
 
@@ -324,9 +334,12 @@ impl Pipeline {
 
     /// The user token's view of the page, and a check that the token it gives really works (the
     /// same dead token handed back would otherwise count as a refresh).
-    async fn find_and_check(&self, channel: &Channel) -> Result<Secret, GraphError> {
+    async fn find_and_check(&self, job: &RefreshJob, channel: &Channel) -> Result<Secret, GraphError> {
         let lookup = self.graph.find_page_token(&channel.user_token, &channel.page_id).await?;
-        self.check_found(channel, lookup).await
+        let token = self.check_found(channel, lookup).await?;
+        // Held to what the old token failed at, else a token that cannot send counts as a refresh.
+        self.check_needs(job, &token).await?;
+        Ok(token)
     }
 
     /// The token the user's pages gave, checked to really work.

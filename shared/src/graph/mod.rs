@@ -19,5 +19,5 @@ pub use client::{GraphClient, GraphSettings, PageInfo, PageLookup};
 pub use error::{ErrorKind, GraphError, classify};
 pub use proof::appsecret_proof;
 pub use scrub::{REDACTED, scrub};
-pub use tokens::TokenInfo;
+pub use tokens::{MESSAGING_SCOPE, TokenInfo};
 pub use usage::{Usage, retry_after_from_headers, usage_percent};

@@ -7,6 +7,9 @@ use serde_json::Value;
 use super::{ErrorKind, GraphClient, GraphError, answer::error_object};
 use crate::secret::Secret;
 
+/// What Chatwoot's Facebook channel sends with; its login asks for it (`channels/Facebook.vue`).
+pub const MESSAGING_SCOPE: &str = "pages_messaging";
+
 /// What `debug_token` says about a token.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenInfo {

@@ -201,6 +201,13 @@ impl GraphSim {
         lock(&self.sim().world).kill_page_token(page_id, user_id, GraphError::from_code(code, subcode, message));
     }
 
+    /// The person took `scope` (e.g. `pages_messaging`) away for this page: `debug_token` no longer
+    /// lists it for any of the page's tokens, including those `/me/accounts` hands out later. The
+    /// tokens stay alive; validation still succeeds.
+    pub fn revoke_page_scope(&self, page_id: &str, scope: &str) {
+        lock(&self.sim().world).revoke_page_scope(page_id, scope);
+    }
+
     /// Every call with this token (user or page) answers this error.
     pub fn kill_user_token(&self, user_token: &str, code: i64, subcode: Option<i64>, message: &str) {
         lock(&self.sim().world).kill_token(user_token, GraphError::from_code(code, subcode, message));

@@ -7,7 +7,7 @@ use super::{
     errors::GraphError,
     reply::Reply,
     sim::{Sim, lock, now},
-    state::{SCOPES, TokenKind, USER_TOKEN_TTL_SECS, Who},
+    state::{TokenKind, USER_TOKEN_TTL_SECS, Who},
 };
 
 const APPLICATION: &str = "Sim App";
@@ -67,7 +67,7 @@ pub(crate) fn debug_token(sim: &Sim, call: &Call) -> Result<Reply, GraphError> {
     if let TokenKind::Page { page_id } = &rec.kind {
         data.insert("profile_id".into(), Value::from(page_id.clone()));
     }
-    data.insert("scopes".into(), json!(SCOPES));
+    data.insert("scopes".into(), json!(rec.scopes));
     data.insert("granular_scopes".into(), json!([]));
     data.insert("user_id".into(), Value::from(rec.user_id.clone()));
     if let Err(e) = check {

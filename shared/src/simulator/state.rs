@@ -34,6 +34,8 @@ pub(crate) struct TokenRec {
     pub data_access_expires_at: i64,
     /// Set by `kill_*`, `revoke_role`: every use answers this error.
     pub dead: Option<GraphError>,
+    /// What `debug_token` lists: the permissions the person granted when the token was issued.
+    pub scopes: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -66,6 +68,9 @@ pub(crate) struct World {
     tokens: HashMap<String, TokenRec>,
     /// (page, user) -> the current page token minted through that user.
     current: HashMap<(String, String), String>,
+    /// Page -> permissions its tokens no longer carry, minted later or not: the person took them
+    /// away from the app, which re-issuing the page token does not undo.
+    revoked_scopes: HashMap<String, HashSet<String>>,
     seq: u64,
 }
 
@@ -91,6 +96,7 @@ impl World {
             expires_at: now + USER_TOKEN_TTL_SECS,
             data_access_expires_at: now + DATA_ACCESS_TTL_SECS,
             dead: None,
+            scopes: SCOPES.map(str::to_owned).to_vec(),
         };
         self.tokens.insert(token.clone(), rec);
         token
@@ -171,6 +177,22 @@ impl World {
         }
     }
 
+    /// Every token of the page loses `scope`, and tokens minted for it later lack it too. A scan of
+    /// all tokens: a test's action, not a request's.
+    pub fn revoke_page_scope(&mut self, page_id: &str, scope: &str) {
+        self.revoked_scopes.entry(page_id.to_owned()).or_default().insert(scope.to_owned());
+        for rec in self.tokens.values_mut() {
+            if matches!(&rec.kind, TokenKind::Page { page_id: p } if p == page_id) {
+                rec.scopes.retain(|s| s != scope);
+            }
+        }
+    }
+
+    fn page_scopes(&self, page_id: &str) -> Vec<String> {
+        let revoked = self.revoked_scopes.get(page_id);
+        SCOPES.iter().filter(|s| !revoked.is_some_and(|r| r.contains(**s))).map(|s| (*s).to_owned()).collect()
+    }
+
     pub fn set_user_token_expiry(&mut self, token: &str, expires_at: i64, data_access_expires_at: i64) {
         if let Some(rec) = self.tokens.get_mut(token) {
             rec.expires_at = expires_at;
@@ -219,6 +241,7 @@ impl World {
             expires_at: 0,
             data_access_expires_at: now + DATA_ACCESS_TTL_SECS,
             dead: None,
+            scopes: self.page_scopes(page_id),
         };
         self.tokens.insert(token.clone(), rec);
         self.current.insert(key, token.clone());

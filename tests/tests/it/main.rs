@@ -17,6 +17,7 @@ mod pipeline;
 mod proactive;
 mod queue;
 mod retention;
+mod scopes;
 mod tls;
 mod waiters;
 mod webhooks;

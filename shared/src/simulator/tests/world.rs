@@ -323,3 +323,35 @@ async fn successful_answers_carry_the_page_usage_asked_for() {
     sim.clear_rate_limits();
     assert!(get(&sim, "/1000", &[], Some(&t0)).await.headers.get("x-business-use-case-usage").is_none());
 }
+
+/// A person who took `pages_messaging` away: every token of that page, old or minted later through
+/// `/me/accounts`, lacks it in `debug_token`, while validation still succeeds and other pages keep it.
+#[tokio::test]
+async fn a_revoked_scope_leaves_every_token_of_the_page() {
+    let sim = start().await;
+    let user = user_with_pages(&sim, "7", 2);
+    let app = sim.app_token().unwrap();
+    let scopes = |input: String| {
+        let (sim, app) = (sim.clone(), app.clone());
+        async move {
+            let a = get(&sim, "/debug_token", &[("input_token", &input)], Some(&app)).await;
+            assert_eq!((a.status, a.body["data"]["is_valid"].as_bool()), (200, Some(true)), "{}", a.body);
+            let list = a.body["data"]["scopes"].as_array().unwrap().iter();
+            list.map(|s| s.as_str().unwrap().to_owned()).collect::<Vec<_>>()
+        }
+    };
+    let old = sim.page_token("1000", "7").unwrap();
+    assert!(scopes(old.clone()).await.contains(&"pages_messaging".to_owned()), "granted by default");
+
+    sim.revoke_page_scope("1000", "pages_messaging");
+    let left = scopes(old.clone()).await;
+    assert!(!left.contains(&"pages_messaging".to_owned()) && left.contains(&"pages_show_list".to_owned()), "{left:?}");
+    assert_eq!(get(&sim, "/1000", &[("fields", "id,name")], Some(&old)).await.status, 200, "still alive");
+    assert!(scopes(sim.page_token("1001", "7").unwrap()).await.contains(&"pages_messaging".to_owned()));
+
+    sim.kill_page_token("1000", "7", 190, Some(460), "password changed");
+    let a = get(&sim, "/me/accounts", &[("fields", "id,access_token")], Some(&user)).await;
+    let minted = a.body["data"][0]["access_token"].as_str().unwrap().to_owned();
+    assert_ne!(minted, old);
+    assert!(!scopes(minted).await.contains(&"pages_messaging".to_owned()), "a re-issued token lacks it too");
+}
