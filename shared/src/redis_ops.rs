@@ -10,6 +10,19 @@ pub fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
+/// `s` as a literal in a Redis glob pattern (`SCAN MATCH`, `PSUBSCRIBE`): a key prefix holding `*`,
+/// `?`, `[` or `]` must not match other people's keys.
+pub fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// `DEL key` if it still holds `value`; true when it did.
 pub async fn delete_if(redis: &mut ConnectionManager, key: &str, value: &str) -> redis::RedisResult<bool> {
     let deleted: i64 =
@@ -19,4 +32,15 @@ pub async fn delete_if(redis: &mut ConnectionManager, key: &str, value: &str) ->
             .invoke_async(redis)
             .await?;
     Ok(deleted == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_metacharacters_are_literal() {
+        assert_eq!(glob_escape("a*b?:[x]\\"), "a\\*b\\?:\\[x\\]\\\\");
+        assert_eq!(glob_escape("test:abc:fb_token_refresh:report:"), "test:abc:fb_token_refresh:report:");
+    }
 }

@@ -159,7 +159,7 @@ impl Drop for Registration {
 /// Holds the subscription, reconnecting with backoff, until `stop`.
 async fn listen(config: Arc<Config>, slots: Arc<Slots>, stop: CancellationToken) {
     let prefix = format!("{}:report:", config.queue_name());
-    let pattern = format!("{}*", glob_escape(&prefix));
+    let pattern = format!("{}*", crate::redis_ops::glob_escape(&prefix));
     let mut backoff = reconnect_backoff();
     loop {
         let subscribe = async {
@@ -209,27 +209,9 @@ fn reconnect_backoff() -> impl Iterator<Item = Duration> {
         .build()
 }
 
-/// The key prefix as a literal in a PSUBSCRIBE pattern.
-fn glob_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn prefixes_are_literal_in_the_pattern() {
-        assert_eq!(glob_escape("a*b?:[x]\\"), "a\\*b\\?:\\[x\\]\\\\");
-        assert_eq!(glob_escape("test:abc:fb_token_refresh:report:"), "test:abc:fb_token_refresh:report:");
-    }
 
     #[test]
     fn slots_go_when_their_last_waiter_does() {

@@ -214,7 +214,7 @@ pub async fn seed(
 async fn clear_prefix(redis: &mut ConnectionManager, prefix: &str) -> anyhow::Result<()> {
     anyhow::ensure!(prefix.ends_with("demo:"), "refusing to clear Redis keys outside a demo prefix ({prefix:?})");
     let keys: Vec<String> = {
-        let mut iter = redis.scan_match::<_, String>(format!("{}*", glob_escape(prefix))).await?;
+        let mut iter = redis.scan_match::<_, String>(format!("{}*", shared::redis_ops::glob_escape(prefix))).await?;
         let mut keys = Vec::new();
         while let Some(k) = futures::StreamExt::next(&mut iter).await {
             let k = k?;
@@ -231,25 +231,11 @@ async fn clear_prefix(redis: &mut ConnectionManager, prefix: &str) -> anyhow::Re
     Ok(())
 }
 
-/// `prefix` as a literal in a Redis glob pattern (`*`, `?`, `[`, `]` and backslash escaped).
-fn glob_escape(prefix: &str) -> String {
-    let mut out = String::with_capacity(prefix.len());
-    for c in prefix.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn demo_glob_escape_keeps_the_prefix_literal() {
-        assert_eq!(glob_escape("prod:demo:"), "prod:demo:");
-        assert_eq!(glob_escape("a*b?[c]\\demo:"), "a\\*b\\?\\[c\\]\\\\demo:");
+        assert_eq!(shared::redis_ops::glob_escape("prod:demo:"), "prod:demo:");
+        assert_eq!(shared::redis_ops::glob_escape("a*b?[c]\\demo:"), "a\\*b\\?\\[c\\]\\\\demo:");
     }
 }
