@@ -9,6 +9,8 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/fb_to
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 pub const DEFAULT_GRAPH_URL: &str = "https://graph.facebook.com/v24.0";
 pub const DEFAULT_REFRESH_CRON: &str = "0 0 */6 * * *";
+/// The shortest `ADMIN_API_TOKEN` accepted.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid {var}={value:?}: {reason}")]
@@ -224,7 +226,17 @@ impl Config {
                 Some("chatwoot") => FlagStyle::Chatwoot,
                 Some(v) => return Err(err("REDIS_FLAG_KEYS", v, "must be seed or chatwoot")),
             },
-            admin_api_token: get("ADMIN_API_TOKEN").map(Secret::new),
+            admin_api_token: match get("ADMIN_API_TOKEN") {
+                // It opens every account; a short one can be guessed through the open API.
+                Some(t) if t.trim().chars().count() < MIN_ADMIN_TOKEN_CHARS => {
+                    return Err(err(
+                        "ADMIN_API_TOKEN",
+                        "[redacted]",
+                        format!("must be at least {MIN_ADMIN_TOKEN_CHARS} characters (e.g. `openssl rand -hex 32`)"),
+                    ));
+                }
+                other => other.map(Secret::new),
+            },
             log_format: match get("LOG_FORMAT").as_deref() {
                 None | Some("text") => LogFormat::Text,
                 Some("json") => LogFormat::Json,
@@ -430,6 +442,7 @@ mod tests {
             ("DATABASE_POOL_SIZE", "0"),
             ("DATABASE_POOL_SIZE", "many"),
             ("HISTORY_RETENTION_DAYS", "0"),
+            ("ADMIN_API_TOKEN", "admin"),
             ("API_REFRESH_PER_MINUTE", "0"),
             ("API_REFRESH_PER_MINUTE", "often"),
             ("API_MAX_WAITERS", "0"),
@@ -474,6 +487,14 @@ mod tests {
             .expect_err("rejected");
         assert!(e.to_string().contains("entry 2"), "{e}");
         assert!(!e.to_string().contains("hunter2") && !e.to_string().contains("abc"), "{e}");
+    }
+
+    #[test]
+    fn a_short_admin_token_is_refused_without_being_echoed() {
+        let e = with(&[("ADMIN_API_TOKEN", "hunter2")]).expect_err("too short");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let c = with(&[("ADMIN_API_TOKEN", "0123456789abcdef")]).expect("16 characters");
+        assert!(c.admin_api_token.is_some());
     }
 
     #[test]

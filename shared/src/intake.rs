@@ -212,14 +212,19 @@ impl Intake {
             }
             None => {}
         }
-        let failed_at = failed_at.unwrap_or_else(|| Utc::now() - REPORT_SLACK);
-        let replaced: Option<DateTime<Utc>> =
-            sqlx::query_scalar("SELECT last_refreshed_at FROM fb_token_states WHERE channel_id = $1")
-                .bind(clamp_i32(channel_id))
-                .fetch_optional(&self.db)
-                .await?
-                .flatten();
-        if replaced.is_some_and(|at| at > failed_at) {
+        // Compared on the database's clock, which stamped `last_refreshed_at`: a producer whose clock
+        // is off would otherwise take fresh tokens for old ones, or old for fresh.
+        let replaced: Option<bool> = sqlx::query_scalar(
+            "SELECT last_refreshed_at > coalesce($2, now() - make_interval(secs => $3))
+             FROM fb_token_states WHERE channel_id = $1",
+        )
+        .bind(clamp_i32(channel_id))
+        .bind(failed_at)
+        .bind(REPORT_SLACK.num_seconds() as f64)
+        .fetch_optional(&self.db)
+        .await?
+        .flatten();
+        if replaced == Some(true) {
             return Ok(Decision::AlreadyReplaced);
         }
         let claimed = match pending::claim_many(&mut redis, &keys, &[(channel_id, job_id)]).await {
