@@ -27,6 +27,12 @@ pub async fn serve(
     let (db, redis, storage, intake, config) =
         (state.db.clone(), state.redis.clone(), state.storage.clone(), state.intake.clone(), state.config.clone());
     let replica = worker::name::unique_worker_name().replacen("worker-", "producer-", 1);
+    if config.weak_admin_token() {
+        tracing::warn!(
+            "ADMIN_API_TOKEN is shorter than {} characters and opens every account; use a long random one (e.g. `openssl rand -hex 32`)",
+            shared::config::MIN_ADMIN_TOKEN_CHARS
+        );
+    }
     info!(bind = %listener.local_addr()?, cron = %config.refresh_cron, replica = %replica, "producer serving");
 
     let trigger = crate::cron::Trigger {
