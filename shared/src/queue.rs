@@ -117,14 +117,6 @@ pub async fn enqueue(storage: &mut JobStorage, job: RefreshJob, delay: Option<Du
     storage.push_task(task.build()).await.map_err(|e| EnqueueError(e.to_string()))
 }
 
-const TO_FRONT: &str = r#"
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
-  redis.call('LPUSH', KEYS[2], ARGV[1])
-  return 1
-end
-return 0
-"#;
-
 /// The apalis task id a job pushed to the front gets: derived from the job's id, so pushing the
 /// same job again is a no-op (apalis stores task data with HSETNX) and whether it was pushed can
 /// be checked (`pushed_front`).
@@ -147,19 +139,7 @@ pub async fn enqueue_front(
     config: &Config,
     job: RefreshJob,
 ) -> Result<(), EnqueueError> {
-    let id = front_task_id(job.job_id());
-    let task = TaskBuilder::new(job).task_id(apalis::prelude::TaskId::from(id.clone())).build();
-    storage.push_task(task).await.map_err(|e| EnqueueError(e.to_string()))?;
-    let q = config.queue_name();
-    // Zero when a fetch already moved it: it is in the active list then, just not first.
-    let _: i64 = redis::Script::new(TO_FRONT)
-        .key(format!("{q}:scheduled"))
-        .key(format!("{q}:active"))
-        .arg(&id)
-        .invoke_async(redis)
-        .await
-        .map_err(EnqueueError::redis)?;
-    Ok(())
+    enqueue_front_many(storage, redis, config, vec![job]).await
 }
 
 const MANY_TO_FRONT: &str = r#"
@@ -172,7 +152,8 @@ return 0
 "#;
 
 /// `enqueue_front` for many jobs in two round trips; the first of `jobs` ends up first in the
-/// queue. Jobs already pushed (the same ids) are not pushed again.
+/// queue. Jobs already pushed (the same ids) are not pushed again. A job a fetch already moved is
+/// in the active list, just not first.
 pub async fn enqueue_front_many(
     storage: &mut JobStorage,
     redis: &mut ConnectionManager,

@@ -83,11 +83,8 @@ pub async fn handle_payload(state: &WorkerState, payload: serde_json::Value) -> 
         Err(why) => {
             // Retrying cannot fix a payload; keep a trace of it and move on. The log gets its size
             // and shape only: the payload is arbitrary, and the full text goes to fb_dead_jobs.
-            let excerpt: String = payload.to_string().chars().take(300).collect();
             error!(payload = %poison_summary(&payload), "{why}; job dropped and recorded in fb_dead_jobs");
-            // Keep at most 64 KiB of it: a huge poison payload must not become a huge row.
-            let kept = if payload.to_string().len() > 65_536 { serde_json::Value::String(excerpt) } else { payload };
-            if let Err(e) = store::record_poison(&state.pipeline.db, &kept, &why).await {
+            if let Err(e) = store::record_poison(&state.pipeline.db, &store::kept_payload(&payload), &why).await {
                 warn!(error = %e, "could not record the poison payload");
             }
             return Ok(());

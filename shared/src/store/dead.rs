@@ -27,6 +27,13 @@ pub async fn record_dead_job(db: &PgPool, job: &RefreshJob, error: &GraphError) 
     Ok(())
 }
 
+/// What a dead-letter row keeps of a payload: all of it up to 64 KiB, else a 300-character excerpt,
+/// so a huge poison payload does not become a huge row.
+pub fn kept_payload(payload: &Value) -> Value {
+    let text = payload.to_string();
+    if text.len() > 65_536 { Value::String(text.chars().take(300).collect()) } else { payload.clone() }
+}
+
 /// A payload that could not be decoded.
 pub async fn record_poison(db: &PgPool, payload: &Value, why: &str) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO fb_dead_jobs (error_kind, error_message, payload) VALUES ('poison', $1, $2)")

@@ -20,7 +20,9 @@ pub use api_tokens::{account_of_token, create_api_token, revoke_api_token, token
 pub use channels::{
     Channel, TokenWrite, facebook_channel_ids, is_unchanged, load_channel, load_channels, write_page_token,
 };
-pub use dead::{mark_redriven, open_dead_count, open_dead_jobs, record_dead_job, record_panic, record_poison};
+pub use dead::{
+    kept_payload, mark_redriven, open_dead_count, open_dead_jobs, record_dead_job, record_panic, record_poison,
+};
 pub use events::{Event, Step, record_event};
 pub use inboxes::*;
 pub use outcomes::{HourlyOutcome, hourly_outcomes};
