@@ -26,8 +26,6 @@ use crate::WorkerState;
 
 /// The most of a panic message kept in logs, the dead letter and the report.
 pub const MAX_PANIC_MESSAGE: usize = 500;
-/// A payload above this size is kept as an excerpt, as poison payloads are.
-const MAX_KEPT_PAYLOAD: usize = 65_536;
 
 /// Runs one job's `work`; a panic in it is settled here and answered `Ok`, so apalis acks the job
 /// instead of retrying something that would most likely panic again (`retry-dead` re-drives it once
@@ -97,6 +95,10 @@ async fn settle_panic(state: &WorkerState, payload: &serde_json::Value, message:
         Some(QueueJob::Refresh(job)) => Some(job),
         _ => None,
     };
+    // Recorded before anyone is told: a waiter that hears "dead" finds the dead letter.
+    if let Err(e) = store::record_panic(&state.pipeline.db, single, &store::kept_payload(payload), message).await {
+        warn!(error = %e, "could not record the panicked job in fb_dead_jobs");
+    }
     match &job {
         Some(QueueJob::Refresh(job)) => {
             let v = job.v1();
@@ -122,15 +124,6 @@ async fn settle_panic(state: &WorkerState, payload: &serde_json::Value, message:
             }
         }
         None => error!(panic = message, "job panicked; recorded in fb_dead_jobs, the worker carries on"),
-    }
-    let text = payload.to_string();
-    let kept = if text.len() > MAX_KEPT_PAYLOAD {
-        serde_json::Value::String(text.chars().take(300).collect())
-    } else {
-        payload.clone()
-    };
-    if let Err(e) = store::record_panic(&state.pipeline.db, single, &kept, message).await {
-        warn!(error = %e, "could not record the panicked job in fb_dead_jobs");
     }
 }
 
