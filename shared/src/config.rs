@@ -96,6 +96,66 @@ pub struct Config {
     /// `SSL_CERT_FILE` would do for Redis too, but it replaces the trust roots of the whole
     /// process, Graph calls included.
     pub redis_tls_ca_file: Option<PathBuf>,
+    /// Chatwoot's three Active Record Encryption values (`ACTIVE_RECORD_ENCRYPTION_*`, same names
+    /// as in its `.env`): all three set, or none. With them, token columns are read and written as
+    /// Rails envelopes.
+    pub encryption: Option<EncryptionKeys>,
+    /// Addition: the Postgres schema that holds the system's own tables and its migration
+    /// bookkeeping (`DATABASE_SCHEMA`), so nothing of ours lands in Chatwoot's `public`.
+    pub database_schema: String,
+}
+
+/// The inputs of Rails' key derivation, as Chatwoot's `.env` holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncryptionKeys {
+    pub primary_key: Secret,
+    /// Chatwoot sets it, but non-deterministic columns (the token columns) never use it.
+    pub deterministic_key: Secret,
+    pub key_derivation_salt: Secret,
+}
+
+pub const DEFAULT_DATABASE_SCHEMA: &str = "fb_token_refresh";
+
+const ENCRYPTION_VARS: [&str; 3] = [
+    "ACTIVE_RECORD_ENCRYPTION_PRIMARY_KEY",
+    "ACTIVE_RECORD_ENCRYPTION_DETERMINISTIC_KEY",
+    "ACTIVE_RECORD_ENCRYPTION_KEY_DERIVATION_SALT",
+];
+
+/// Chatwoot encrypts only when all three are set (`Chatwoot.encryption_configured?`); one or two
+/// of them is a half-copied `.env`, which would make us write plaintext where Chatwoot reads
+/// envelopes or the other way round, so it is refused.
+fn encryption_keys(get: &impl Fn(&str) -> Option<String>) -> Result<Option<EncryptionKeys>, ConfigError> {
+    let [p, d, s] = ENCRYPTION_VARS.map(|v| get(v).filter(|x| !x.trim().is_empty()));
+    match (p, d, s) {
+        (None, None, None) => Ok(None),
+        (Some(p), Some(d), Some(s)) => Ok(Some(EncryptionKeys {
+            primary_key: Secret::new(p),
+            deterministic_key: Secret::new(d),
+            key_derivation_salt: Secret::new(s),
+        })),
+        (p, d, s) => {
+            let missing = ENCRYPTION_VARS
+                .iter()
+                .zip([p.is_none(), d.is_none(), s.is_none()])
+                .filter(|(_, m)| *m)
+                .map(|(v, _)| *v)
+                .collect::<Vec<_>>()
+                .join(", ");
+            Err(ConfigError {
+                var: "ACTIVE_RECORD_ENCRYPTION_PRIMARY_KEY",
+                value: "[redacted]".into(),
+                reason: format!("set all three ACTIVE_RECORD_ENCRYPTION_* values (as in Chatwoot's .env) or none; missing: {missing}"),
+            })
+        }
+    }
+}
+
+fn valid_schema_name(v: &str) -> bool {
+    v != "public"
+        && v.len() <= 63
+        && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && v.bytes().next().is_some_and(|b| !b.is_ascii_digit())
 }
 
 impl Default for Config {
@@ -132,6 +192,8 @@ impl Default for Config {
             api_refresh_per_minute: 30,
             api_max_waiters: 1_000,
             redis_tls_ca_file: None,
+            encryption: None,
+            database_schema: DEFAULT_DATABASE_SCHEMA.to_owned(),
         }
     }
 }
@@ -302,6 +364,18 @@ impl Config {
                 "must be 1..=100000",
             )?,
             redis_tls_ca_file,
+            encryption: encryption_keys(&get)?,
+            database_schema: match get("DATABASE_SCHEMA") {
+                None => d.database_schema,
+                Some(v) if valid_schema_name(&v) => v,
+                Some(v) => {
+                    return Err(err(
+                        "DATABASE_SCHEMA",
+                        &v,
+                        "must be a lowercase identifier (a-z, 0-9, _; not starting with a digit; at most 63 bytes) other than public",
+                    ));
+                }
+            },
         })
     }
 
@@ -315,6 +389,12 @@ impl Config {
     /// guessed.
     pub fn weak_admin_token(&self) -> bool {
         self.admin_api_token.as_ref().is_some_and(|t| t.expose().trim().chars().count() < MIN_ADMIN_TOKEN_CHARS)
+    }
+
+    /// `search_path` for our sessions: our schema first (our tables, created there), then
+    /// Chatwoot's `public` (its tables, read where they are).
+    pub fn search_path(&self) -> String {
+        format!("\"{}\", public", self.database_schema)
     }
 
     /// Caps a wait Graph announced at `RATE_LIMIT_MAX_WAIT_SECS`.

@@ -36,6 +36,16 @@ impl TestEnv {
 
     /// Like `new`, with a chance to adjust the config before anything connects.
     pub async fn with(adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::build(adjust, None).await
+    }
+
+    /// A database holding Chatwoot's real tables (upstream `db/schema.rb`, as
+    /// `tests/fixtures/chatwoot_schema.sql`) before the system migrates it, as beside a real install.
+    pub async fn chatwoot(adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::build(adjust, Some(CHATWOOT_SCHEMA)).await
+    }
+
+    async fn build(adjust: impl FnOnce(&mut Config), before_migrate: Option<&str>) -> Self {
         let sim = GraphSim::start(SimOptions::default()).await.expect("simulator starts");
         let id = Uuid::new_v4().simple().to_string();
         let db_name = format!("fbtr_test_{}", &id[..16]);
@@ -60,6 +70,9 @@ impl TestEnv {
             ..Config::default()
         };
         adjust(&mut config);
+        if let Some(sql) = before_migrate {
+            create_database_with(&db_name, sql).await;
+        }
         let db = store::connect_and_migrate(&config.database_url, 8).await.expect("fresh database");
         let redis = queue::connect(&config).await.expect("redis");
         Self { config, db, redis, sim, db_name }
@@ -151,6 +164,17 @@ impl TestEnv {
     pub fn with_flag_style(style: FlagStyle) -> impl FnOnce(&mut Config) {
         move |c| c.flag_style = style
     }
+}
+
+pub const CHATWOOT_SCHEMA: &str = include_str!("../fixtures/chatwoot_schema.sql");
+
+/// Creates `name` and runs `sql` in it, as Chatwoot's own `db:schema:load` would have.
+pub async fn create_database_with(name: &str, sql: &str) {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(ADMIN_URL).await.expect("admin connection");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut admin).await.expect("create db");
+    let mut conn = sqlx::PgConnection::connect(&format!("postgres://postgres@127.0.0.1:5432/{name}")).await.expect("db");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut conn).await.expect("load schema");
 }
 
 /// Quick polling and heartbeats for tests (orphans recovered in ~3 s).
