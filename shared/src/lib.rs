@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod config;
+pub mod encryption;
 pub mod flags;
 pub mod followup;
 pub mod graph;
