@@ -1,5 +1,7 @@
+-- Written to be re-runnable (IF NOT EXISTS): a database of the first layout, whose tables lived in
+-- `public`, has them moved into DATABASE_SCHEMA before these run (store/schema.rs).
 -- Current token state per channel: one row, overwritten by every job that settles something.
-CREATE TABLE fb_token_states (
+CREATE TABLE IF NOT EXISTS fb_token_states (
     channel_id integer PRIMARY KEY,
     status text NOT NULL DEFAULT 'unknown'
         CHECK (status IN ('healthy', 'refreshed', 'reauthorization_required', 'retrying', 'unknown')),
@@ -17,10 +19,10 @@ CREATE TABLE fb_token_states (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 
-CREATE INDEX fb_token_states_status ON fb_token_states (status);
+CREATE INDEX IF NOT EXISTS fb_token_states_status ON fb_token_states (status);
 
 -- Append-only: every validation and refresh, with what Graph said and how long it took.
-CREATE TABLE fb_token_events (
+CREATE TABLE IF NOT EXISTS fb_token_events (
     id bigserial PRIMARY KEY,
     channel_id integer NOT NULL,
     job_id uuid NOT NULL,
@@ -34,6 +36,6 @@ CREATE TABLE fb_token_events (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 
-CREATE INDEX fb_token_events_channel ON fb_token_events (channel_id, created_at DESC);
-CREATE INDEX fb_token_events_created ON fb_token_events (created_at);
-CREATE INDEX fb_token_events_job ON fb_token_events (job_id);
+CREATE INDEX IF NOT EXISTS fb_token_events_channel ON fb_token_events (channel_id, created_at DESC);
+CREATE INDEX IF NOT EXISTS fb_token_events_created ON fb_token_events (created_at);
+CREATE INDEX IF NOT EXISTS fb_token_events_job ON fb_token_events (job_id);

@@ -1,5 +1,5 @@
 -- Every send failure the messaging service reported, and what was done about it.
-CREATE TABLE fb_send_failures (
+CREATE TABLE IF NOT EXISTS fb_send_failures (
     id bigserial PRIMARY KEY,
     channel_id integer NOT NULL,
     error_kind text NOT NULL,
@@ -11,4 +11,4 @@ CREATE TABLE fb_send_failures (
     received_at timestamptz NOT NULL DEFAULT now()
 );
 
-CREATE INDEX fb_send_failures_channel ON fb_send_failures (channel_id, received_at DESC);
+CREATE INDEX IF NOT EXISTS fb_send_failures_channel ON fb_send_failures (channel_id, received_at DESC);

@@ -1,5 +1,5 @@
 -- Per-account API tokens. Only a SHA-256 of the token is kept: a database leak does not leak them.
-CREATE TABLE fb_api_tokens (
+CREATE TABLE IF NOT EXISTS fb_api_tokens (
     id bigserial PRIMARY KEY,
     account_id integer NOT NULL,
     token_sha256 text NOT NULL UNIQUE,
@@ -7,4 +7,4 @@ CREATE TABLE fb_api_tokens (
     revoked_at timestamptz
 );
 
-CREATE INDEX fb_api_tokens_account ON fb_api_tokens (account_id);
+CREATE INDEX IF NOT EXISTS fb_api_tokens_account ON fb_api_tokens (account_id);

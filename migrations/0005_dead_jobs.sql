@@ -1,6 +1,6 @@
 -- Jobs that used every attempt, and payloads that could not be decoded: kept with what went wrong
 -- so an operator can look and re-drive them (producer retry-dead).
-CREATE TABLE fb_dead_jobs (
+CREATE TABLE IF NOT EXISTS fb_dead_jobs (
     id bigserial PRIMARY KEY,
     job_id uuid,
     channel_id integer,
@@ -15,4 +15,4 @@ CREATE TABLE fb_dead_jobs (
     redriven_at timestamptz
 );
 
-CREATE INDEX fb_dead_jobs_open ON fb_dead_jobs (channel_id) WHERE redriven_at IS NULL;
+CREATE INDEX IF NOT EXISTS fb_dead_jobs_open ON fb_dead_jobs (channel_id) WHERE redriven_at IS NULL;

@@ -2,7 +2,7 @@
 -- process that settled the job (a cheap INSERT); delivery loops in every worker claim due rows with
 -- FOR UPDATE SKIP LOCKED and push next_attempt_at forward by a lease while they POST, so each row is
 -- sent by one deliverer at a time and a crashed deliverer's rows come back when the lease ends.
-CREATE TABLE fb_webhook_deliveries (
+CREATE TABLE IF NOT EXISTS fb_webhook_deliveries (
     id bigserial PRIMARY KEY,
     event_id uuid NOT NULL,
     url text NOT NULL,
@@ -19,6 +19,6 @@ CREATE TABLE fb_webhook_deliveries (
 );
 
 -- The deliverers' claim: undelivered rows that are due, oldest first.
-CREATE INDEX fb_webhook_deliveries_due ON fb_webhook_deliveries (next_attempt_at)
+CREATE INDEX IF NOT EXISTS fb_webhook_deliveries_due ON fb_webhook_deliveries (next_attempt_at)
     WHERE delivered_at IS NULL AND given_up_at IS NULL;
-CREATE INDEX fb_webhook_deliveries_event ON fb_webhook_deliveries (event_id);
+CREATE INDEX IF NOT EXISTS fb_webhook_deliveries_event ON fb_webhook_deliveries (event_id);

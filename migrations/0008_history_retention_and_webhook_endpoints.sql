@@ -15,8 +15,8 @@ CREATE INDEX IF NOT EXISTS fb_webhook_deliveries_channel ON fb_webhook_deliverie
 -- WEBHOOK_URLS entry (resolved against the current list at delivery) and by its redacted form
 -- (scheme, host, port, path) for operators. Rows queued before this keep their url.
 ALTER TABLE fb_webhook_deliveries ALTER COLUMN url DROP NOT NULL;
-ALTER TABLE fb_webhook_deliveries ADD COLUMN url_sha256 text;
-ALTER TABLE fb_webhook_deliveries ADD COLUMN endpoint text;
+ALTER TABLE fb_webhook_deliveries ADD COLUMN IF NOT EXISTS url_sha256 text;
+ALTER TABLE fb_webhook_deliveries ADD COLUMN IF NOT EXISTS endpoint text;
 -- Rows already queued (delivered ones included) lose their URL the same way; a deliverer of this
 -- version still sends a row that carries one (an older worker may insert it during a rollout).
 UPDATE fb_webhook_deliveries

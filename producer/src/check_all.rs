@@ -28,7 +28,8 @@ use shared::{
 
 /// Every token valid, or some undecided but none invalid.
 pub const EXIT_OK: i32 = 0;
-/// At least one token rejected by Graph.
+/// At least one token rejected by Graph, or stored encrypted so that this process cannot decrypt
+/// it (a person must act either way: reconnect the page, or set the keys).
 pub const EXIT_INVALID: i32 = 1;
 /// Configuration, database or Redis error: nothing was checked.
 pub const EXIT_ERROR: i32 = 2;
@@ -46,6 +47,8 @@ pub enum Verdict {
     /// Could not be decided now: rate limited (or paused), transient, or a request Graph refused
     /// for a reason that says nothing about the token.
     Undecided(GraphError),
+    /// The stored token is a Rails envelope this process cannot decrypt: not sent to Graph.
+    Undecryptable(GraphError),
 }
 
 impl Verdict {
@@ -58,14 +61,14 @@ impl Verdict {
         match self {
             Self::Valid => Some(true),
             Self::Invalid(_) => Some(false),
-            Self::Undecided(_) => None,
+            Self::Undecided(_) | Self::Undecryptable(_) => None,
         }
     }
 
     pub fn error(&self) -> Option<&GraphError> {
         match self {
             Self::Valid => None,
-            Self::Invalid(e) | Self::Undecided(e) => Some(e),
+            Self::Invalid(e) | Self::Undecided(e) | Self::Undecryptable(e) => Some(e),
         }
     }
 }
@@ -90,7 +93,8 @@ pub async fn check_all(config: &Config, json: bool) -> (i32, String) {
             // Only a token Graph rejected makes the exit code 1: an undecided one (rate limit,
             // outage) is not evidence against the token, and a cron job alerting on the exit code
             // must not page anyone for a Graph hiccup.
-            let code = if rows.iter().any(|(_, v)| v.token_valid() == Some(false)) { EXIT_INVALID } else { EXIT_OK };
+            let needs_a_person = |v: &Verdict| v.token_valid() == Some(false) || matches!(v, Verdict::Undecryptable(_));
+            let code = if rows.iter().any(|(_, v)| needs_a_person(v)) { EXIT_INVALID } else { EXIT_OK };
             let text = if json { render_json(&rows) } else { render_table(&rows) };
             (code, text)
         }
@@ -99,9 +103,14 @@ pub async fn check_all(config: &Config, json: bool) -> (i32, String) {
 }
 
 async fn run(config: &Config) -> anyhow::Result<Vec<(FacebookInbox, Verdict)>> {
-    let db = store::connect_and_migrate(&config.database_url, config.database_pool_size(2)).await?;
-    let inboxes = store::facebook_inboxes(&db).await.context("cannot list Facebook inboxes")?;
+    let db =
+        store::connect_and_migrate(&config.database_url, &config.database_schema, config.database_pool_size(2)).await?;
+    let inboxes = store::facebook_inboxes(&db, &config.codec()).await.context("cannot list Facebook inboxes")?;
     db.close().await;
+    let unreadable = inboxes.iter().filter(|i| i.page_token.is_err()).count();
+    if unreadable > 0 {
+        tracing::error!(inboxes = unreadable, "{}", store::UNDECRYPTABLE_LOG);
+    }
     let graph = GraphClient::from_config(config).context("cannot build the Graph client")?;
     let redis = tokio::time::timeout(REDIS_CONNECT_TIMEOUT, queue::connect(config))
         .await
@@ -158,6 +167,13 @@ async fn validate_one(
     app_limited: &AtomicBool,
     channel: &FacebookInbox,
 ) -> Verdict {
+    let token = match &channel.page_token {
+        Ok(token) => token,
+        Err(cause) => {
+            let message = format!("page_access_token cannot be decrypted: {cause}");
+            return Verdict::Undecryptable(GraphError { kind: ErrorKind::Invalid, ..GraphError::transport(message) });
+        }
+    };
     if app_limited.load(Ordering::Relaxed) {
         return Verdict::Undecided(rate_limited(
             "not called: Graph announced an app-wide rate limit during this check",
@@ -175,14 +191,14 @@ async fn validate_one(
             return Verdict::Undecided(GraphError::transport(format!("not called: cannot read rate-limit pause: {e}")));
         }
     }
-    match graph.validate_page(&channel.page_id, &channel.page_token).await {
+    match graph.validate_page(&channel.page_id, token).await {
         Ok(_) => Verdict::Valid,
         Err(mut error) => {
             if error.kind == ErrorKind::RateLimited && error.app_level {
                 app_limited.store(true, Ordering::Relaxed);
             }
             // Our errors never carry a token; Graph's messages should not either, but make sure.
-            error.message = scrub(&error.message, &channel.page_token);
+            error.message = scrub(&error.message, token);
             Verdict::from_error(error)
         }
     }
@@ -305,7 +321,7 @@ mod tests {
             account_id: 1,
             channel_id,
             page_id: page_id.into(),
-            page_token: Secret::new("EAAtoken"),
+            page_token: Ok(Secret::new("EAAtoken")),
             inbox_name: "x".into(),
         }
     }

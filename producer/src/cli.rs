@@ -101,13 +101,20 @@ pub async fn run(cli: Cli) -> i32 {
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {
-    shared::store::connect_and_migrate(&config.database_url, config.database_pool_size(2)).await?;
+    shared::store::connect_and_migrate(&config.database_url, &config.database_schema, config.database_pool_size(2))
+        .await?;
     println!("database ready; migrations applied");
     Ok(())
 }
 
 async fn api_token(config: &Config, action: ApiTokenAction) -> i32 {
-    let db = match shared::store::connect_and_migrate(&config.database_url, config.database_pool_size(2)).await {
+    let db = match shared::store::connect_and_migrate(
+        &config.database_url,
+        &config.database_schema,
+        config.database_pool_size(2),
+    )
+    .await
+    {
         Ok(db) => db,
         Err(e) => {
             eprintln!("error: {e}");

@@ -28,7 +28,7 @@ pub struct CycleCount {
 }
 
 pub async fn run_job(config: &Config) -> anyhow::Result<()> {
-    let db = store::connect_and_migrate(&config.database_url, 4).await?;
+    let db = store::connect_and_migrate(&config.database_url, &config.database_schema, 4).await?;
     let redis = queue::connect(config).await?;
     let mut storage = queue::job_storage(redis.clone(), config, &Timings::default());
     let count = enqueue_cycle(&db, redis, &mut storage, config, Reason::Cron).await?;

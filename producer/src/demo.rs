@@ -76,8 +76,8 @@ pub async fn run_demo(mut config: Config, args: DemoArgs) -> anyhow::Result<Stri
         config.redis_key_prefix
     );
     // Checked before migrating: a foreign database must not even get our tables.
-    seed::refuse_foreign(&config.database_url).await?;
-    let db = store::connect_and_migrate(&config.database_url, 8).await?;
+    seed::refuse_foreign(&config.database_url, &config.database_schema).await?;
+    let db = store::connect_and_migrate(&config.database_url, &config.database_schema, 8).await?;
     let mut redis = queue::connect(&config).await?;
     let plan = seed::seed(&db, &mut redis, &config, &sim, args.channels).await?;
     println!("demo: seeded {} channels: {}", args.channels, plan);

@@ -41,7 +41,8 @@ pub async fn command(config: &Config, no_wait: bool) -> i32 {
 /// Returns the exit code and the text for stdout. Progress goes to stderr: a bar on a terminal,
 /// a plain line every few seconds otherwise.
 pub async fn refresh_all(config: &Config, no_wait: bool, terminal: bool) -> anyhow::Result<(i32, String)> {
-    let db = store::connect_and_migrate(&config.database_url, config.database_pool_size(4)).await?;
+    let db =
+        store::connect_and_migrate(&config.database_url, &config.database_schema, config.database_pool_size(4)).await?;
     let redis = queue::connect(config).await?;
     let mut storage = queue::job_storage(redis.clone(), config, &Timings::default());
     let started = crate::progress::db_now(&db).await?;

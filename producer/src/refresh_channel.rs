@@ -47,9 +47,13 @@ pub async fn refresh_channel(config: &Config, raw_id: &str, wait: Duration, inli
 }
 
 async fn run(config: &Config, channel_id: i64, wait: Duration, inline: bool) -> anyhow::Result<(i32, String)> {
-    let db = store::connect_and_migrate(&config.database_url, config.database_pool_size(2)).await?;
-    let Some(channel) = store::load_channel(&db, channel_id).await? else {
-        return Ok((EXIT_BAD_INPUT, format!("bad input: no channel_facebook_pages row with id {channel_id}")));
+    let db =
+        store::connect_and_migrate(&config.database_url, &config.database_schema, config.database_pool_size(2)).await?;
+    let page_id = match store::load_channel(&db, &config.codec(), channel_id).await? {
+        None => return Ok((EXIT_BAD_INPUT, format!("bad input: no channel_facebook_pages row with id {channel_id}"))),
+        // The job settles it as undecryptable, and says so.
+        Some(Err(unreadable)) => unreadable.page_id,
+        Some(Ok(channel)) => channel.page_id,
     };
     let job = RefreshJob::new(channel_id, Reason::Manual);
     let waited = if inline {
@@ -64,7 +68,7 @@ async fn run(config: &Config, channel_id: i64, wait: Duration, inline: bool) -> 
         let claimed = pending::enqueue_or_join(&mut storage, &mut redis, config, job, true).await?;
         reports.wait(claimed.job_id(), wait).await?
     };
-    Ok(describe(channel_id, &channel.page_id, wait, &waited))
+    Ok(describe(channel_id, &page_id, wait, &waited))
 }
 
 fn describe(channel_id: i64, page_id: &str, wait: Duration, waited: &Waited) -> (i32, String) {
@@ -109,6 +113,8 @@ fn settled(who: &str, r: &JobReport) -> (i32, String) {
             ),
         ),
         "channel_missing" => (EXIT_BAD_INPUT, format!("bad input: {who} no longer exists")),
+        // Nothing was decided about the token: it never reached Graph.
+        "undecryptable" => (EXIT_NOT_SETTLED, format!("{who}: not checked, undecryptable{}", error_suffix(r))),
         "dead" => {
             (EXIT_NOT_SETTLED, format!("{who}: not settled: gave up after {} attempts{}", r.attempt, error_suffix(r)))
         }

@@ -12,7 +12,8 @@ use shared::{
 };
 
 pub async fn retry_dead(config: &Config, channel: Option<i64>) -> anyhow::Result<String> {
-    let db = store::connect_and_migrate(&config.database_url, config.database_pool_size(2)).await?;
+    let db =
+        store::connect_and_migrate(&config.database_url, &config.database_schema, config.database_pool_size(2)).await?;
     let mut redis = queue::connect(config).await?;
     let mut storage = queue::job_storage(redis.clone(), config, &Timings::default());
     let dead = store::open_dead_jobs(&db, channel).await?;

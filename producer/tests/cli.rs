@@ -99,7 +99,9 @@ async fn channel_count(db: &sqlx::PgPool) -> i64 {
 async fn demo_refuses_a_database_with_channels_it_did_not_seed() {
     let env = TestEnv::new().await;
     // Someone's real database that happens to carry the demo's name.
-    let foreign = shared::store::connect_and_migrate(&demo_url(&env), 2).await.expect("demo-named database");
+    let foreign = shared::store::connect_and_migrate(&demo_url(&env), shared::config::DEFAULT_DATABASE_SCHEMA, 2)
+        .await
+        .expect("demo-named database");
     sqlx::query(
         "INSERT INTO channel_facebook_pages (account_id, page_id, page_access_token, user_access_token, created_at, updated_at)
          VALUES (1, 'real-page', 'EAAreal', 'EAAuser', now(), now())",
@@ -148,7 +150,9 @@ async fn demo_ignores_dbname_and_never_deletes_keys_outside_its_prefix() {
     assert_eq!(env.stored_page_token(channel).await, token);
     let kept: Option<String> = redis.get(&sentinel).await.expect("get sentinel");
     assert_eq!(kept.as_deref(), Some("keep me"));
-    let demo = shared::store::connect_and_migrate(&demo_url(&env), 2).await.expect("demo database");
+    let demo = shared::store::connect_and_migrate(&demo_url(&env), shared::config::DEFAULT_DATABASE_SCHEMA, 2)
+        .await
+        .expect("demo database");
     assert_eq!(channel_count(&demo).await, 20, "the demo seeded its own database");
     let demo_keys: Vec<String> =
         env.redis_keys().await.into_iter().filter(|k| k.starts_with(&format!("{prod}demo:"))).collect();
@@ -167,4 +171,36 @@ async fn refresh_channel_rejects_an_endless_wait() {
         assert!(stderr.contains("--wait") && stderr.contains("0..=86400"), "{stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+}
+
+/// A Rails envelope of Chatwoot's (key set ks1 of tests/fixtures/rails_vectors.json).
+const RAILS_ENVELOPE: &str = r#"{"p":"eXQvgxJNxf7Mqt3UZLRlHTBWKcSUkML3HeMgGA6r","h":{"iv":"X0SHnT4ShvojN/lH","at":"vcVfJIf8AwZALr8fVvp6yg==","i":"MDU5YQ=="}}"#;
+
+#[tokio::test]
+async fn undecryptable_rows_are_reported_once_and_never_sent() {
+    let env = TestEnv::chatwoot(|_| {}).await;
+    for page in ["94001", "94002"] {
+        env.insert_channel(1, page, RAILS_ENVELOPE, RAILS_ENVELOPE).await;
+    }
+    let out = producer(&env, &["check-all", "--json"], &[]).await;
+    assert_eq!(out.status.code(), Some(1), "a person must set the keys: {}", text(&out.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json array");
+    for row in rows.as_array().expect("rows") {
+        assert_eq!(row["token_valid"], serde_json::Value::Null);
+        assert!(row["error"].to_string().contains("ACTIVE_RECORD_ENCRYPTION_PRIMARY_KEY"), "{row}");
+    }
+    let logs = text(&out.stderr);
+    let errors: Vec<&str> = logs.lines().filter(|l| l.contains("ERROR")).collect();
+    assert_eq!(errors.len(), 1, "one error line for the process: {logs}");
+    assert!(errors[0].contains("ACTIVE_RECORD_ENCRYPTION_KEY_DERIVATION_SALT"), "{}", errors[0]);
+    assert!(!logs.contains("eXQvgxJNxf7M") && !text(&out.stdout).contains("eXQvgxJNxf7M"), "no ciphertext shown");
+    // The job path: settled at once as undecryptable, nothing sent to Graph.
+    let ch: i32 =
+        sqlx::query_scalar("SELECT min(id) FROM channel_facebook_pages").fetch_one(&env.db).await.expect("id");
+    let out = producer(&env, &["refresh-channel", &ch.to_string(), "--inline"], &[]).await;
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(3), "nothing decided: {said}");
+    assert!(said.contains("not checked, undecryptable"), "{said}");
+    assert_eq!(text(&out.stderr).lines().filter(|l| l.contains("ERROR")).count(), 1, "{}", text(&out.stderr));
+    assert_eq!(env.sim.request_count(), 0, "nothing reached Graph");
 }

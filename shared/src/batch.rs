@@ -94,8 +94,19 @@ impl Pipeline {
         if ids.is_empty() {
             return Ok(out);
         }
-        let channels = store::load_channels(&self.db, ids).await?;
-        out.missing = ids.iter().copied().filter(|id| !channels.iter().any(|c| c.id == *id)).collect();
+        let loaded = store::load_channels(&self.db, &self.codec, ids).await?;
+        let id_of = |l: &store::Loaded| l.as_ref().map_or_else(|u| u.id, |c| c.id);
+        out.missing = ids.iter().copied().filter(|id| !loaded.iter().any(|l| id_of(l) == *id)).collect();
+        let mut channels = Vec::with_capacity(loaded.len());
+        for l in loaded {
+            match l {
+                Ok(channel) => channels.push(channel),
+                Err(unreadable) => {
+                    let outcome = self.undecryptable(&unreadable).await?;
+                    out.settled.push((job.single(unreadable.id), outcome));
+                }
+            }
+        }
         let mut redis = self.redis.clone();
         let mut to_check = Vec::with_capacity(channels.len());
         for channel in channels {
@@ -125,7 +136,8 @@ impl Pipeline {
         };
         let latency = started.elapsed() / u32::try_from(items.len()).unwrap_or(1).max(1);
         self.metrics.observe("validate_batch", started.elapsed().as_secs_f64());
-        let mut failing: HashMap<String, Vec<(RefreshJob, Channel)>> = HashMap::new();
+        // Keyed by the decrypted user token's digest: equal tokens are unequal ciphertexts.
+        let mut failing: HashMap<Vec<u8>, Vec<(RefreshJob, Channel)>> = HashMap::new();
         for (channel, answer) in to_check.into_iter().zip(answers) {
             let single = job.single(channel.id);
             match answer {
@@ -139,7 +151,10 @@ impl Pipeline {
                 Err(error) => {
                     self.record_validation(&single, &channel, Some(&error), latency).await?;
                     if error.kind.is_confirmed_failure() {
-                        failing.entry(channel.user_token.expose().to_owned()).or_default().push((single, channel));
+                        failing
+                            .entry(store::user_token_digest(&channel.user_token))
+                            .or_default()
+                            .push((single, channel));
                     } else {
                         // Not decided: the channel continues as a single job with its own retries
                         // (a rate limit pauses the page first); its state says `retrying`.

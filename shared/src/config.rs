@@ -145,7 +145,9 @@ fn encryption_keys(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Encry
             Err(ConfigError {
                 var: "ACTIVE_RECORD_ENCRYPTION_PRIMARY_KEY",
                 value: "[redacted]".into(),
-                reason: format!("set all three ACTIVE_RECORD_ENCRYPTION_* values (as in Chatwoot's .env) or none; missing: {missing}"),
+                reason: format!(
+                    "set all three ACTIVE_RECORD_ENCRYPTION_* values (as in Chatwoot's .env) or none; missing: {missing}"
+                ),
             })
         }
     }
@@ -391,10 +393,13 @@ impl Config {
         self.admin_api_token.as_ref().is_some_and(|t| t.expose().trim().chars().count() < MIN_ADMIN_TOKEN_CHARS)
     }
 
-    /// `search_path` for our sessions: our schema first (our tables, created there), then
-    /// Chatwoot's `public` (its tables, read where they are).
-    pub fn search_path(&self) -> String {
-        format!("\"{}\", public", self.database_schema)
+    /// The token columns' codec: Chatwoot's Rails envelopes with its keys, plaintext without.
+    /// Derived once per process and key set (65,536 PBKDF2 rounds).
+    pub fn codec(&self) -> crate::encryption::Codec {
+        match &self.encryption {
+            None => crate::encryption::Codec::plaintext(),
+            Some(k) => crate::encryption::Codec::for_keys(&k.primary_key, &k.key_derivation_salt),
+        }
     }
 
     /// Caps a wait Graph announced at `RATE_LIMIT_MAX_WAIT_SECS`.

@@ -49,9 +49,11 @@ pub async fn settle(
             error!(channel.id = channel, job.id = %id, error = %e, "refresh job dead after its last attempt");
             pending::release(redis, &pending, channel, id).await
         }
-        Outcome::Healthy | Outcome::Refreshed | Outcome::ConfirmedFailure { .. } | Outcome::ChannelMissing => {
-            pending::release(redis, &pending, channel, id).await
-        }
+        Outcome::Healthy
+        | Outcome::Refreshed
+        | Outcome::ConfirmedFailure { .. }
+        | Outcome::ChannelMissing
+        | Outcome::Undecryptable { .. } => pending::release(redis, &pending, channel, id).await,
     };
     if let Err(e) = claim {
         // A stale marker expires on its own (MARKER_TTL); a missing one only costs a duplicate job.

@@ -179,7 +179,10 @@ impl Intake {
     /// shape (`parse_report`'s backstop only knows token-shaped ones).
     async fn scrubbed(&self, channel_id: i64, error: &GraphError) -> Result<GraphError, IntakeError> {
         let mut error = error.clone();
-        let Some(channel) = crate::store::load_channel(&self.db, channel_id).await? else { return Ok(error) };
+        // An undecryptable row's tokens are unknown here; the token-shaped backstop still applies.
+        let Some(Ok(channel)) = crate::store::load_channel(&self.db, &self.config.codec(), channel_id).await? else {
+            return Ok(error);
+        };
         let app_token = match (&self.config.fb_app_id, &self.config.fb_app_secret) {
             (Some(id), Some(secret)) => Some(format!("{id}|{}", secret.expose())),
             _ => None,

@@ -10,6 +10,7 @@ use sqlx::PgPool;
 use tracing::{info, warn};
 
 use crate::{
+    encryption::Codec,
     flags::{self, Counted, FlagKeys},
     graph::{ErrorKind, GraphClient, GraphError, PageLookup, Usage},
     job::RefreshJob,
@@ -18,7 +19,7 @@ use crate::{
     pauses::{self, PauseKeys},
     retry::{RetryPolicy, at_after},
     secret::Secret,
-    store::{self, Channel, Event, FailureCount, StateUpdate, Step, TokenWrite},
+    store::{self, Channel, Event, FailureCount, StateUpdate, Step, TokenWrite, UnreadableChannel},
 };
 
 /// The channel lock's lifetime; renewed every third of it while the job runs.
@@ -44,6 +45,8 @@ pub struct Pipeline {
     pub usage_threshold: u64,
     /// Webhook targets and the rest of the settings some steps need.
     pub config: std::sync::Arc<crate::config::Config>,
+    /// Reads and writes the token columns (Rails envelopes when Chatwoot's keys are set).
+    pub codec: Codec,
 }
 
 /// What one run of a job settled.
@@ -65,6 +68,9 @@ pub enum Outcome {
     Superseded,
     /// The channel no longer exists; nothing to do.
     ChannelMissing,
+    /// Its token columns hold envelopes this process cannot decrypt (Chatwoot's keys unset or
+    /// different here): nothing was sent, counted or flagged; `error` (and the status) says why.
+    Undecryptable { error: GraphError },
 }
 
 impl Outcome {
@@ -79,6 +85,7 @@ impl Outcome {
             Self::GaveUp { .. } => "dead",
             Self::Superseded => "superseded",
             Self::ChannelMissing => "channel_missing",
+            Self::Undecryptable { .. } => "undecryptable",
         }
     }
 
@@ -156,9 +163,13 @@ impl Pipeline {
     }
 
     async fn process_inner(&self, job: &RefreshJob) -> Result<Outcome, InfraError> {
-        let Some(channel) = store::load_channel(&self.db, job.channel_id()).await? else {
-            warn!(channel.id = job.channel_id(), "refresh job for a channel that no longer exists; dropped");
-            return Ok(Outcome::ChannelMissing);
+        let channel = match store::load_channel(&self.db, &self.codec, job.channel_id()).await? {
+            None => {
+                warn!(channel.id = job.channel_id(), "refresh job for a channel that no longer exists; dropped");
+                return Ok(Outcome::ChannelMissing);
+            }
+            Some(Err(unreadable)) => return self.undecryptable(&unreadable).await,
+            Some(Ok(channel)) => channel,
         };
         if let Some(wait) = pauses::remaining(&mut self.redis.clone(), &self.pauses, &channel.page_id).await? {
             // Calling a limited page extends its limit; come back when Graph said we may.
@@ -203,7 +214,14 @@ impl Pipeline {
     /// counted, since only a failed refresh confirms that a person must act. `None` when the
     /// channel is gone; `Some(Err)` carries what Graph said.
     pub async fn validate_only(&self, job: &RefreshJob) -> Result<Option<Result<(), GraphError>>, InfraError> {
-        let Some(channel) = store::load_channel(&self.db, job.channel_id()).await? else { return Ok(None) };
+        let channel = match store::load_channel(&self.db, &self.codec, job.channel_id()).await? {
+            None => return Ok(None),
+            Some(Err(unreadable)) => {
+                self.undecryptable(&unreadable).await?;
+                return Ok(Some(Err(undecryptable_error(&unreadable))));
+            }
+            Some(Ok(channel)) => channel,
+        };
         if let Some(wait) = pauses::remaining(&mut self.redis.clone(), &self.pauses, &channel.page_id).await? {
             let error = GraphError {
                 kind: ErrorKind::RateLimited,
@@ -317,7 +335,7 @@ impl Pipeline {
                 };
             }
         };
-        match store::write_page_token(&self.db, channel, &token).await? {
+        match store::write_page_token(&self.db, &self.codec, channel, &token).await? {
             TokenWrite::Written => {
                 info!(channel.id = channel.id, "Successfully refreshed Facebook token for page {}", channel.page_id);
                 self.event(job, Step::Refresh, "refreshed", latency, None).await?;
@@ -476,6 +494,24 @@ impl Pipeline {
         Ok(Outcome::GaveUp { error })
     }
 
+    /// Settles a channel whose tokens cannot be decrypted: no Graph call, no count, no flag key;
+    /// the state says why, and the process says once, loudly, which variables to set.
+    pub(crate) async fn undecryptable(&self, channel: &UnreadableChannel) -> Result<Outcome, InfraError> {
+        report_undecryptable(channel);
+        let error = undecryptable_error(channel);
+        let update = StateUpdate {
+            status: "unknown",
+            token_valid: None,
+            checked: false,
+            refreshed: false,
+            error: Some(Some(&error)),
+            failures: FailureCount::Keep,
+            next_attempt_at: None,
+        };
+        store::save_state(&self.db, channel.id, &update).await?;
+        Ok(Outcome::Undecryptable { error })
+    }
+
     /// Saves the state and, when the status changed in a way subscribers care about, queues the
     /// webhook event (a cheap insert; delivery runs elsewhere, so a dead endpoint never slows this).
     async fn save_state(&self, channel: &Channel, update: &StateUpdate<'_>) -> Result<(), InfraError> {
@@ -538,5 +574,22 @@ impl Pipeline {
         };
         store::record_event(&self.db, &event).await?;
         Ok(())
+    }
+}
+
+/// What an undecryptable channel's status carries: a configuration fault, never evidence against
+/// the token.
+pub fn undecryptable_error(channel: &UnreadableChannel) -> GraphError {
+    GraphError { kind: ErrorKind::Invalid, ..GraphError::transport(channel.message()) }
+}
+
+/// One error line per process names the variables; every later channel is a debug line (a
+/// database of 100,000 encrypted rows and no keys would otherwise log 100,000 errors a cycle).
+fn report_undecryptable(channel: &UnreadableChannel) {
+    static REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !REPORTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::error!(channel.id = channel.id, page.id = %channel.page_id, cause = %channel.cause, "{}", store::UNDECRYPTABLE_LOG);
+    } else {
+        tracing::debug!(channel.id = channel.id, cause = %channel.cause, "channel tokens cannot be decrypted");
     }
 }

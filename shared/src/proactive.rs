@@ -50,7 +50,10 @@ impl Pipeline {
         window: Duration,
         force: bool,
     ) -> Result<Proactive, InfraError> {
-        let Some(channel) = store::load_channel(&self.db, channel_id).await? else { return Ok(Proactive::Skipped) };
+        // An undecryptable row has no user token to ask about; its own job reports it.
+        let Some(Ok(channel)) = store::load_channel(&self.db, &self.codec, channel_id).await? else {
+            return Ok(Proactive::Skipped);
+        };
         let mut redis = self.redis.clone();
         let key = checked_key(self.flags.prefix(), &channel.user_token);
         if force {
@@ -86,15 +89,17 @@ impl Pipeline {
     }
 
     async fn store_expiry(&self, user_token: &Secret, info: &TokenInfo) -> Result<(), InfraError> {
+        let channels = store::channels_of_user_token(&self.db, &self.codec, user_token).await?;
+        let ids: Vec<i32> = channels.iter().map(|c| clamp_i32(c.id)).collect();
         // Channels whose data access newly falls within the warning window get one event.
         let soon = Utc::now() + chrono::Duration::days(7);
         let newly: Vec<(i32, String, String)> = if info.data_access_expires_at.is_some_and(|t| t <= soon) {
             sqlx::query_as(
                 "SELECT c.id, c.page_id, coalesce(s.status, 'unknown') FROM channel_facebook_pages c
                  LEFT JOIN fb_token_states s ON s.channel_id = c.id
-                 WHERE c.user_access_token = $1 AND (s.data_access_expires_at IS NULL OR s.data_access_expires_at > $2)",
+                 WHERE c.id = ANY($1) AND (s.data_access_expires_at IS NULL OR s.data_access_expires_at > $2)",
             )
-            .bind(user_token.expose())
+            .bind(&ids)
             .bind(soon)
             .fetch_all(&self.db)
             .await?
@@ -118,10 +123,10 @@ impl Pipeline {
         // the expiry of its user token is no such answer, so it leaves the time alone.
         sqlx::query(
             "INSERT INTO fb_token_states (channel_id, expires_at, data_access_expires_at, updated_at)
-             SELECT id, $2, $3, 'epoch' FROM channel_facebook_pages WHERE user_access_token = $1
+             SELECT id, $2, $3, 'epoch' FROM unnest($1::int[]) AS t(id)
              ON CONFLICT (channel_id) DO UPDATE SET expires_at = $2, data_access_expires_at = $3",
         )
-        .bind(user_token.expose())
+        .bind(&ids)
         .bind(info.expires_at)
         .bind(info.data_access_expires_at)
         .execute(&self.db)
@@ -139,16 +144,16 @@ impl Pipeline {
                 return Ok(Proactive::Failed(e));
             }
         };
-        let ids: Vec<i32> = sqlx::query_scalar(
-            "UPDATE channel_facebook_pages
-             SET user_access_token = $2, updated_at = GREATEST(timezone('utc', now()), updated_at + interval '1 microsecond')
-             WHERE user_access_token = $1 RETURNING id",
-        )
-        .bind(old.expose())
-        .bind(new.expose())
-        .fetch_all(&self.db)
-        .await?;
-        let channels = store::load_channels(&self.db, &ids.iter().map(|&i| i64::from(i)).collect::<Vec<_>>()).await?;
+        // Each row gets its own envelope (a fresh IV), and only a row nobody wrote since it was
+        // read takes the new token: a person who reconnected meanwhile keeps theirs.
+        let mut channels = Vec::new();
+        for mut channel in store::channels_of_user_token(&self.db, &self.codec, old).await? {
+            if let Some(version) = store::write_user_token(&self.db, &self.codec, &channel, &new).await? {
+                channel.updated_at = version;
+                channel.user_token = new.clone();
+                channels.push(channel);
+            }
+        }
         if let Ok(info) = self.graph.debug_token(&new).await {
             self.store_expiry(&new, &info).await?;
             // Just read: the new token needs no other check today.
@@ -166,7 +171,7 @@ impl Pipeline {
         let mut renewed = 0;
         for channel in &channels {
             if let Some(PageLookup::Found(token)) = found.remove(&channel.page_id)
-                && store::write_page_token(&self.db, channel, &token).await? == TokenWrite::Written
+                && store::write_page_token(&self.db, &self.codec, channel, &token).await? == TokenWrite::Written
             {
                 renewed += 1;
                 info!(channel.id = channel.id, "Successfully refreshed Facebook token for page {}", channel.page_id);

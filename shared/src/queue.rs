@@ -284,7 +284,9 @@ impl JobReport {
             Outcome::Retry { error, after, .. } => {
                 (None, None, Some(crate::retry::at_after(*after)), Some(ReportError::from(error)))
             }
-            Outcome::GaveUp { error } => (None, None, None, Some(ReportError::from(error))),
+            Outcome::GaveUp { error } | Outcome::Undecryptable { error } => {
+                (None, None, None, Some(ReportError::from(error)))
+            }
             Outcome::Superseded | Outcome::ChannelMissing => (None, None, None, None),
         };
         Self {

@@ -73,7 +73,8 @@ impl TestEnv {
         if let Some(sql) = before_migrate {
             create_database_with(&db_name, sql).await;
         }
-        let db = store::connect_and_migrate(&config.database_url, 8).await.expect("fresh database");
+        let db =
+            store::connect_and_migrate(&config.database_url, &config.database_schema, 8).await.expect("fresh database");
         let redis = queue::connect(&config).await.expect("redis");
         Self { config, db, redis, sim, db_name }
     }
@@ -93,6 +94,7 @@ impl TestEnv {
             retry: self.config.retry.clone(),
             metrics: Metrics::default(),
             usage_threshold: self.config.rate_limit_usage_threshold,
+            codec: self.config.codec(),
             config: Arc::new(self.config.clone()),
         }
     }
@@ -172,8 +174,12 @@ pub const CHATWOOT_SCHEMA: &str = include_str!("../fixtures/chatwoot_schema.sql"
 pub async fn create_database_with(name: &str, sql: &str) {
     use sqlx::Connection;
     let mut admin = sqlx::PgConnection::connect(ADMIN_URL).await.expect("admin connection");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut admin).await.expect("create db");
-    let mut conn = sqlx::PgConnection::connect(&format!("postgres://postgres@127.0.0.1:5432/{name}")).await.expect("db");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut admin)
+        .await
+        .expect("create db");
+    let mut conn =
+        sqlx::PgConnection::connect(&format!("postgres://postgres@127.0.0.1:5432/{name}")).await.expect("db");
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut conn).await.expect("load schema");
 }
 
@@ -354,7 +360,13 @@ impl TestEnv {
             .env("FB_APP_ID", c.fb_app_id.clone().unwrap_or_default())
             .env("FB_APP_SECRET", c.fb_app_secret.as_ref().map(|s| s.expose().to_owned()).unwrap_or_default())
             .env("WORKER_METRICS_BIND", "127.0.0.1:0")
+            .env("DATABASE_SCHEMA", &c.database_schema)
             .kill_on_drop(true);
+        if let Some(k) = &c.encryption {
+            cmd.env("ACTIVE_RECORD_ENCRYPTION_PRIMARY_KEY", k.primary_key.expose())
+                .env("ACTIVE_RECORD_ENCRYPTION_DETERMINISTIC_KEY", k.deterministic_key.expose())
+                .env("ACTIVE_RECORD_ENCRYPTION_KEY_DERIVATION_SALT", k.key_derivation_salt.expose());
+        }
         cmd
     }
 }

@@ -46,7 +46,12 @@ impl WorkerState {
         timings: Timings,
         default_pool_size: u32,
     ) -> anyhow::Result<Self> {
-        let db = store::connect_and_migrate(&config.database_url, config.database_pool_size(default_pool_size)).await?;
+        let db = store::connect_and_migrate(
+            &config.database_url,
+            &config.database_schema,
+            config.database_pool_size(default_pool_size),
+        )
+        .await?;
         let redis = queue::connect(&config).await?;
         let graph = GraphClient::from_config(&config)?;
         let pipeline = Pipeline {
@@ -59,6 +64,7 @@ impl WorkerState {
             retry: config.retry.clone(),
             metrics: shared::metrics::Metrics::default(),
             usage_threshold: config.rate_limit_usage_threshold,
+            codec: config.codec(),
             config: config.clone(),
         };
         let storage = queue::job_storage(redis.clone(), &config, &timings);

@@ -67,11 +67,13 @@ fn refusal(database: &str, channels: i64, inboxes: i64) -> Refused {
 /// Refuses a database that exists and holds someone else's channels, before anything (migrations
 /// included) touches it. A database that does not exist yet, or cannot be reached, is left to
 /// `connect_and_migrate` (which creates it, or reports the connection error).
-pub async fn refuse_foreign(url: &Secret) -> anyhow::Result<()> {
+pub async fn refuse_foreign(url: &Secret, schema: &str) -> anyhow::Result<()> {
     let options: PgConnectOptions = url.expose().parse()?;
     let Ok(mut conn) = PgConnection::connect_with(&options).await else {
         return Ok(());
     };
+    // The marker is ours, so it is in our schema (or in `public` for a first-layout demo).
+    shared::store::schema::set_search_path(&mut conn, schema).await?;
     let holds = inspect(&mut conn).await?;
     let _ = conn.close().await;
     match holds {

@@ -1,10 +1,13 @@
-//! Chatwoot's channel table: reading a channel and writing a refreshed token without ever going
-//! backwards.
+//! Chatwoot's channel table: reading a channel (decrypting its token columns) and writing a
+//! refreshed token (encrypted as Chatwoot's Rails would) without ever going backwards.
 
 use chrono::NaiveDateTime;
 use sqlx::{PgPool, Row};
 
-use crate::secret::Secret;
+use crate::{
+    encryption::{Codec, Unreadable},
+    secret::Secret,
+};
 
 pub const FACEBOOK_CHANNEL_TYPE: &str = "Channel::FacebookPage";
 
@@ -19,7 +22,34 @@ pub struct Channel {
     pub updated_at: NaiveDateTime,
 }
 
-pub async fn load_channel(db: &PgPool, channel_id: i64) -> Result<Option<Channel>, sqlx::Error> {
+/// A channel whose token columns hold envelopes this process cannot open: never sent to Graph,
+/// never counted, never flagged.
+#[derive(Debug, Clone)]
+pub struct UnreadableChannel {
+    pub id: i64,
+    pub account_id: i64,
+    pub page_id: String,
+    pub column: &'static str,
+    pub cause: Unreadable,
+}
+
+impl UnreadableChannel {
+    /// What the status says (`last_error.message`) and `check-all` prints: the cause, no token.
+    pub fn message(&self) -> String {
+        format!("{} cannot be decrypted: {}", self.column, self.cause)
+    }
+}
+
+/// The one error line a process logs when it meets undecryptable token columns.
+pub const UNDECRYPTABLE_LOG: &str = "Facebook token columns are encrypted by Chatwoot and cannot be decrypted here; set \
+     ACTIVE_RECORD_ENCRYPTION_PRIMARY_KEY, ACTIVE_RECORD_ENCRYPTION_DETERMINISTIC_KEY and \
+     ACTIVE_RECORD_ENCRYPTION_KEY_DERIVATION_SALT to the values in Chatwoot's .env; until then such channels \
+     are not checked, counted or flagged";
+
+/// A channel row as this process can use it.
+pub type Loaded = Result<Channel, UnreadableChannel>;
+
+pub async fn load_channel(db: &PgPool, codec: &Codec, channel_id: i64) -> Result<Option<Loaded>, sqlx::Error> {
     let Ok(id) = i32::try_from(channel_id) else { return Ok(None) };
     let row = sqlx::query(
         "SELECT id, account_id, page_id, page_access_token, user_access_token, updated_at
@@ -28,11 +58,11 @@ pub async fn load_channel(db: &PgPool, channel_id: i64) -> Result<Option<Channel
     .bind(id)
     .fetch_optional(db)
     .await?;
-    row.as_ref().map(from_row).transpose()
+    row.as_ref().map(|r| from_row(codec, r)).transpose()
 }
 
 /// Several channels in one query (a batch); absent ids are simply not returned.
-pub async fn load_channels(db: &PgPool, ids: &[i64]) -> Result<Vec<Channel>, sqlx::Error> {
+pub async fn load_channels(db: &PgPool, codec: &Codec, ids: &[i64]) -> Result<Vec<Loaded>, sqlx::Error> {
     let ids: Vec<i32> = ids.iter().filter_map(|&i| i32::try_from(i).ok()).collect();
     let rows = sqlx::query(
         "SELECT id, account_id, page_id, page_access_token, user_access_token, updated_at
@@ -41,17 +71,25 @@ pub async fn load_channels(db: &PgPool, ids: &[i64]) -> Result<Vec<Channel>, sql
     .bind(&ids)
     .fetch_all(db)
     .await?;
-    rows.iter().map(from_row).collect()
+    rows.iter().map(|r| from_row(codec, r)).collect()
 }
 
-fn from_row(r: &sqlx::postgres::PgRow) -> Result<Channel, sqlx::Error> {
-    Ok(Channel {
-        id: i64::from(r.try_get::<i32, _>("id")?),
-        account_id: i64::from(r.try_get::<i32, _>("account_id")?),
-        page_id: r.try_get("page_id")?,
-        page_token: Secret::new(r.try_get::<String, _>("page_access_token")?),
-        user_token: Secret::new(r.try_get::<String, _>("user_access_token")?),
-        updated_at: r.try_get("updated_at")?,
+fn from_row(codec: &Codec, r: &sqlx::postgres::PgRow) -> Result<Loaded, sqlx::Error> {
+    let id = i64::from(r.try_get::<i32, _>("id")?);
+    let account_id = i64::from(r.try_get::<i32, _>("account_id")?);
+    let page_id: String = r.try_get("page_id")?;
+    let read = |column: &'static str| -> Result<Result<Secret, (&'static str, Unreadable)>, sqlx::Error> {
+        // Never held as a plain String beyond this line: straight into the redacting type.
+        let stored = Secret::new(r.try_get::<String, _>(column)?);
+        Ok(codec.read(stored.expose()).map_err(|e| (column, e)))
+    };
+    let (page, user) = (read("page_access_token")?, read("user_access_token")?);
+    let updated_at = r.try_get("updated_at")?;
+    Ok(match (page, user) {
+        (Ok(page_token), Ok(user_token)) => Ok(Channel { id, account_id, page_id, page_token, user_token, updated_at }),
+        (Err((column, cause)), _) | (_, Err((column, cause))) => {
+            Err(UnreadableChannel { id, account_id, page_id, column, cause })
+        }
     })
 }
 
@@ -66,7 +104,12 @@ pub enum TokenWrite {
 
 /// Writes a new page token if the row is still at the version `read` saw. `updated_at` moves
 /// strictly forward, even within one clock tick, so the next guard sees the change.
-pub async fn write_page_token(db: &PgPool, read: &Channel, token: &Secret) -> Result<TokenWrite, sqlx::Error> {
+pub async fn write_page_token(
+    db: &PgPool,
+    codec: &Codec,
+    read: &Channel,
+    token: &Secret,
+) -> Result<TokenWrite, sqlx::Error> {
     let Ok(id) = i32::try_from(read.id) else { return Ok(TokenWrite::Superseded) };
     let done = sqlx::query(
         "UPDATE channel_facebook_pages
@@ -74,12 +117,35 @@ pub async fn write_page_token(db: &PgPool, read: &Channel, token: &Secret) -> Re
              updated_at = GREATEST(timezone('utc', now()), $3 + interval '1 microsecond')
          WHERE id = $2 AND updated_at = $3",
     )
-    .bind(token.expose())
+    // With Chatwoot's keys: a fresh envelope, exactly as Rails writes one, so Chatwoot reads it.
+    .bind(codec.write(token).expose())
     .bind(id)
     .bind(read.updated_at)
     .execute(db)
     .await?;
     Ok(if done.rows_affected() == 1 { TokenWrite::Written } else { TokenWrite::Superseded })
+}
+
+/// Writes an exchanged user token to a row still at the version `read` saw; returns the row's new
+/// version (for the page token write that follows), or `None` when someone wrote meanwhile.
+pub async fn write_user_token(
+    db: &PgPool,
+    codec: &Codec,
+    read: &Channel,
+    token: &Secret,
+) -> Result<Option<NaiveDateTime>, sqlx::Error> {
+    let Ok(id) = i32::try_from(read.id) else { return Ok(None) };
+    sqlx::query_scalar(
+        "UPDATE channel_facebook_pages
+         SET user_access_token = $1,
+             updated_at = GREATEST(timezone('utc', now()), $3 + interval '1 microsecond')
+         WHERE id = $2 AND updated_at = $3 RETURNING updated_at",
+    )
+    .bind(codec.write(token).expose())
+    .bind(id)
+    .bind(read.updated_at)
+    .fetch_optional(db)
+    .await
 }
 
 /// Whether the row is still at the version `read` saw, by the token write guard's comparison. A

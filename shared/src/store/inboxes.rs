@@ -3,7 +3,10 @@
 use sqlx::{PgPool, Row};
 
 use super::channels::FACEBOOK_CHANNEL_TYPE;
-use crate::secret::Secret;
+use crate::{
+    encryption::{Codec, Unreadable},
+    secret::Secret,
+};
 
 /// One Facebook inbox and the channel (page) behind it. Several inboxes may share a channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,13 +15,14 @@ pub struct FacebookInbox {
     pub account_id: i64,
     pub channel_id: i64,
     pub page_id: String,
-    pub page_token: Secret,
+    /// Decrypted; an envelope this process cannot open is never sent anywhere.
+    pub page_token: Result<Secret, Unreadable>,
     pub inbox_name: String,
 }
 
 /// Every Facebook inbox joined to its channel, ordered by channel id then inbox id. Inboxes whose
 /// channel row is missing are left out.
-pub async fn facebook_inboxes(db: &PgPool) -> Result<Vec<FacebookInbox>, sqlx::Error> {
+pub async fn facebook_inboxes(db: &PgPool, codec: &Codec) -> Result<Vec<FacebookInbox>, sqlx::Error> {
     // Cast the ids: our migrations make them `integer`, a Chatwoot database may have `bigint`.
     let rows = sqlx::query(
         "SELECT i.id::int8 AS inbox_id, i.account_id::int8 AS account_id, c.id::int8 AS channel_id,
@@ -38,7 +42,7 @@ pub async fn facebook_inboxes(db: &PgPool) -> Result<Vec<FacebookInbox>, sqlx::E
                 account_id: r.try_get("account_id")?,
                 channel_id: r.try_get("channel_id")?,
                 page_id: r.try_get("page_id")?,
-                page_token: Secret::new(r.try_get::<String, _>("page_access_token")?),
+                page_token: codec.read(Secret::new(r.try_get::<String, _>("page_access_token")?).expose()),
                 inbox_name: r.try_get("inbox_name")?,
             })
         })

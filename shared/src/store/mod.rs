@@ -7,7 +7,9 @@ mod dead;
 pub mod events;
 mod inboxes;
 mod outcomes;
+pub mod schema;
 mod states;
+mod user_tokens;
 
 use std::{str::FromStr, time::Duration};
 
@@ -18,7 +20,8 @@ use sqlx::{
 
 pub use api_tokens::{account_of_token, create_api_token, revoke_api_token, token_hash};
 pub use channels::{
-    Channel, TokenWrite, facebook_channel_ids, is_unchanged, load_channel, load_channels, write_page_token,
+    Channel, Loaded, TokenWrite, UNDECRYPTABLE_LOG, UnreadableChannel, facebook_channel_ids, is_unchanged,
+    load_channel, load_channels, write_page_token, write_user_token,
 };
 pub use dead::{
     kept_payload, mark_redriven, open_dead_count, open_dead_jobs, record_dead_job, record_panic, record_poison,
@@ -27,6 +30,7 @@ pub use events::{Event, Step, record_event};
 pub use inboxes::*;
 pub use outcomes::{HourlyOutcome, hourly_outcomes};
 pub use states::{FailureCount, StateUpdate, TokenState, load_state, save_state};
+pub use user_tokens::{channels_of_user_token, digest as user_token_digest, sync as sync_user_token_digests};
 
 use tracing::warn;
 
@@ -56,8 +60,13 @@ pub enum StoreError {
 pub const STATEMENT_TIMEOUT: &str = "30s";
 pub const LOCK_TIMEOUT: &str = "5s";
 
-/// Connects, creating the database first when it does not exist, and applies the migrations.
-pub async fn connect_and_migrate(database_url: &Secret, max_connections: u32) -> Result<PgPool, StoreError> {
+/// Connects, creating the database first when it does not exist, and applies the migrations in
+/// `schema` (`DATABASE_SCHEMA`), the first schema of every pooled session's `search_path`.
+pub async fn connect_and_migrate(
+    database_url: &Secret,
+    schema: &str,
+    max_connections: u32,
+) -> Result<PgPool, StoreError> {
     crate::tls::install_crypto_provider();
     let options = PgConnectOptions::from_str(database_url.expose()).map_err(|e| StoreError::BadUrl(e.to_string()))?;
     if crate::tls::postgres_may_be_cleartext(&options) {
@@ -72,10 +81,11 @@ pub async fn connect_and_migrate(database_url: &Secret, max_connections: u32) ->
     // take longer than a query should, and a second process waits on the migration lock for as
     // long as the first one migrates.
     let migrating = PgPoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
-    let migrated = MIGRATOR.run(&migrating).await;
+    let migrated = migrate(&migrating, schema).await;
     migrating.close().await;
     migrated?;
     let operator_options = options.get_options().unwrap_or_default().to_owned();
+    let schema_owned = schema.to_owned();
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
@@ -83,7 +93,9 @@ pub async fn connect_and_migrate(database_url: &Secret, max_connections: u32) ->
         // parameters. What the operator put in the URL's `options` wins.
         .after_connect(move |conn, _| {
             let operator_options = operator_options.clone();
+            let schema = schema_owned.clone();
             Box::pin(async move {
+                schema::set_search_path(conn, &schema).await?;
                 if !operator_options.contains("statement_timeout") {
                     sqlx::query("SELECT set_config('statement_timeout', $1, false)")
                         .bind(STATEMENT_TIMEOUT)
@@ -102,6 +114,19 @@ pub async fn connect_and_migrate(database_url: &Secret, max_connections: u32) ->
         .connect_with(options)
         .await?;
     Ok(pool)
+}
+
+async fn migrate(pool: &PgPool, schema: &str) -> Result<(), StoreError> {
+    {
+        let mut conn = pool.acquire().await?;
+        schema::prepare(&mut conn, schema).await?;
+        // The pool's one session runs the migrations next: our schema first.
+        schema::set_search_path(&mut conn, schema).await?;
+    }
+    let mut migrator = sqlx::migrate::Migrator::with_migrations(MIGRATOR.migrations.to_vec());
+    migrator.dangerous_set_table_name(format!("{}._sqlx_migrations", schema::quoted(schema)));
+    migrator.run(pool).await?;
+    Ok(())
 }
 
 async fn create_database_if_missing(options: &PgConnectOptions) -> Result<(), StoreError> {

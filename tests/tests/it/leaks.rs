@@ -75,9 +75,10 @@ fn assert_clean(place: &str, text: &str, secrets: &[String]) {
 async fn table_texts(env: &TestEnv) -> Vec<(String, String)> {
     let columns: Vec<(String, String)> = sqlx::query_as(
         "SELECT table_name::text, column_name::text FROM information_schema.columns
-         WHERE table_schema = 'public' AND table_name <> 'channel_facebook_pages'
+         WHERE table_schema IN ('public', $1) AND table_name <> 'channel_facebook_pages'
            AND data_type IN ('text', 'character varying', 'character', 'json', 'jsonb')",
     )
+    .bind(&env.config.database_schema)
     .fetch_all(&env.db)
     .await
     .expect("columns");

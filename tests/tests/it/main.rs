@@ -4,6 +4,7 @@ mod admin;
 mod api;
 mod batch;
 mod browser;
+mod chatwoot_db;
 mod check_all;
 mod commands;
 mod cycles;

@@ -6,6 +6,7 @@ use redis::AsyncCommands;
 use serde_json::json;
 use shared::{
     config::FlagStyle,
+    encryption::Codec,
     graph::ErrorKind,
     job::{Reason, RefreshJob},
     pipeline::Outcome,
@@ -254,15 +255,30 @@ async fn without_the_app_secret_graph_refuses_and_nothing_is_flagged() {
 async fn an_older_write_cannot_overwrite_a_newer_token() {
     let env = TestEnv::new().await;
     let (ch, _, _) = env.healthy_channel("12001").await;
-    let early = store::load_channel(&env.db, ch).await.expect("db").expect("row");
-    let late = store::load_channel(&env.db, ch).await.expect("db").expect("row");
-    assert_eq!(store::write_page_token(&env.db, &late, &"NEWER".into()).await.expect("db"), TokenWrite::Written);
-    assert_eq!(store::write_page_token(&env.db, &early, &"OLDER".into()).await.expect("db"), TokenWrite::Superseded);
+    let early =
+        store::load_channel(&env.db, &Codec::plaintext(), ch).await.expect("db").expect("row").expect("readable");
+    let late =
+        store::load_channel(&env.db, &Codec::plaintext(), ch).await.expect("db").expect("row").expect("readable");
+    assert_eq!(
+        store::write_page_token(&env.db, &Codec::plaintext(), &late, &"NEWER".into()).await.expect("db"),
+        TokenWrite::Written
+    );
+    assert_eq!(
+        store::write_page_token(&env.db, &Codec::plaintext(), &early, &"OLDER".into()).await.expect("db"),
+        TokenWrite::Superseded
+    );
     assert_eq!(env.stored_page_token(ch).await, "NEWER");
     // Two writes from the same read: only the first lands, even within one clock tick.
-    let read = store::load_channel(&env.db, ch).await.expect("db").expect("row");
-    assert_eq!(store::write_page_token(&env.db, &read, &"A".into()).await.expect("db"), TokenWrite::Written);
-    assert_eq!(store::write_page_token(&env.db, &read, &"B".into()).await.expect("db"), TokenWrite::Superseded);
+    let read =
+        store::load_channel(&env.db, &Codec::plaintext(), ch).await.expect("db").expect("row").expect("readable");
+    assert_eq!(
+        store::write_page_token(&env.db, &Codec::plaintext(), &read, &"A".into()).await.expect("db"),
+        TokenWrite::Written
+    );
+    assert_eq!(
+        store::write_page_token(&env.db, &Codec::plaintext(), &read, &"B".into()).await.expect("db"),
+        TokenWrite::Superseded
+    );
     assert_eq!(env.stored_page_token(ch).await, "A");
 }
 
@@ -322,10 +338,13 @@ async fn two_jobs_never_work_on_one_channel_at_once() {
 async fn token_write_guard_holds_under_a_race() {
     let env = TestEnv::new().await;
     let (ch, _, _) = env.healthy_channel("15001").await;
-    let read = store::load_channel(&env.db, ch).await.expect("db").expect("row");
+    let read =
+        store::load_channel(&env.db, &Codec::plaintext(), ch).await.expect("db").expect("row").expect("readable");
     let writes = (0..20).map(|i| {
         let (db, read) = (env.db.clone(), read.clone());
-        tokio::spawn(async move { store::write_page_token(&db, &read, &format!("T{i}").into()).await })
+        tokio::spawn(
+            async move { store::write_page_token(&db, &Codec::plaintext(), &read, &format!("T{i}").into()).await },
+        )
     });
     let results: Vec<TokenWrite> =
         futures::future::join_all(writes).await.into_iter().map(|r| r.expect("task").expect("db")).collect();

@@ -187,6 +187,7 @@ async fn retention_runs_on_one_replica_at_a_time() {
     // too or queueing behind it.
     let mut blocker = PgConnection::connect(env.config.database_url.expose()).await.expect("connect");
     let mut tx = blocker.begin().await.expect("begin");
+    shared::store::schema::set_search_path(&mut tx, &env.config.database_schema).await.expect("our schema");
     sqlx::query("LOCK TABLE fb_token_events IN SHARE MODE").execute(&mut *tx).await.expect("table lock");
     let first = tokio::spawn({
         let db = db.clone();

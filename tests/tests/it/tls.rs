@@ -30,24 +30,39 @@ async fn postgres_over_tls_verify_full_require_and_the_default() {
 
     // verify-full against our CA: the database is created, migrated, and the session encrypted.
     let url = pg.url("fbtr_tls", &format!("sslmode=verify-full&sslrootcert={ca}"));
-    let pool = store::connect_and_migrate(&Secret::new(url), 2).await.expect("verify-full connects");
+    let pool = store::connect_and_migrate(&Secret::new(url), shared::config::DEFAULT_DATABASE_SCHEMA, 2)
+        .await
+        .expect("verify-full connects");
     assert!(ssl_in_use(&pool).await);
     assert!(migrations_applied(&pool).await > 0);
     pool.close().await;
 
     // require encrypts without checking the certificate.
-    let pool =
-        store::connect_and_migrate(&Secret::new(pg.url("fbtr_tls", "sslmode=require")), 2).await.expect("require");
+    let pool = store::connect_and_migrate(
+        &Secret::new(pg.url("fbtr_tls", "sslmode=require")),
+        shared::config::DEFAULT_DATABASE_SCHEMA,
+        2,
+    )
+    .await
+    .expect("require");
     assert!(ssl_in_use(&pool).await);
     pool.close().await;
 
     // The default (prefer) now takes TLS when the server offers it; it used to stay in cleartext.
-    let pool = store::connect_and_migrate(&Secret::new(pg.url("fbtr_tls", "")), 2).await.expect("default");
+    let pool =
+        store::connect_and_migrate(&Secret::new(pg.url("fbtr_tls", "")), shared::config::DEFAULT_DATABASE_SCHEMA, 2)
+            .await
+            .expect("default");
     assert!(ssl_in_use(&pool).await);
     pool.close().await;
 
     // verify-full really verifies: the system roots do not know our CA.
-    let unverified = store::connect_and_migrate(&Secret::new(pg.url("fbtr_tls", "sslmode=verify-full")), 2).await;
+    let unverified = store::connect_and_migrate(
+        &Secret::new(pg.url("fbtr_tls", "sslmode=verify-full")),
+        shared::config::DEFAULT_DATABASE_SCHEMA,
+        2,
+    )
+    .await;
     assert!(unverified.is_err(), "a certificate from an unknown CA must be refused");
 }
 
