@@ -14,6 +14,8 @@ FLAGS:
     --concurrency N       the worker's WORKER_CONCURRENCY (default 32)
     --workloads LIST      comma-separated, run in this order (default all):
                             cycle       W1: one refresh cycle over --channels healthy channels
+                            cycle-encrypted  the same cycle with both token columns Rails-encrypted
+                                        as Chatwoot stores them (the cost of decryption)
                             storm-one   W2: --storm-reports send-failure reports about one channel
                             storm-many  W2: one report each for --storm-channels channels
                             latency     W3: report-to-new-token latency, idle and during a cycle
@@ -38,6 +40,7 @@ when anything was lost or a worker died, 2 on bad flags or a missing worker bina
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Workload {
     Cycle,
+    CycleEncrypted,
     StormOne,
     StormMany,
     Latency,
@@ -47,8 +50,9 @@ pub enum Workload {
 }
 
 impl Workload {
-    pub const ALL: [Workload; 7] = [
+    pub const ALL: [Workload; 8] = [
         Workload::Cycle,
+        Workload::CycleEncrypted,
         Workload::StormOne,
         Workload::StormMany,
         Workload::Latency,
@@ -60,6 +64,7 @@ impl Workload {
     pub fn name(self) -> &'static str {
         match self {
             Workload::Cycle => "cycle",
+            Workload::CycleEncrypted => "cycle-encrypted",
             Workload::StormOne => "storm-one",
             Workload::StormMany => "storm-many",
             Workload::Latency => "latency",

@@ -141,11 +141,12 @@ pub async fn run_cycle(
     Ok(CycleRun { count, enqueue_s, done_s, problem, peak_backlog, graph_requests: env.sim.request_count(), cpu })
 }
 
-pub async fn run(env: &BenchEnv, opts: &Options, exe: &Path) -> anyhow::Result<Outcome> {
+/// `name`: `cycle`, or `cycle-encrypted` on an encrypted `env`.
+pub async fn run(env: &BenchEnv, opts: &Options, exe: &Path, name: &str) -> anyhow::Result<Outcome> {
     let n = opts.channels;
     // Nothing here needs the request log; keeping 100,000 entries would only cost memory.
     env.sim.set_logging(false);
-    say(format!("cycle: seeding {n} healthy channels"));
+    say(format!("{name}: seeding {n} healthy channels"));
     let t = Instant::now();
     env.seed(n, 1_000_000, 100).await?;
     let seed_s = t.elapsed();
@@ -155,11 +156,11 @@ pub async fn run(env: &BenchEnv, opts: &Options, exe: &Path) -> anyhow::Result<O
     let pg0 = PgStats::take(&env.db).await;
     let redis0 = stats::redis_commands(&env.redis).await;
     say(format!(
-        "cycle: enqueueing (latency {} ms, WORKER_CONCURRENCY {})",
+        "{name}: enqueueing (latency {} ms, WORKER_CONCURRENCY {})",
         opts.latency.as_millis(),
         opts.concurrency
     ));
-    let run = run_cycle(env, &mut workers, n as u64, None, None, "cycle").await?;
+    let run = run_cycle(env, &mut workers, n as u64, None, None, name).await?;
     let redis1 = stats::redis_commands(&env.redis).await;
     let healthy: i64 =
         sqlx::query_scalar("SELECT count(*) FROM fb_token_states WHERE status = 'healthy'").fetch_one(&env.db).await?;
@@ -184,7 +185,8 @@ pub async fn run(env: &BenchEnv, opts: &Options, exe: &Path) -> anyhow::Result<O
     };
     let ok = lost == 0 && worker_alive && run.problem.is_none() && run.peak_backlog <= env.config.queue_backlog_max;
     let json = json!({
-        "workload": "cycle",
+        "workload": name,
+        "encrypted": env.config.encryption.is_some(),
         "channels": n,
         "latency_ms": opts.latency.as_millis() as u64,
         "concurrency": opts.concurrency,
@@ -214,7 +216,7 @@ pub async fn run(env: &BenchEnv, opts: &Options, exe: &Path) -> anyhow::Result<O
         "ok": ok,
     });
     let row = Row {
-        workload: "cycle".into(),
+        workload: name.into(),
         size: format!("{n} ch"),
         first_s: Some(secs(run.enqueue_s)),
         done_s: run.done_s.map(secs),

@@ -49,7 +49,7 @@ impl BenchEnv {
             api_bind: "127.0.0.1:0".parse()?,
             ..Config::default()
         };
-        let db = match store::connect_and_migrate(&config.database_url, DB_POOL).await {
+        let db = match store::connect_and_migrate(&config.database_url, &config.database_schema, DB_POOL).await {
             Ok(db) => db,
             Err(e) => {
                 let _ = drop_database(&db_name).await;
@@ -65,6 +65,17 @@ impl BenchEnv {
             }
         };
         Ok(Self { id, config, db, redis, sim, db_name })
+    }
+
+    /// Chatwoot's encryption keys set (a fixed bench key set): seeded token columns are Rails
+    /// envelopes and the workers decrypt and encrypt them.
+    pub fn encrypted(mut self) -> Self {
+        self.config.encryption = Some(shared::config::EncryptionKeys {
+            primary_key: Secret::new("bench-primary-key-0123456789abcdef"),
+            deterministic_key: Secret::new("bench-deterministic-key-0123456789"),
+            key_derivation_salt: Secret::new("bench-key-derivation-salt-012345"),
+        });
+        self
     }
 
     pub fn storage(&self) -> JobStorage {
@@ -99,7 +110,12 @@ impl BenchEnv {
             pages.push(page.clone());
             seeded.pages.push((page, user));
             if pages.len() == SEED_CHUNK || i + 1 == n {
-                let ids = insert_channels(&self.db, &pages, &page_tokens, &user_tokens).await?;
+                // As Chatwoot stores them: envelopes with the keys set, plaintext without.
+                let codec = self.config.codec();
+                let seal = |t: &[String]| -> Vec<String> {
+                    t.iter().map(|t| codec.write(&Secret::new(t.as_str())).expose().to_owned()).collect()
+                };
+                let ids = insert_channels(&self.db, &pages, &seal(&page_tokens), &seal(&user_tokens)).await?;
                 seeded.ids.extend(ids);
                 pages.clear();
                 page_tokens.clear();

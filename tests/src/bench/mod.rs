@@ -67,6 +67,7 @@ async fn run(opts: Options, exe: &Path) -> ExitCode {
     for &workload in &opts.workloads {
         let name = workload.name();
         let env = match BenchEnv::new(opts.latency).await {
+            Ok(env) if workload == Workload::CycleEncrypted => env.encrypted(),
             Ok(env) => env,
             Err(e) => {
                 say(format!("{name}: cannot set up: {e:#}"));
@@ -135,7 +136,7 @@ async fn run_one(
     earlier: &[serde_json::Value],
 ) -> anyhow::Result<Outcome> {
     match workload {
-        Workload::Cycle => cycle::run(env, opts, exe).await,
+        Workload::Cycle | Workload::CycleEncrypted => cycle::run(env, opts, exe, workload.name()).await,
         Workload::StormOne => storm::storm_one(env, opts, exe).await,
         Workload::StormMany => storm::storm_many(env, opts, exe).await,
         Workload::Latency => latency::run(env, opts, exe).await,

@@ -69,6 +69,11 @@ impl WorkerProc {
             .env("FB_HTTP_TIMEOUT_SECS", "20")
             .env("SHUTDOWN_GRACE_SECS", "10")
             .env("RUST_LOG", "warn");
+        if let Some(k) = &c.encryption {
+            cmd.env("ACTIVE_RECORD_ENCRYPTION_PRIMARY_KEY", k.primary_key.expose())
+                .env("ACTIVE_RECORD_ENCRYPTION_DETERMINISTIC_KEY", k.deterministic_key.expose())
+                .env("ACTIVE_RECORD_ENCRYPTION_KEY_DERIVATION_SALT", k.key_derivation_salt.expose());
+        }
         if let Some(app_id) = &c.fb_app_id {
             cmd.env("FB_APP_ID", app_id);
         }
