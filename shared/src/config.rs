@@ -476,6 +476,31 @@ mod tests {
     }
 
     #[test]
+    fn chatwoots_encryption_keys_come_as_three_or_none() {
+        assert_eq!(with(&[]).expect("none").encryption, None);
+        let all = with(&[
+            ("ACTIVE_RECORD_ENCRYPTION_PRIMARY_KEY", "p-key"),
+            ("ACTIVE_RECORD_ENCRYPTION_DETERMINISTIC_KEY", "d-key"),
+            ("ACTIVE_RECORD_ENCRYPTION_KEY_DERIVATION_SALT", "salt"),
+        ])
+        .expect("all three");
+        assert_eq!(all.encryption.map(|k| k.key_derivation_salt.expose().to_owned()).as_deref(), Some("salt"));
+        let half = with(&[("ACTIVE_RECORD_ENCRYPTION_PRIMARY_KEY", "p-key")]).expect_err("one of three");
+        let message = half.to_string();
+        assert!(message.contains("ACTIVE_RECORD_ENCRYPTION_KEY_DERIVATION_SALT"), "{message}");
+        assert!(!message.contains("p-key"), "never the key itself: {message}");
+    }
+
+    #[test]
+    fn database_schema_is_a_plain_identifier_other_than_public() {
+        assert_eq!(with(&[]).expect("default").database_schema, "fb_token_refresh");
+        assert_eq!(with(&[("DATABASE_SCHEMA", "fbtr_2")]).expect("valid").database_schema, "fbtr_2");
+        for bad in ["public", "Upper", "1abc", "a-b", "x\"; DROP TABLE inboxes; --"] {
+            assert!(with(&[("DATABASE_SCHEMA", bad)]).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
     fn defaults_match_the_contract() {
         let c = with(&[]).expect("defaults are valid");
         assert_eq!(c.database_url.expose(), DEFAULT_DATABASE_URL);
