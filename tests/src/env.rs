@@ -172,8 +172,12 @@ pub const CHATWOOT_SCHEMA: &str = include_str!("../fixtures/chatwoot_schema.sql"
 pub async fn create_database_with(name: &str, sql: &str) {
     use sqlx::Connection;
     let mut admin = sqlx::PgConnection::connect(ADMIN_URL).await.expect("admin connection");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut admin).await.expect("create db");
-    let mut conn = sqlx::PgConnection::connect(&format!("postgres://postgres@127.0.0.1:5432/{name}")).await.expect("db");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut admin)
+        .await
+        .expect("create db");
+    let mut conn =
+        sqlx::PgConnection::connect(&format!("postgres://postgres@127.0.0.1:5432/{name}")).await.expect("db");
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut conn).await.expect("load schema");
 }
 
