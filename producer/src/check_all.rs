@@ -101,6 +101,7 @@ pub async fn check_all(config: &Config, json: bool) -> (i32, String) {
 async fn run(config: &Config) -> anyhow::Result<Vec<(FacebookInbox, Verdict)>> {
     let db = store::connect_and_migrate(&config.database_url, config.database_pool_size(2)).await?;
     let inboxes = store::facebook_inboxes(&db).await.context("cannot list Facebook inboxes")?;
+    let config = &store::installation::with_app_credentials(&db, config).await?;
     db.close().await;
     let graph = GraphClient::from_config(config).context("cannot build the Graph client")?;
     let redis = tokio::time::timeout(REDIS_CONNECT_TIMEOUT, queue::connect(config))

@@ -48,13 +48,14 @@ pub const PRODUCER_POOL_SIZE: u32 = 5;
 impl AppState {
     /// Connects everything the API needs (and migrates, as every command does).
     pub async fn connect(config: Config) -> anyhow::Result<Self> {
-        let config = Arc::new(config);
         let w = worker::WorkerState::connect_with_pool(
-            config.clone(),
+            Arc::new(config),
             shared::queue::Timings::default(),
             PRODUCER_POOL_SIZE,
         )
         .await?;
+        // Completed from the database (the app credentials): the one config of this process.
+        let config = w.config.clone();
         let intake = Intake {
             db: w.pipeline.db.clone(),
             redis: w.redis.clone(),

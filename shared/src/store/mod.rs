@@ -6,6 +6,7 @@ mod channels;
 mod dead;
 pub mod events;
 mod inboxes;
+pub mod installation;
 mod outcomes;
 mod states;
 
