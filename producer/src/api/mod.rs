@@ -38,6 +38,9 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Every waiting request of the process shares its one subscription.
     pub reports: ReportWaiter,
+    /// The database is Chatwoot's (`access_tokens`, `account_users`), so its users' access tokens
+    /// are callers too. Checked once at start: Chatwoot's tables come before us, not after.
+    pub chatwoot_users: bool,
 }
 
 /// Postgres connections of `producer serve` unless `DATABASE_POOL_SIZE` says otherwise: fewer than
@@ -62,7 +65,9 @@ impl AppState {
             storage: w.storage.clone(),
             config: config.clone(),
         };
+        let chatwoot_users = shared::store::chatwoot_users::has_chatwoot_users(&w.pipeline.db).await?;
         Ok(Self {
+            chatwoot_users,
             db: w.pipeline.db.clone(),
             redis: w.redis.clone(),
             storage: w.storage.clone(),

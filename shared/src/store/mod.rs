@@ -3,6 +3,7 @@
 
 mod api_tokens;
 mod channels;
+pub mod chatwoot_users;
 mod dead;
 pub mod events;
 mod inboxes;
