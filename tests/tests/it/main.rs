@@ -6,6 +6,7 @@ mod batch;
 mod browser;
 mod check_all;
 mod commands;
+mod credentials;
 mod cycles;
 mod dashboard;
 mod faults;
