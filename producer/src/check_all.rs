@@ -106,6 +106,7 @@ async fn run(config: &Config) -> anyhow::Result<Vec<(FacebookInbox, Verdict)>> {
     let db =
         store::connect_and_migrate(&config.database_url, &config.database_schema, config.database_pool_size(2)).await?;
     let inboxes = store::facebook_inboxes(&db, &config.codec()).await.context("cannot list Facebook inboxes")?;
+    let config = &store::installation::with_app_credentials(&db, config).await?;
     db.close().await;
     let unreadable = inboxes.iter().filter(|i| i.page_token.is_err()).count();
     if unreadable > 0 {

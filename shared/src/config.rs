@@ -1,6 +1,8 @@
 //! Configuration: defaults, then the environment (names as in CONTRACT.md), validated once at start.
 //! Every error names the variable, so an operator knows what to fix. Nothing else reads `env::var`.
 
+mod connection;
+
 use std::{net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use crate::{retry::RetryPolicy, secret::Secret};
@@ -207,8 +209,8 @@ impl Config {
 
     /// Builds the configuration from any name -> value lookup, so tests need not touch the
     /// process environment.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+    pub fn from_lookup(raw: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| raw(name).filter(|v| !v.trim().is_empty());
         let d = Config::default();
         let retry = RetryPolicy {
             base: secs_f64(&get, "RETRY_BASE_SECS", d.retry.base)?,
@@ -234,7 +236,11 @@ impl Config {
                 v.trim_end_matches('/').to_owned()
             }
         };
-        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+        // `DATABASE_URL` wins; Chatwoot's `POSTGRES_*` stand in for it, so its `.env` works as is.
+        let database_url = match get("DATABASE_URL") {
+            Some(url) => url,
+            None => connection::database_url(&get, &raw)?.unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
+        };
         if !database_url.starts_with("postgres://") && !database_url.starts_with("postgresql://") {
             return Err(err("DATABASE_URL", "[redacted]", "must be a postgres:// URL"));
         }
@@ -242,6 +248,7 @@ impl Config {
         if !redis_url.starts_with("redis://") && !redis_url.starts_with("rediss://") {
             return Err(err("REDIS_URL", "[redacted]", "must be a redis:// URL"));
         }
+        let redis_url = connection::redis_url_with_password(&redis_url, get("REDIS_PASSWORD").as_deref())?;
         let redis_tls_ca_file = get("REDIS_TLS_CA_FILE").map(PathBuf::from);
         if redis_tls_ca_file.is_some() && !redis_url.starts_with("rediss://") {
             return Err(err("REDIS_TLS_CA_FILE", "", "applies only to a rediss:// REDIS_URL"));
@@ -600,6 +607,92 @@ mod tests {
         assert!(with(&[("ADMIN_API_TOKEN", "hunter2")]).expect("valid").weak_admin_token());
         assert!(!with(&[("ADMIN_API_TOKEN", "0123456789abcdef")]).expect("valid").weak_admin_token());
         assert!(!with(&[]).expect("valid").weak_admin_token());
+    }
+
+    #[test]
+    fn chatwoot_postgres_variables_build_the_database_url() {
+        let c = with(&[
+            ("POSTGRES_HOST", "db.internal"),
+            ("POSTGRES_PORT", "6432"),
+            ("POSTGRES_USERNAME", "chatwoot"),
+            ("POSTGRES_PASSWORD", "s3cret"),
+            ("POSTGRES_DATABASE", "chatwoot_production"),
+        ])
+        .expect("valid");
+        assert_eq!(c.database_url.expose(), "postgres://chatwoot:s3cret@db.internal:6432/chatwoot_production");
+        // Chatwoot's production defaults (config/database.yml) fill what the .env leaves out.
+        let c = with(&[("POSTGRES_HOST", "postgres")]).expect("valid");
+        assert_eq!(c.database_url.expose(), "postgres://chatwoot_prod:chatwoot_prod@postgres:5432/chatwoot_production");
+        // As in Chatwoot's .env.example: an empty password is no password, not the default one.
+        let c = with(&[("POSTGRES_HOST", "postgres"), ("POSTGRES_USERNAME", "postgres"), ("POSTGRES_PASSWORD", "")])
+            .expect("valid");
+        assert_eq!(c.database_url.expose(), "postgres://postgres@postgres:5432/chatwoot_production");
+    }
+
+    #[test]
+    fn postgres_variables_are_percent_encoded() {
+        let c = with(&[
+            ("POSTGRES_USERNAME", "chat woot"),
+            ("POSTGRES_PASSWORD", "p@ss:w/rd?#%41 é"),
+            ("POSTGRES_DATABASE", "chat/woot"),
+        ])
+        .expect("valid");
+        let url = c.database_url.expose();
+        assert_eq!(url, "postgres://chat%20woot:p%40ss%3Aw%2Frd%3F%23%2541%20%C3%A9@localhost:5432/chat%2Fwoot");
+        // What sqlx connects with is exactly what was configured.
+        let options: sqlx::postgres::PgConnectOptions = url.parse().expect("sqlx parses it");
+        assert_eq!(options.get_username(), "chat woot");
+        assert_eq!(options.get_host(), "localhost");
+        assert_eq!(options.get_database(), Some("chat/woot"));
+    }
+
+    #[test]
+    fn postgres_host_forms() {
+        let url = |host: &str| with(&[("POSTGRES_HOST", host)]).map(|c| c.database_url.expose().to_owned());
+        assert_eq!(
+            url("10.0.0.5").expect("ipv4"),
+            "postgres://chatwoot_prod:chatwoot_prod@10.0.0.5:5432/chatwoot_production"
+        );
+        assert_eq!(url("::1").expect("ipv6"), "postgres://chatwoot_prod:chatwoot_prod@[::1]:5432/chatwoot_production");
+        let socket = url("/var/run/postgresql").expect("socket");
+        let options: sqlx::postgres::PgConnectOptions = socket.parse().expect("sqlx parses it");
+        assert_eq!(options.get_socket().and_then(|p| p.to_str()), Some("/var/run/postgresql"));
+        for bad in ["db:5432", "user@db", "db/x", "bad host"] {
+            let e = url(bad).expect_err(bad);
+            assert_eq!(e.var, "POSTGRES_HOST", "{e}");
+        }
+    }
+
+    #[test]
+    fn a_bad_postgres_port_names_the_variable() {
+        for bad in ["0", "65536", "pg", "-1"] {
+            let e = with(&[("POSTGRES_PORT", bad)]).expect_err(bad);
+            assert_eq!(e.var, "POSTGRES_PORT", "{e}");
+            assert!(e.to_string().contains("POSTGRES_PORT"), "{e}");
+        }
+    }
+
+    #[test]
+    fn database_url_wins_and_unset_postgres_variables_keep_our_default() {
+        let c = with(&[("DATABASE_URL", "postgres://a@b/c"), ("POSTGRES_HOST", "x"), ("POSTGRES_PORT", "nope")])
+            .expect("DATABASE_URL wins; POSTGRES_* are not even read");
+        assert_eq!(c.database_url.expose(), "postgres://a@b/c");
+        assert_eq!(with(&[("POSTGRES_HOST", "")]).expect("valid").database_url.expose(), DEFAULT_DATABASE_URL);
+    }
+
+    #[test]
+    fn redis_password_goes_into_a_url_without_one() {
+        let c = with(&[("REDIS_PASSWORD", "p@ss:w/rd%41")]).expect("valid");
+        assert_eq!(c.redis_url.expose(), "redis://:p%40ss%3Aw%2Frd%2541@127.0.0.1:6379");
+        let info = redis::IntoConnectionInfo::into_connection_info(c.redis_url.expose()).expect("redis parses it");
+        assert_eq!(info.redis_settings().password(), Some("p@ss:w/rd%41"));
+        let c = with(&[("REDIS_URL", "rediss://default@cache:6380/2"), ("REDIS_PASSWORD", "pw")]).expect("valid");
+        assert_eq!(c.redis_url.expose(), "rediss://default:pw@cache:6380/2");
+        // The URL's own password wins.
+        let c = with(&[("REDIS_URL", "redis://:inurl@cache:6379"), ("REDIS_PASSWORD", "other")]).expect("valid");
+        assert_eq!(c.redis_url.expose(), "redis://:inurl@cache:6379");
+        // Empty is unset, as `.presence` makes it for Chatwoot.
+        assert_eq!(with(&[("REDIS_PASSWORD", "")]).expect("valid").redis_url.expose(), DEFAULT_REDIS_URL);
     }
 
     #[test]

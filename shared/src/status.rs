@@ -81,30 +81,30 @@ const SELECT: &str = "SELECT i.id::int8 AS inbox_id, i.account_id::int8 AS accou
      LEFT JOIN fb_token_states s ON s.channel_id = c.id
      WHERE i.channel_type = 'Channel::FacebookPage'";
 
-/// One Facebook inbox, within `account` when given (None: any account, for admins).
+/// One Facebook inbox, within `accounts` when given (None: any account, for admins).
 pub async fn inbox_status(
     db: &PgPool,
     redis: &mut ConnectionManager,
     flags: &FlagKeys,
-    account: Option<i64>,
+    accounts: Option<&[i64]>,
     inbox_id: i64,
 ) -> Result<Option<InboxStatus>, StatusError> {
-    let sql = format!("{SELECT} AND i.id = $1 AND ($2::int8 IS NULL OR i.account_id = $2)");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(inbox_id).bind(account).fetch_optional(db).await?;
+    let sql = format!("{SELECT} AND i.id = $1 AND ($2::int8[] IS NULL OR i.account_id = ANY($2))");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(inbox_id).bind(accounts).fetch_optional(db).await?;
     let Some(row) = row else { return Ok(None) };
     let mut all = with_flags(vec![from_row(&row)?], redis, flags).await?;
     Ok(all.pop())
 }
 
-/// Every Facebook inbox (of `account` when given), by inbox id.
+/// Every Facebook inbox (of `accounts` when given), by inbox id.
 pub async fn list_statuses(
     db: &PgPool,
     redis: &mut ConnectionManager,
     flags: &FlagKeys,
-    account: Option<i64>,
+    accounts: Option<&[i64]>,
 ) -> Result<Vec<InboxStatus>, StatusError> {
-    let sql = format!("{SELECT} AND ($1::int8 IS NULL OR i.account_id = $1) ORDER BY i.id");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account).fetch_all(db).await?;
+    let sql = format!("{SELECT} AND ($1::int8[] IS NULL OR i.account_id = ANY($1)) ORDER BY i.id");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(accounts).fetch_all(db).await?;
     let statuses = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
     with_flags(statuses, redis, flags).await
 }

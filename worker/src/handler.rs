@@ -52,6 +52,9 @@ impl WorkerState {
             config.database_pool_size(default_pool_size),
         )
         .await?;
+        // Every Graph client and every redaction of this process must see the same app, so the
+        // credentials completed from the database go into the one config the state hands out.
+        let config = Arc::new(store::installation::with_app_credentials(&db, &config).await?);
         let redis = queue::connect(&config).await?;
         let graph = GraphClient::from_config(&config)?;
         let pipeline = Pipeline {

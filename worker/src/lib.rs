@@ -26,8 +26,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 }
 
 pub async fn run_with(config: Config, timings: Timings, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let config = Arc::new(config);
-    let state = WorkerState::connect(config.clone(), timings).await?;
+    let state = WorkerState::connect(Arc::new(config), timings).await?;
+    // What the state holds is the config completed from the database (the app credentials).
+    let config = state.config.clone();
     let listener = tokio::net::TcpListener::bind(config.worker_metrics_bind)
         .await
         .with_context(|| format!("cannot listen on WORKER_METRICS_BIND={}", config.worker_metrics_bind))?;

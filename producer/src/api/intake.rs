@@ -36,9 +36,8 @@ pub async fn report(
                 .ok_or_else(|| ApiError::unprocessable("failed_at must be an RFC 3339 time"))?,
         ),
     };
-    if !caller.sees(account_id) {
-        return Err(ApiError::not_found("inbox"));
-    }
+    // A report starts a refresh, so it needs the rights a refresh needs.
+    caller.require_refresh(account_id)?;
     let channel_id = facebook_channel_of(&state, account_id, inbox_id).await?;
     let decision = state.intake.report(channel_id, &error, failed_at).await.map_err(|e| match e {
         IntakeError::BadReport(m) => ApiError::unprocessable(m),

@@ -38,6 +38,9 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Every waiting request of the process shares its one subscription.
     pub reports: ReportWaiter,
+    /// The database is Chatwoot's (`access_tokens`, `account_users`), so its users' access tokens
+    /// are callers too. Checked once at start: Chatwoot's tables come before us, not after.
+    pub chatwoot_users: bool,
 }
 
 /// Postgres connections of `producer serve` unless `DATABASE_POOL_SIZE` says otherwise: fewer than
@@ -48,20 +51,23 @@ pub const PRODUCER_POOL_SIZE: u32 = 5;
 impl AppState {
     /// Connects everything the API needs (and migrates, as every command does).
     pub async fn connect(config: Config) -> anyhow::Result<Self> {
-        let config = Arc::new(config);
         let w = worker::WorkerState::connect_with_pool(
-            config.clone(),
+            Arc::new(config),
             shared::queue::Timings::default(),
             PRODUCER_POOL_SIZE,
         )
         .await?;
+        // Completed from the database (the app credentials): the one config of this process.
+        let config = w.config.clone();
         let intake = Intake {
             db: w.pipeline.db.clone(),
             redis: w.redis.clone(),
             storage: w.storage.clone(),
             config: config.clone(),
         };
+        let chatwoot_users = shared::store::chatwoot_users::has_chatwoot_users(&w.pipeline.db).await?;
         Ok(Self {
+            chatwoot_users,
             db: w.pipeline.db.clone(),
             redis: w.redis.clone(),
             storage: w.storage.clone(),

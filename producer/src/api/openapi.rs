@@ -20,6 +20,11 @@ pub fn document() -> Value {
         }
         Value::Object(r)
     };
+    // Refreshing and reporting need the administrator role when the token is a Chatwoot user's.
+    let with_forbidden = |mut r: Value| {
+        r["403"] = json!({"description": "a Chatwoot user token without the administrator role in the account", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+        r
+    };
     json!({
         "openapi": "3.0.3",
         "info": {"title": "Facebook page token refresh", "version": env!("CARGO_PKG_VERSION"),
@@ -59,6 +64,7 @@ pub fn document() -> Value {
                     "429": {"description": "the account used its API_REFRESH_PER_MINUTE pushes to the head of the queue; see Retry-After",
                         "headers": {"Retry-After": {"schema": {"type": "integer"}}},
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                    "403": {"description": "a Chatwoot user token without the administrator role in the account", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
                     "400": error, "401": error, "404": error, "503": error}}},
             "/api/v1/accounts/{account_id}/callbacks/refresh_facebook_token/{inbox_id}/jobs/{job_id}": {"get": {
                 "summary": "Where a refresh job stands (the status_url of a 202)",
@@ -70,7 +76,7 @@ pub fn document() -> Value {
                 "parameters": [id("account_id", "account"), id("inbox_id", "inbox")],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["error"],
                     "properties": {"error": {"type": "object", "description": "the Graph error object"}, "failed_at": {"type": "string", "format": "date-time"}}}}}},
-                "responses": common(("202", json!({"description": "accepted: enqueued, coalesced, already_replaced, not_auth or deferred"})))}},
+                "responses": with_forbidden(common(("202", json!({"description": "accepted: enqueued, coalesced, already_replaced, not_auth or deferred"}))))}},
             "/api/v1/queue": {"get": {"summary": "Queue depth (admin token only)",
                 "responses": {"200": {"description": "pending, scheduled, running, done, dead, deferred"}, "401": error, "403": error}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "security": [], "responses": {"200": {"description": "OpenMetrics text"}}}},

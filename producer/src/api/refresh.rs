@@ -43,11 +43,12 @@ pub async fn post(
             .map_err(|_| ApiError::bad_request(format!("wait must be whole seconds, got {w:?}")))?
             .min(MAX_WAIT),
     };
-    let status = load(&state, caller, account_id, inbox_id).await?;
+    caller.require_refresh(account_id)?;
+    let status = load(&state, &caller, account_id, inbox_id).await?;
     let outcome = refresh_and_wait(&state, status.account_id, status.channel_id, Duration::from_secs(wait)).await?;
     match outcome {
         RefreshAnswer::Settled { refreshed } => {
-            let mut body = load(&state, caller, account_id, inbox_id).await?.body();
+            let mut body = load(&state, &caller, account_id, inbox_id).await?.body();
             if let Some(obj) = body.as_object_mut() {
                 obj.insert("refreshed".into(), refreshed.into());
             }
@@ -113,7 +114,7 @@ pub async fn job(
     let caller = authenticate(&state, &headers).await?;
     let (account_id, inbox_id) = (parse_id(&account, "account_id")?, parse_id(&inbox, "inbox_id")?);
     let job_id: Uuid = job.parse().map_err(|_| ApiError::bad_request(format!("job id must be a UUID, got {job:?}")))?;
-    let status = load(&state, caller, account_id, inbox_id).await?;
+    let status = load(&state, &caller, account_id, inbox_id).await?;
     let mut redis = state.redis.clone();
     let report = queue::latest_report(&mut redis, &state.config, job_id).await.map_err(ApiError::internal)?;
     let keys = pending::PendingKeys::new(state.config.redis_key_prefix.clone());

@@ -32,23 +32,23 @@ pub async fn get(
         Some("true") | Some("1") => true,
         Some(other) => return Err(ApiError::bad_request(format!("check must be true or false, got {other:?}"))),
     };
-    let status = load(&state, caller, account_id, inbox_id).await?;
+    let status = load(&state, &caller, account_id, inbox_id).await?;
     if check {
         let job = RefreshJob::new(status.channel_id, Reason::Manual);
         state.pipeline.validate_only(&job).await.map_err(ApiError::internal)?;
-        return Ok(Json(load(&state, caller, account_id, inbox_id).await?.body()));
+        return Ok(Json(load(&state, &caller, account_id, inbox_id).await?.body()));
     }
     Ok(Json(status.body()))
 }
 
 /// The inbox's status if the caller may see it; 404 otherwise (another account's, not Facebook,
 /// absent: all look the same).
-pub async fn load(state: &AppState, caller: Caller, account_id: i64, inbox_id: i64) -> Result<InboxStatus, ApiError> {
+pub async fn load(state: &AppState, caller: &Caller, account_id: i64, inbox_id: i64) -> Result<InboxStatus, ApiError> {
     if !caller.sees(account_id) {
         return Err(ApiError::not_found("inbox"));
     }
     let mut redis = state.redis.clone();
-    inbox_status(&state.db, &mut redis, &state.pipeline.flags, Some(account_id), inbox_id)
+    inbox_status(&state.db, &mut redis, &state.pipeline.flags, Some(&[account_id]), inbox_id)
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found("inbox"))

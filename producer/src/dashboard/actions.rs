@@ -39,9 +39,9 @@ pub async fn refresh(
     let locale = Locale::negotiate(query.get("lang").map(String::as_str), &headers);
     let json =
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("application/json"));
-    let mut resp = match run(&state, &headers, &inbox).await {
+    let mut resp = match run(&state, &headers, &inbox, locale).await {
         Ok((caller, status, notice)) if json => {
-            let table = table(&state, locale, caller);
+            let table = table(&state, locale, &caller);
             Json(json!({
                 "inbox_id": status.inbox_id,
                 "result": notice.name(),
@@ -72,25 +72,35 @@ pub async fn refresh(
     resp
 }
 
-fn table(state: &AppState, locale: Locale, caller: Caller) -> Table<'_> {
+fn table<'a>(state: &'a AppState, locale: Locale, caller: &'a Caller) -> Table<'a> {
     Table {
         locale,
         now: Utc::now(),
-        show_account: caller.scope().is_none(),
+        show_account: caller.spans_accounts(),
         reconnect_template: &state.config.reconnect_url_template,
+        caller,
     }
 }
 
-async fn run(state: &AppState, headers: &HeaderMap, inbox: &str) -> Result<(Caller, InboxStatus, Notice), ApiError> {
+async fn run(
+    state: &AppState,
+    headers: &HeaderMap,
+    inbox: &str,
+    locale: Locale,
+) -> Result<(Caller, InboxStatus, Notice), ApiError> {
     if session::cross_site(headers) {
         return Err(ApiError::forbidden("cross-site request refused"));
     }
     let caller = session::current(state, headers).await?.ok_or_else(ApiError::unauthorized)?;
     let inbox_id = parse_id(inbox, "inbox_id")?;
-    let before = load(state, caller, inbox_id).await?;
+    let before = load(state, &caller, inbox_id).await?;
+    // A Chatwoot agent sees the inbox but the button is an administrator's, as on the API.
+    if !caller.may_refresh(before.account_id) {
+        return Err(ApiError::forbidden(locale.t().refresh_needs_admin));
+    }
     let notice = match refresh_and_wait(state, before.account_id, before.channel_id, WAIT).await {
         Ok(RefreshAnswer::Settled { refreshed }) => {
-            let after = load(state, caller, inbox_id).await?;
+            let after = load(state, &caller, inbox_id).await?;
             let notice = if after.reauthorization_required || after.token_valid == Some(false) {
                 Notice::StillFailing
             } else if refreshed {
@@ -108,13 +118,14 @@ async fn run(state: &AppState, headers: &HeaderMap, inbox: &str) -> Result<(Call
             Notice::Error
         }
     };
-    Ok((caller, load(state, caller, inbox_id).await?, notice))
+    let status = load(state, &caller, inbox_id).await?;
+    Ok((caller, status, notice))
 }
 
 /// The inbox if the caller may see it; 404 otherwise (another account's, not Facebook, absent).
-async fn load(state: &AppState, caller: Caller, inbox_id: i64) -> Result<InboxStatus, ApiError> {
+async fn load(state: &AppState, caller: &Caller, inbox_id: i64) -> Result<InboxStatus, ApiError> {
     let mut redis = state.redis.clone();
-    inbox_status(&state.db, &mut redis, &state.pipeline.flags, caller.scope(), inbox_id)
+    inbox_status(&state.db, &mut redis, &state.pipeline.flags, caller.accounts().as_deref(), inbox_id)
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found("inbox"))

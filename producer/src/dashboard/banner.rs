@@ -18,7 +18,9 @@ pub fn refresh_action(locale: Locale, inbox_id: i64) -> String {
 /// A line under the actions: the outcome of the last "Try auto refresh" (class, text).
 pub type Result<'a> = Option<(&'static str, &'a str)>;
 
-pub fn banner(locale: Locale, template: &str, s: &InboxStatus, result: Result<'_>) -> String {
+/// `can_refresh`: whether the viewer may start a refresh; a Chatwoot agent sees the button
+/// disabled, with why, rather than one that only answers 403.
+pub fn banner(locale: Locale, template: &str, s: &InboxStatus, result: Result<'_>, can_refresh: bool) -> String {
     let t = locale.t();
     let cause = Cause::of(s.last_error.as_ref()).text(t);
     let graph = match &s.last_error {
@@ -40,9 +42,7 @@ pub fn banner(locale: Locale, template: &str, s: &InboxStatus, result: Result<'_
     format!(
         "<div class=\"banner\" role=\"alert\"><strong class=\"title\">⚠ {title}</strong>\
          <p class=\"cause\">{what}</p><p class=\"todo\"><strong>{what_to_do}</strong> {todo}</p>{graph}\
-         <div class=\"actions\">\
-         <form method=\"post\" action=\"{action}\" data-refresh=\"{id}\" data-progress=\"{progress}\" data-failed=\"{failed}\">\
-         <button class=\"btn primary\" type=\"submit\" name=\"auto_refresh\">{try_auto}</button></form>\
+         <div class=\"actions\">{auto}\
          <a class=\"btn secondary reconnect\" href=\"{reconnect}\" rel=\"noopener\">{manually}</a>\
          <p class=\"result {result_class}\" id=\"result-{id}\" role=\"status\" aria-live=\"polite\">{result_text}</p>\
          </div></div>",
@@ -50,14 +50,31 @@ pub fn banner(locale: Locale, template: &str, s: &InboxStatus, result: Result<'_
         what = escape_html(cause.what),
         what_to_do = escape_html(t.what_to_do),
         todo = escape_html(cause.todo),
-        action = escape_html(&refresh_action(locale, s.inbox_id)),
+        auto = auto_refresh(locale, s.inbox_id, can_refresh),
         id = s.inbox_id,
-        progress = escape_html(t.refreshing),
-        failed = escape_html(t.result_error),
-        try_auto = escape_html(t.try_auto_refresh),
         reconnect = escape_html(&reconnect_url(template, s)),
         manually = escape_html(t.reconnect_manually),
         result_text = escape_html(result_text),
+    )
+}
+
+fn auto_refresh(locale: Locale, inbox_id: i64, can_refresh: bool) -> String {
+    let t = locale.t();
+    if !can_refresh {
+        return format!(
+            "<button class=\"btn primary\" type=\"button\" disabled aria-disabled=\"true\" title=\"{why}\">{try_auto}</button>\
+             <p class=\"muted needs-admin\">{why}</p>",
+            why = escape_html(t.refresh_needs_admin),
+            try_auto = escape_html(t.try_auto_refresh),
+        );
+    }
+    format!(
+        "<form method=\"post\" action=\"{action}\" data-refresh=\"{inbox_id}\" data-progress=\"{progress}\" data-failed=\"{failed}\">\
+         <button class=\"btn primary\" type=\"submit\" name=\"auto_refresh\">{try_auto}</button></form>",
+        action = escape_html(&refresh_action(locale, inbox_id)),
+        progress = escape_html(t.refreshing),
+        failed = escape_html(t.result_error),
+        try_auto = escape_html(t.try_auto_refresh),
     )
 }
 
@@ -97,8 +114,13 @@ mod tests {
     #[test]
     fn cause_actions_in_order_and_escaped() {
         let en = Locale { lang: Lang::En, explicit: false };
-        let html =
-            banner(en, "/app/accounts/{account_id}/settings/inboxes/{inbox_id}", &flagged("x", "<img src=x>"), None);
+        let html = banner(
+            en,
+            "/app/accounts/{account_id}/settings/inboxes/{inbox_id}",
+            &flagged("x", "<img src=x>"),
+            None,
+            true,
+        );
         assert!(html.contains("Reconnection required"));
         assert!(html.contains("changed their password"));
         assert!(html.contains("(190/460): &lt;img src=x&gt;"), "{html}");
@@ -112,10 +134,19 @@ mod tests {
     #[test]
     fn vietnamese_keeps_the_explicit_language_in_the_action() {
         let vi = Locale { lang: Lang::Vi, explicit: true };
-        let html = banner(vi, "https://x.example/{inbox_id}?a={account_id}", &flagged("x", "m"), None);
+        let html = banner(vi, "https://x.example/{inbox_id}?a={account_id}", &flagged("x", "m"), None, true);
         assert!(html.contains("Cần kết nối lại") && html.contains("Thử refresh tự động"));
         assert!(html.contains("Kết nối lại thủ công"));
         assert!(html.contains("action=\"/dashboard/inboxes/7/refresh?lang=vi\""));
         assert!(html.contains("href=\"https://x.example/7?a=3\""));
+    }
+
+    #[test]
+    fn an_agent_sees_the_button_disabled_and_why() {
+        let en = Locale { lang: Lang::En, explicit: false };
+        let html = banner(en, "/x/{inbox_id}", &flagged("x", "m"), None, false);
+        assert!(!html.contains("<form") && !html.contains("/dashboard/inboxes/7/refresh"), "{html}");
+        assert!(html.contains("disabled") && html.contains("Only an administrator"), "{html}");
+        assert!(html.contains("Reconnect manually"));
     }
 }

@@ -20,6 +20,7 @@ pub struct Strings {
     pub sign_out: &'static str,
     pub admin_caller: &'static str,
     pub account_caller: &'static str, // {id}
+    pub user_caller: &'static str,    // {id}
     pub unavailable: &'static str,
     // counts and filters
     pub all: &'static str,
@@ -53,6 +54,7 @@ pub struct Strings {
     pub facebook_said: &'static str,
     pub what_to_do: &'static str,
     pub try_auto_refresh: &'static str,
+    pub refresh_needs_admin: &'static str,
     pub reconnect_manually: &'static str,
     pub refreshing: &'static str,
     pub result_refreshed: &'static str,
@@ -97,6 +99,7 @@ pub static EN: Strings = Strings {
     sign_out: "Sign out",
     admin_caller: "Administrator (all accounts)",
     account_caller: "Account {id}",
+    user_caller: "Chatwoot user {id}",
     unavailable: "A backing service is unavailable. Try again in a moment.",
     all: "All",
     needs_attention: "Needs attention",
@@ -127,6 +130,7 @@ pub static EN: Strings = Strings {
     facebook_said: "Facebook said",
     what_to_do: "What to do:",
     try_auto_refresh: "Try auto refresh",
+    refresh_needs_admin: "Only an administrator of this account can start a refresh.",
     reconnect_manually: "Reconnect manually",
     refreshing: "Refreshing…",
     result_refreshed: "Refreshed: a new token was saved and the inbox works again.",
@@ -192,6 +196,7 @@ pub static VI: Strings = Strings {
     sign_out: "Đăng xuất",
     admin_caller: "Quản trị viên (tất cả tài khoản)",
     account_caller: "Tài khoản {id}",
+    user_caller: "Người dùng Chatwoot {id}",
     unavailable: "Một dịch vụ nền đang không khả dụng. Vui lòng thử lại sau giây lát.",
     all: "Tất cả",
     needs_attention: "Cần chú ý",
@@ -222,6 +227,7 @@ pub static VI: Strings = Strings {
     facebook_said: "Facebook báo",
     what_to_do: "Cách xử lý:",
     try_auto_refresh: "Thử refresh tự động",
+    refresh_needs_admin: "Chỉ quản trị viên của tài khoản này mới có thể làm mới.",
     reconnect_manually: "Kết nối lại thủ công",
     refreshing: "Đang làm mới…",
     result_refreshed: "Đã làm mới: token mới đã được lưu và hộp thư hoạt động trở lại.",

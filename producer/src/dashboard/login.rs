@@ -77,11 +77,11 @@ pub async fn login(
         }
         Err(_) => return form(StatusCode::SERVICE_UNAVAILABLE, locale, Some(Problem::Unavailable)),
     };
-    let cookie = match session::create(&state, caller, token).await {
+    let cookie = match session::create(&state, &caller, token).await {
         Ok(cookie) => cookie,
         Err(_) => return form(StatusCode::SERVICE_UNAVAILABLE, locale, Some(Problem::Unavailable)),
     };
-    tracing::info!(caller = ?caller, "dashboard sign-in");
+    tracing::info!(caller = %caller.label(), "dashboard sign-in");
     let mut resp = Redirect::to(&locale.link("/")).into_response();
     resp.headers_mut().insert(header::SET_COOKIE, session::set_cookie(&cookie, &headers));
     no_store(&mut resp);

@@ -43,9 +43,9 @@ pub async fn index(
         Ok(None) => return login::form(StatusCode::OK, locale, None),
         Err(_) => return login::form(StatusCode::SERVICE_UNAVAILABLE, locale, Some(Problem::Unavailable)),
     };
-    match load(&state, caller).await {
+    match load(&state, &caller).await {
         Ok(data) => {
-            let body = render(&state, locale, caller, &query, &data, Utc::now());
+            let body = render(&state, locale, &caller, &query, &data, Utc::now());
             layout::page(StatusCode::OK, locale, locale.t().title, &body)
         }
         Err(e) => {
@@ -53,7 +53,7 @@ pub async fn index(
             let t = locale.t();
             let body = format!(
                 "{}<main><p class=\"error\" role=\"alert\">{}</p></main>",
-                layout::top_bar(locale, Some(&who(t, caller)), "/"),
+                layout::top_bar(locale, Some(&who(t, &caller)), "/"),
                 escape_html(t.unavailable)
             );
             layout::page(StatusCode::SERVICE_UNAVAILABLE, locale, t.title, &body)
@@ -68,26 +68,28 @@ struct Data {
     outcomes: Vec<HourlyOutcome>,
 }
 
-async fn load(state: &AppState, caller: Caller) -> anyhow::Result<Data> {
+async fn load(state: &AppState, caller: &Caller) -> anyhow::Result<Data> {
     let (mut r1, mut r2) = (state.redis.clone(), state.redis.clone());
     let depth = async {
         match caller {
             Caller::Admin => shared::queue::depth(&mut r2, &state.config).await.map(Some),
-            Caller::Account(_) => Ok(None),
+            Caller::Account(_) | Caller::User { .. } => Ok(None),
         }
     };
+    let accounts = caller.accounts();
     let (inboxes, depth, outcomes) = tokio::join!(
-        list_statuses(&state.db, &mut r1, &state.pipeline.flags, caller.scope()),
+        list_statuses(&state.db, &mut r1, &state.pipeline.flags, accounts.as_deref()),
         depth,
-        hourly_outcomes(&state.db, 24, caller.scope()),
+        hourly_outcomes(&state.db, 24, accounts.as_deref()),
     );
     Ok(Data { inboxes: inboxes?, depth: depth?, outcomes: outcomes? })
 }
 
-pub fn who(t: &Strings, caller: Caller) -> String {
+pub fn who(t: &Strings, caller: &Caller) -> String {
     match caller {
         Caller::Admin => t.admin_caller.to_owned(),
         Caller::Account(a) => t.account_caller.replace("{id}", &a.to_string()),
+        Caller::User { user_id, .. } => t.user_caller.replace("{id}", &user_id.to_string()),
     }
 }
 
@@ -102,7 +104,7 @@ fn matches(filter: Option<&str>, s: &InboxStatus) -> bool {
 fn render(
     state: &AppState,
     locale: Locale,
-    caller: Caller,
+    caller: &Caller,
     query: &HashMap<String, String>,
     data: &Data,
     now: DateTime<Utc>,
@@ -125,8 +127,9 @@ fn render(
     let table = Table {
         locale,
         now,
-        show_account: caller.scope().is_none(),
+        show_account: caller.spans_accounts(),
         reconnect_template: &state.config.reconnect_url_template,
+        caller,
     };
     let mut rows = String::new();
     for s in slice {

@@ -4,6 +4,8 @@
 use chrono::{DateTime, Utc};
 use shared::status::InboxStatus;
 
+use crate::api::auth::Caller;
+
 use super::{
     banner,
     html::{escape_html, fill, when},
@@ -18,6 +20,8 @@ pub struct Table<'a> {
     /// Admins see every account, so the account column is shown.
     pub show_account: bool,
     pub reconnect_template: &'a str,
+    /// Whose table it is: "Try auto refresh" is offered only where they may refresh.
+    pub caller: &'a Caller,
 }
 
 /// The outcome of a "Try auto refresh", shown in place.
@@ -112,7 +116,7 @@ impl Table<'_> {
             let result = notice.map(|n| (if n == Notice::Pending { "progress" } else { "error" }, n.text(self.locale)));
             out.push_str(&format!(
                 "<tr class=\"banner-row\"><td colspan=\"{cols}\">{}</td></tr>",
-                banner::banner(self.locale, self.reconnect_template, s, result)
+                banner::banner(self.locale, self.reconnect_template, s, result, self.caller.may_refresh(s.account_id))
             ));
         } else if let Some(n) = notice {
             let class = match n {

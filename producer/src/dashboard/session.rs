@@ -1,7 +1,8 @@
 //! Dashboard sessions: a random cookie (32 bytes, hex) whose SHA-256 names a Redis key
 //! `{prefix}fb_token_refresh:session:<sha256>` that lives 12 hours. The key holds who signed in and
 //! the SHA-256 of the token used, never the token: every request checks that the token is still
-//! valid (an account token revoked, or the admin token changed, ends the session).
+//! valid (an account token revoked, the admin token changed, a Chatwoot user's token reset ends
+//! the session), and a Chatwoot user's rights are read again, so a changed role counts at once.
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use redis::AsyncCommands;
@@ -9,8 +10,9 @@ use shared::store::token_hash;
 
 use crate::api::{
     ApiError, AppState,
-    auth::{Caller, constant_time_eq},
+    auth::{Caller, constant_time_eq, user_caller},
 };
+use shared::store::chatwoot_users;
 
 pub const COOKIE: &str = "fbtr_session";
 pub const TTL_SECS: u64 = 12 * 3600;
@@ -20,12 +22,13 @@ fn key(state: &AppState, cookie: &str) -> String {
 }
 
 /// Starts a session for `caller`, who signed in with `api_token`; returns the cookie value.
-pub async fn create(state: &AppState, caller: Caller, api_token: &str) -> Result<String, ApiError> {
+pub async fn create(state: &AppState, caller: &Caller, api_token: &str) -> Result<String, ApiError> {
     let bytes: [u8; 32] = rand::random();
     let cookie: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     let value = match caller {
         Caller::Admin => format!("admin:{}", token_hash(api_token)),
         Caller::Account(a) => format!("account:{a}:{}", token_hash(api_token)),
+        Caller::User { user_id, .. } => format!("user:{user_id}:{}", token_hash(api_token)),
     };
     let mut redis = state.redis.clone();
     let _: () = redis.set_ex(key(state, &cookie), value, TTL_SECS).await.map_err(ApiError::internal)?;
@@ -56,6 +59,14 @@ pub async fn current(state: &AppState, headers: &HeaderMap) -> Result<Option<Cal
             .map_err(ApiError::internal)?;
             live.map(i64::from).filter(|a| Some(*a) == account.parse().ok()).map(Caller::Account)
         }
+        ["user", user, hash] if state.chatwoot_users => match user.parse::<i64>() {
+            Ok(user_id) => {
+                let live =
+                    chatwoot_users::user_has_token_hash(&state.db, user_id, hash).await.map_err(ApiError::internal)?;
+                if live { Some(user_caller(state, user_id).await?) } else { None }
+            }
+            Err(_) => None,
+        },
         _ => None,
     };
     if still_valid.is_none() {

@@ -3,9 +3,11 @@
 
 mod api_tokens;
 mod channels;
+pub mod chatwoot_users;
 mod dead;
 pub mod events;
 mod inboxes;
+pub mod installation;
 mod outcomes;
 pub mod schema;
 mod states;

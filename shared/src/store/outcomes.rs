@@ -11,9 +11,13 @@ pub struct HourlyOutcome {
     pub count: i64,
 }
 
-/// Outcomes of the last `hours` hours, by hour, oldest first; with `account`, of that account's
+/// Outcomes of the last `hours` hours, by hour, oldest first; with `accounts`, of those accounts'
 /// Facebook channels only (an account's dashboard must not show other tenants' activity).
-pub async fn hourly_outcomes(db: &PgPool, hours: i32, account: Option<i64>) -> Result<Vec<HourlyOutcome>, sqlx::Error> {
+pub async fn hourly_outcomes(
+    db: &PgPool,
+    hours: i32,
+    accounts: Option<&[i64]>,
+) -> Result<Vec<HourlyOutcome>, sqlx::Error> {
     let rows: Vec<(DateTime<Utc>, String, i64)> = sqlx::query_as(
         "SELECT hour, outcome, count(*) FROM (
            SELECT date_trunc('hour', created_at) AS hour,
@@ -24,14 +28,14 @@ pub async fn hourly_outcomes(db: &PgPool, hours: i32, account: Option<i64>) -> R
                   END AS outcome
            FROM fb_token_events
            WHERE created_at > now() - make_interval(hours => $1)
-             AND ($2::int8 IS NULL OR channel_id IN (
+             AND ($2::int8[] IS NULL OR channel_id IN (
                    SELECT channel_id FROM inboxes
-                   WHERE account_id = $2 AND channel_type = 'Channel::FacebookPage'))) e
+                   WHERE account_id = ANY($2) AND channel_type = 'Channel::FacebookPage'))) e
          WHERE outcome IS NOT NULL
          GROUP BY 1, 2 ORDER BY 1, 2",
     )
     .bind(hours)
-    .bind(account)
+    .bind(accounts)
     .fetch_all(db)
     .await?;
     Ok(rows.into_iter().map(|(hour, outcome, count)| HourlyOutcome { hour, outcome, count }).collect())

@@ -7,6 +7,7 @@ mod browser;
 mod chatwoot_db;
 mod check_all;
 mod commands;
+mod credentials;
 mod cycles;
 mod dashboard;
 mod faults;
