@@ -4,6 +4,7 @@
 use chrono::NaiveDateTime;
 use sqlx::{PgPool, Row};
 
+use super::user_tokens;
 use crate::{
     encryption::{Codec, Unreadable},
     secret::Secret,
@@ -51,27 +52,54 @@ pub type Loaded = Result<Channel, UnreadableChannel>;
 
 pub async fn load_channel(db: &PgPool, codec: &Codec, channel_id: i64) -> Result<Option<Loaded>, sqlx::Error> {
     let Ok(id) = i32::try_from(channel_id) else { return Ok(None) };
-    let row = sqlx::query(
-        "SELECT id, account_id, page_id, page_access_token, user_access_token, updated_at
-         FROM channel_facebook_pages WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(db)
-    .await?;
-    row.as_ref().map(|r| from_row(codec, r)).transpose()
+    Ok(load_channels(db, codec, &[i64::from(id)]).await?.pop())
 }
 
-/// Several channels in one query (a batch); absent ids are simply not returned.
+/// Several channels in one query (a batch); absent ids are simply not returned. Channels whose
+/// user token digest is missing or older than the row get it recorded (one statement; only the
+/// first cycle after install, or after a reconnect, has any).
 pub async fn load_channels(db: &PgPool, codec: &Codec, ids: &[i64]) -> Result<Vec<Loaded>, sqlx::Error> {
     let ids: Vec<i32> = ids.iter().filter_map(|&i| i32::try_from(i).ok()).collect();
     let rows = sqlx::query(
-        "SELECT id, account_id, page_id, page_access_token, user_access_token, updated_at
-         FROM channel_facebook_pages WHERE id = ANY($1) ORDER BY id",
+        "SELECT c.id, c.account_id, c.page_id, c.page_access_token, c.user_access_token, c.updated_at,
+                d.channel_updated_at IS NOT DISTINCT FROM c.updated_at AS digest_current
+         FROM channel_facebook_pages c LEFT JOIN fb_channel_user_tokens d ON d.channel_id = c.id
+         WHERE c.id = ANY($1) ORDER BY c.id",
     )
     .bind(&ids)
     .fetch_all(db)
     .await?;
-    rows.iter().map(|r| from_row(codec, r)).collect()
+    let mut loaded = Vec::with_capacity(rows.len());
+    let mut current = Vec::with_capacity(rows.len());
+    for r in &rows {
+        loaded.push(from_row(codec, r)?);
+        current.push(r.try_get::<bool, _>("digest_current")?);
+    }
+    let stale: Vec<_> = loaded
+        .iter()
+        .zip(current)
+        .filter_map(|(l, current)| l.as_ref().ok().filter(|_| !current))
+        .map(|c| (c.id, &c.user_token, c.updated_at))
+        .collect();
+    user_tokens::record(db, &stale).await?;
+    Ok(loaded)
+}
+
+/// The channels whose user token is `user_token` now, read (and decrypted) afresh.
+pub async fn channels_of_user_token(
+    db: &PgPool,
+    codec: &Codec,
+    user_token: &Secret,
+) -> Result<Vec<Channel>, sqlx::Error> {
+    user_tokens::sync(db, codec).await?;
+    let ids = user_tokens::channel_ids(db, user_token).await?;
+    // A row may have changed since its digest was taken: the token itself decides.
+    Ok(load_channels(db, codec, &ids)
+        .await?
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|c| c.user_token == *user_token)
+        .collect())
 }
 
 fn from_row(codec: &Codec, r: &sqlx::postgres::PgRow) -> Result<Loaded, sqlx::Error> {
@@ -135,7 +163,7 @@ pub async fn write_user_token(
     token: &Secret,
 ) -> Result<Option<NaiveDateTime>, sqlx::Error> {
     let Ok(id) = i32::try_from(read.id) else { return Ok(None) };
-    sqlx::query_scalar(
+    let version: Option<NaiveDateTime> = sqlx::query_scalar(
         "UPDATE channel_facebook_pages
          SET user_access_token = $1,
              updated_at = GREATEST(timezone('utc', now()), $3 + interval '1 microsecond')
@@ -145,7 +173,12 @@ pub async fn write_user_token(
     .bind(id)
     .bind(read.updated_at)
     .fetch_optional(db)
-    .await
+    .await?;
+    // Our own write keeps the digest current: the new token's channels are asked for next.
+    if let Some(v) = version {
+        user_tokens::record(db, &[(read.id, token, v)]).await?;
+    }
+    Ok(version)
 }
 
 /// Whether the row is still at the version `read` saw, by the token write guard's comparison. A

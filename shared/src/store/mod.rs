@@ -22,8 +22,8 @@ use sqlx::{
 
 pub use api_tokens::{account_of_token, create_api_token, revoke_api_token, token_hash};
 pub use channels::{
-    Channel, Loaded, TokenWrite, UNDECRYPTABLE_LOG, UnreadableChannel, facebook_channel_ids, is_unchanged,
-    load_channel, load_channels, write_page_token, write_user_token,
+    Channel, Loaded, TokenWrite, UNDECRYPTABLE_LOG, UnreadableChannel, channels_of_user_token, facebook_channel_ids,
+    is_unchanged, load_channel, load_channels, write_page_token, write_user_token,
 };
 pub use dead::{
     kept_payload, mark_redriven, open_dead_count, open_dead_jobs, record_dead_job, record_panic, record_poison,
@@ -32,7 +32,7 @@ pub use events::{Event, Step, record_event};
 pub use inboxes::*;
 pub use outcomes::{HourlyOutcome, hourly_outcomes};
 pub use states::{FailureCount, StateUpdate, TokenState, load_state, save_state};
-pub use user_tokens::{channels_of_user_token, digest as user_token_digest, sync as sync_user_token_digests};
+pub use user_tokens::digest as user_token_digest;
 
 use tracing::warn;
 

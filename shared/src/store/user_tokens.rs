@@ -1,24 +1,68 @@
 //! "Every channel of this user token", for encrypted and plaintext columns alike: through
 //! `fb_channel_user_tokens`, a digest of each channel's decrypted user token taken at the row's
-//! `updated_at` (see migrations/0007). Rows changed since their digest was taken (a reconnect
-//! in Chatwoot, a refresh of ours) are re-read first, so the answer is current.
+//! `updated_at` (see migrations/0007). Loading a channel records its digest when missing or older
+//! than the row, so the cycle keeps the table current; a throttled full pass catches rows no job
+//! has loaded yet (a fresh install's first hours).
+
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
 
 use chrono::NaiveDateTime;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use tracing::debug;
 
-use super::channels::{Channel, load_channels};
 use crate::{encryption::Codec, secret::Secret};
+
+/// How often one process scans the whole channel table for rows without a current digest. The
+/// scan is two anti-joins over Chatwoot's table; once per user token (1,000s a cycle) it cost more
+/// Postgres CPU than the cycle itself.
+const FULL_SYNC_EVERY: Duration = Duration::from_secs(300);
 
 pub fn digest(token: &Secret) -> Vec<u8> {
     Sha256::digest(token.expose().as_bytes()).to_vec()
 }
 
-/// Brings every channel's digest up to date: a scan of the channel table joined with ours, then
-/// one statement for the rows that changed (all of them only on the first run). Undecryptable
-/// rows get no digest: nothing of theirs is sent to Graph anyway.
-pub async fn sync(db: &PgPool, codec: &Codec) -> Result<usize, sqlx::Error> {
+/// Records the digests of `(channel id, decrypted user token, row version)`.
+pub async fn record(db: &PgPool, rows: &[(i64, &Secret, NaiveDateTime)]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i32> = rows.iter().filter_map(|(id, _, _)| i32::try_from(*id).ok()).collect();
+    let digests: Vec<Vec<u8>> = rows.iter().map(|(_, t, _)| digest(t)).collect();
+    let versions: Vec<NaiveDateTime> = rows.iter().map(|(_, _, v)| *v).collect();
+    sqlx::query(
+        "INSERT INTO fb_channel_user_tokens (channel_id, user_token_sha256, channel_updated_at)
+         SELECT * FROM unnest($1::int[], $2::bytea[], $3::timestamp[])
+         ON CONFLICT (channel_id) DO UPDATE
+         SET user_token_sha256 = excluded.user_token_sha256, channel_updated_at = excluded.channel_updated_at
+         WHERE fb_channel_user_tokens.channel_updated_at < excluded.channel_updated_at",
+    )
+    .bind(&ids)
+    .bind(&digests)
+    .bind(&versions)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Brings every channel's digest up to date, at most every `FULL_SYNC_EVERY` per database and
+/// process. Undecryptable rows get no digest: nothing of theirs is sent to Graph anyway.
+pub async fn sync(db: &PgPool, codec: &Codec) -> Result<(), sqlx::Error> {
+    static LAST: Mutex<Option<HashMap<String, Instant>>> = Mutex::new(None);
+    let options = db.connect_options();
+    let database = format!("{:?}/{:?}/{:?}", options.get_host(), options.get_port(), options.get_database());
+    {
+        let mut last = LAST.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let last = last.get_or_insert_with(HashMap::new);
+        if last.get(&database).is_some_and(|t| t.elapsed() < FULL_SYNC_EVERY) {
+            return Ok(());
+        }
+        last.insert(database, Instant::now());
+    }
     let stale: Vec<(i32, String, NaiveDateTime)> = sqlx::query_as(
         "SELECT c.id, c.user_access_token, c.updated_at FROM channel_facebook_pages c
          LEFT JOIN fb_channel_user_tokens d ON d.channel_id = c.id
@@ -26,29 +70,18 @@ pub async fn sync(db: &PgPool, codec: &Codec) -> Result<usize, sqlx::Error> {
     )
     .fetch_all(db)
     .await?;
-    let (mut ids, mut digests, mut versions) = (vec![], vec![], vec![]);
+    let mut rows = Vec::with_capacity(stale.len());
     for (id, stored, updated_at) in stale {
         let stored = Secret::new(stored);
         if let Ok(token) = codec.read(stored.expose()) {
-            ids.push(id);
-            digests.push(digest(&token));
-            versions.push(updated_at);
+            rows.push((i64::from(id), token, updated_at));
         }
     }
-    if !ids.is_empty() {
-        sqlx::query(
-            "INSERT INTO fb_channel_user_tokens (channel_id, user_token_sha256, channel_updated_at)
-             SELECT * FROM unnest($1::int[], $2::bytea[], $3::timestamp[])
-             ON CONFLICT (channel_id) DO UPDATE
-             SET user_token_sha256 = excluded.user_token_sha256, channel_updated_at = excluded.channel_updated_at",
-        )
-        .bind(&ids)
-        .bind(&digests)
-        .bind(&versions)
-        .execute(db)
-        .await?;
-        debug!(rows = ids.len(), "user token digests updated");
+    let borrowed: Vec<(i64, &Secret, NaiveDateTime)> = rows.iter().map(|(i, t, v)| (*i, t, *v)).collect();
+    for chunk in borrowed.chunks(10_000) {
+        record(db, chunk).await?;
     }
+    debug!(rows = borrowed.len(), "user token digests brought up to date");
     // Channels deleted in Chatwoot leave nothing behind.
     sqlx::query(
         "DELETE FROM fb_channel_user_tokens d
@@ -56,27 +89,15 @@ pub async fn sync(db: &PgPool, codec: &Codec) -> Result<usize, sqlx::Error> {
     )
     .execute(db)
     .await?;
-    Ok(ids.len())
+    Ok(())
 }
 
-/// The channels whose user token is `user_token` now, read (and decrypted) afresh.
-pub async fn channels_of_user_token(
-    db: &PgPool,
-    codec: &Codec,
-    user_token: &Secret,
-) -> Result<Vec<Channel>, sqlx::Error> {
-    sync(db, codec).await?;
+/// The channels whose recorded digest is that of `user_token`.
+pub async fn channel_ids(db: &PgPool, user_token: &Secret) -> Result<Vec<i64>, sqlx::Error> {
     let ids: Vec<i32> =
         sqlx::query_scalar("SELECT channel_id FROM fb_channel_user_tokens WHERE user_token_sha256 = $1")
             .bind(digest(user_token))
             .fetch_all(db)
             .await?;
-    let ids: Vec<i64> = ids.into_iter().map(i64::from).collect();
-    // A row may have changed between the sync and this read: the token itself decides.
-    Ok(load_channels(db, codec, &ids)
-        .await?
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|c| c.user_token == *user_token)
-        .collect())
+    Ok(ids.into_iter().map(i64::from).collect())
 }
