@@ -138,10 +138,10 @@ pub async fn run(env: &BenchEnv, opts: &Options, earlier: &[Value]) -> anyhow::R
     }
 
     say("limits: Postgres single-row UPDATEs");
-    sqlx::query("CREATE TABLE IF NOT EXISTS bench_limits (id integer PRIMARY KEY, n bigint NOT NULL DEFAULT 0)")
+    sqlx::query("CREATE TABLE IF NOT EXISTS public.bench_limits (id integer PRIMARY KEY, n bigint NOT NULL DEFAULT 0)")
         .execute(&env.db)
         .await?;
-    sqlx::query("INSERT INTO bench_limits (id) SELECT generate_series(1, $1) ON CONFLICT DO NOTHING")
+    sqlx::query("INSERT INTO public.bench_limits (id) SELECT generate_series(1, $1) ON CONFLICT DO NOTHING")
         .bind(PG_ROWS)
         .execute(&env.db)
         .await?;
@@ -162,7 +162,7 @@ pub async fn run(env: &BenchEnv, opts: &Options, earlier: &[Value]) -> anyhow::R
                 let rows_per_task = PG_ROWS / PG_CONNECTIONS as i32;
                 while Instant::now() < deadline {
                     let id = 1 + t as i32 + PG_CONNECTIONS as i32 * (ops as i32 % rows_per_task);
-                    sqlx::query("UPDATE bench_limits SET n = n + 1 WHERE id = $1").bind(id).execute(&mut *conn).await?;
+                    sqlx::query("UPDATE public.bench_limits SET n = n + 1 WHERE id = $1").bind(id).execute(&mut *conn).await?;
                     ops += 1;
                 }
                 anyhow::Ok(ops)
@@ -175,7 +175,7 @@ pub async fn run(env: &BenchEnv, opts: &Options, earlier: &[Value]) -> anyhow::R
         lines.push(vec![format!("Postgres 1-row UPDATE, autocommit ({mode})"), format!("{ops_s:.0}")]);
     }
     pool.close().await;
-    sqlx::query("DROP TABLE bench_limits").execute(&env.db).await?;
+    sqlx::query("DROP TABLE public.bench_limits").execute(&env.db).await?;
 
     // The service's pattern: concurrent jobs sharing one multiplexed connection, LPUSH a write.
     let redis_ref = redis_results
