@@ -51,9 +51,15 @@ pub async fn run(env: &BenchEnv, opts: &Options, earlier: &[Value]) -> anyhow::R
     .execute(&env.db)
     .await?;
     let graph = GraphClient::from_config(&env.config).map_err(|e| anyhow::anyhow!("Graph client: {e}"))?;
+    let schema = env.config.database_schema.clone();
     let pool = PgPoolOptions::new()
         .max_connections(IN_FLIGHT as u32)
         .acquire_timeout(Duration::from_secs(30))
+        // Where the state rows live, as for the service's own sessions.
+        .after_connect(move |conn, _| {
+            let schema = schema.clone();
+            Box::pin(async move { shared::store::schema::set_search_path(conn, &schema).await })
+        })
         .connect(env.config.database_url.expose())
         .await
         .context("a pool of 32 connections to the bench database")?;

@@ -162,7 +162,10 @@ pub async fn run(env: &BenchEnv, opts: &Options, earlier: &[Value]) -> anyhow::R
                 let rows_per_task = PG_ROWS / PG_CONNECTIONS as i32;
                 while Instant::now() < deadline {
                     let id = 1 + t as i32 + PG_CONNECTIONS as i32 * (ops as i32 % rows_per_task);
-                    sqlx::query("UPDATE public.bench_limits SET n = n + 1 WHERE id = $1").bind(id).execute(&mut *conn).await?;
+                    sqlx::query("UPDATE public.bench_limits SET n = n + 1 WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *conn)
+                        .await?;
                     ops += 1;
                 }
                 anyhow::Ok(ops)
