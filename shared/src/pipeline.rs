@@ -480,15 +480,7 @@ impl Pipeline {
 
     async fn give_up(&self, job: &RefreshJob, channel: &Channel, error: GraphError) -> Result<Outcome, InfraError> {
         warn!(channel.id = channel.id, page.id = %channel.page_id, error = %error, "giving up after the last attempt; job dead-lettered");
-        let update = StateUpdate {
-            status: "unknown",
-            token_valid: None,
-            checked: false,
-            refreshed: false,
-            error: Some(Some(&error)),
-            failures: FailureCount::Keep,
-            next_attempt_at: None,
-        };
+        let update = StateUpdate::undecided(&error);
         self.save_state(channel, &update).await?;
         store::record_dead_job(&self.db, job, &error).await?;
         Ok(Outcome::GaveUp { error })
@@ -499,15 +491,7 @@ impl Pipeline {
     pub(crate) async fn undecryptable(&self, channel: &UnreadableChannel) -> Result<Outcome, InfraError> {
         report_undecryptable(channel);
         let error = undecryptable_error(channel);
-        let update = StateUpdate {
-            status: "unknown",
-            token_valid: None,
-            checked: false,
-            refreshed: false,
-            error: Some(Some(&error)),
-            failures: FailureCount::Keep,
-            next_attempt_at: None,
-        };
+        let update = StateUpdate::undecided(&error);
         store::save_state(&self.db, channel.id, &update).await?;
         Ok(Outcome::Undecryptable { error })
     }

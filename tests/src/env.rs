@@ -152,6 +152,14 @@ impl TestEnv {
             .expect("channel row")
     }
 
+    pub async fn stored_user_token(&self, channel_id: i64) -> String {
+        sqlx::query_scalar("SELECT user_access_token FROM channel_facebook_pages WHERE id = $1")
+            .bind(i32::try_from(channel_id).expect("id"))
+            .fetch_one(&self.db)
+            .await
+            .expect("channel row")
+    }
+
     pub async fn redis_keys(&self) -> Vec<String> {
         let mut conn = self.redis.clone();
         let mut iter = conn.scan_match::<_, String>(format!("{}*", self.config.redis_key_prefix)).await.expect("scan");

@@ -35,6 +35,22 @@ pub struct StateUpdate<'a> {
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
+impl<'a> StateUpdate<'a> {
+    /// Nothing is known about the token now (a job that gave up, tokens that cannot be decrypted):
+    /// `unknown`, with the reason, the failure count left as it was.
+    pub fn undecided(error: &'a GraphError) -> Self {
+        Self {
+            status: "unknown",
+            token_valid: None,
+            checked: false,
+            refreshed: false,
+            error: Some(Some(error)),
+            failures: FailureCount::Keep,
+            next_attempt_at: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureCount {
     Keep,

@@ -43,14 +43,6 @@ fn envelope(env: &TestEnv, token: &str) -> String {
     env.config.codec().write(&Secret::new(token)).expose().to_owned()
 }
 
-async fn stored_user_token(env: &TestEnv, channel: i64) -> String {
-    sqlx::query_scalar("SELECT user_access_token FROM channel_facebook_pages WHERE id = $1")
-        .bind(channel as i32)
-        .fetch_one(&env.db)
-        .await
-        .expect("row")
-}
-
 /// A user with one page in the simulator and a channel row holding both tokens as Chatwoot's
 /// Rails would store them under ks1; returns (channel, user id, page token).
 async fn encrypted_channel(env: &TestEnv, page: &str) -> (i64, String, String) {
@@ -214,7 +206,7 @@ async fn channels_sharing_an_encrypted_user_token_are_swept_once() {
         env.sim.kill_page_token(&page, "shared-user", 190, Some(463), "Session has expired");
     }
     let stored: std::collections::HashSet<String> =
-        futures::future::join_all(ids.iter().map(|&c| stored_user_token(&env, c))).await.into_iter().collect();
+        futures::future::join_all(ids.iter().map(|&c| env.stored_user_token(c))).await.into_iter().collect();
     assert_eq!(stored.len(), 6);
     let batch = shared::job::BatchJob::new(ids.clone(), Reason::Cron);
     let out = env.pipeline().process_batch(&batch).await.expect("batch");
@@ -242,7 +234,7 @@ async fn a_proactive_exchange_finds_every_row_of_an_encrypted_user_token() {
     let codec = env.config.codec();
     let mut new_tokens = std::collections::HashSet::new();
     for &ch in &ids {
-        let stored = stored_user_token(&env, ch).await;
+        let stored = env.stored_user_token(ch).await;
         assert!(encryption::is_envelope(&stored));
         let token = codec.read(&stored).expect("decrypts");
         assert_ne!(token.expose(), user_token, "channel {ch} got the exchanged user token");

@@ -10,14 +10,6 @@ async fn run_job(state: &worker::WorkerState, channel: i64, reason: Reason) -> S
     report.outcome
 }
 
-async fn user_token_of(env: &TestEnv, channel: i64) -> String {
-    sqlx::query_scalar("SELECT user_access_token FROM channel_facebook_pages WHERE id = $1")
-        .bind(channel as i32)
-        .fetch_one(&env.db)
-        .await
-        .expect("row")
-}
-
 #[tokio::test]
 async fn a_user_token_expiring_within_the_window_is_exchanged_and_pages_renewed() {
     let env = TestEnv::new().await;
@@ -26,7 +18,7 @@ async fn a_user_token_expiring_within_the_window_is_exchanged_and_pages_renewed(
     env.sim.set_user_token_expiry(&user_token, now + 5 * 86_400, now + 80 * 86_400);
     let state = env.worker_state().await;
     assert_eq!(run_job(&state, ch, Reason::Cron).await, "healthy");
-    let new_user_token = user_token_of(&env, ch).await;
+    let new_user_token = env.stored_user_token(ch).await;
     assert_ne!(new_user_token, user_token, "user token exchanged");
     assert_eq!(env.sim.count_where(|r| r.path == "/oauth/access_token"), 1);
     let page_token = env.stored_page_token(ch).await;
@@ -53,7 +45,7 @@ async fn a_later_expiry_schedules_one_proactive_job() {
     env.sim.set_user_token_expiry(&user_token, now + 30 * 86_400, now + 80 * 86_400);
     let state = env.worker_state().await;
     assert_eq!(run_job(&state, ch, Reason::Cron).await, "healthy");
-    assert_eq!(user_token_of(&env, ch).await, user_token, "not exchanged outside the window");
+    assert_eq!(env.stored_user_token(ch).await, user_token, "not exchanged outside the window");
     let q = env.config.queue_name();
     let mut conn = env.redis.clone();
     let scheduled: Vec<(String, f64)> =
