@@ -23,6 +23,18 @@ pub fn glob_escape(s: &str) -> String {
     out
 }
 
+/// Delays between attempts to reach Redis again after losing it: quick at first, at most 5 s apart,
+/// for ever (a Redis restart must never end a task that needs it).
+pub fn reconnect_backoff() -> impl Iterator<Item = Duration> {
+    use backon::BackoffBuilder as _;
+    backon::ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(5))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
 /// `DEL key` if it still holds `value`; true when it did.
 pub async fn delete_if(redis: &mut ConnectionManager, key: &str, value: &str) -> redis::RedisResult<bool> {
     let deleted: i64 =

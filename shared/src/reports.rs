@@ -15,7 +15,6 @@ use std::{
     time::Duration,
 };
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::StreamExt as _;
 use redis::aio::ConnectionManager;
 use tokio::sync::{Semaphore, watch};
@@ -160,10 +159,10 @@ impl Drop for Registration {
 async fn listen(config: Arc<Config>, slots: Arc<Slots>, stop: CancellationToken) {
     let prefix = format!("{}:report:", config.queue_name());
     let pattern = format!("{}*", crate::redis_ops::glob_escape(&prefix));
-    let mut backoff = reconnect_backoff();
+    let mut backoff = crate::redis_ops::reconnect_backoff();
     loop {
         let subscribe = async {
-            let client = redis::Client::open(config.redis_url.expose())?;
+            let client = crate::queue::client(&config)?;
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.psubscribe(&pattern).await?;
             Ok::<_, redis::RedisError>(pubsub)
@@ -174,7 +173,7 @@ async fn listen(config: Arc<Config>, slots: Arc<Slots>, stop: CancellationToken)
         };
         match subscribed {
             Ok(pubsub) => {
-                backoff = reconnect_backoff();
+                backoff = crate::redis_ops::reconnect_backoff();
                 // Reports published while nothing was subscribed were not heard: everyone re-reads.
                 slots.wake_all();
                 let mut messages = pubsub.into_on_message();
@@ -198,15 +197,6 @@ async fn listen(config: Arc<Config>, slots: Arc<Slots>, stop: CancellationToken)
             () = tokio::time::sleep(delay) => info!(after_ms = delay.as_millis() as u64, "resubscribing to job reports"),
         }
     }
-}
-
-fn reconnect_backoff() -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::new()
-        .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(5))
-        .with_jitter()
-        .without_max_times()
-        .build()
 }
 
 #[cfg(test)]
