@@ -1,7 +1,13 @@
 //! The Redis flags the inbox reads: the confirmed-auth-failure count and the "reauthorization
 //! required" flag, in our key style or in Chatwoot's own (`alfred:`) style.
+//!
+//! In Chatwoot's style two more things ride along, in the same atomic step:
+//! - a flag set or cleared also stamps Chatwoot's inbox cache key (`update_cache_key('inbox')`), so
+//!   its inbox list (and the banner) is fetched again instead of served from the browser's cache;
+//! - every count we make or clear is written to the counter watcher's `seen` hash, so the watcher
+//!   takes only Chatwoot's own increments for send failures, never ours.
 
-use redis::{AsyncCommands, Script, aio::ConnectionManager};
+use redis::{Script, aio::ConnectionManager};
 use uuid::Uuid;
 
 use crate::config::FlagStyle;
@@ -9,6 +15,9 @@ use crate::config::FlagStyle;
 /// How long we remember that a job already counted, so a job run twice (a crash between the
 /// count and the ack) counts once.
 const COUNTED_TTL_SECS: u64 = 7 * 24 * 3600;
+
+/// Chatwoot's `CacheKeys::CACHE_KEYS_EXPIRY` (7 days): its own writes of the key expire so.
+pub const INBOX_CACHE_KEY_TTL_SECS: u64 = 7 * 24 * 3600;
 
 #[derive(Debug, Clone)]
 pub struct FlagKeys {
@@ -46,6 +55,38 @@ impl FlagKeys {
     fn counted(&self, job_id: Uuid) -> String {
         format!("{}fb_token_refresh:counted:{job_id}", self.prefix)
     }
+
+    /// Chatwoot's `idb-cache-key-account-ID-inbox` (`CacheKeysHelper#get_prefixed_cache_key`, in
+    /// the `alfred` namespace); `None` in our own key style, which no Chatwoot reads.
+    pub fn inbox_cache_key(&self, account_id: i64) -> Option<String> {
+        match self.style {
+            FlagStyle::Seed => None,
+            FlagStyle::Chatwoot => Some(format!("{}alfred:idb-cache-key-account-{account_id}-inbox", self.prefix)),
+        }
+    }
+
+    /// The counter watcher's record of each channel's count as last accounted for (by the watcher
+    /// or by our own counting): a count above it is an increment someone else made.
+    pub fn counter_seen(&self) -> String {
+        format!("{}fb_token_refresh:counter_seen", self.prefix)
+    }
+
+    /// Observations claimed by a watcher and not yet reported, scored by when the claim lapses (a
+    /// replica that died between claim and report leaves one for another to take).
+    pub fn counter_inflight(&self) -> String {
+        format!("{}fb_token_refresh:counter_inflight", self.prefix)
+    }
+
+    /// The count key of every channel, as a glob (keyspace notifications are subscribed by it).
+    pub fn authorization_error_count_pattern(&self) -> String {
+        format!("{}*", crate::redis_ops::glob_escape(&self.authorization_error_count_prefix()))
+    }
+
+    /// What precedes the channel id in a count key.
+    pub fn authorization_error_count_prefix(&self) -> String {
+        let key = self.authorization_error_count(0);
+        key[..key.len() - 1].to_owned()
+    }
 }
 
 /// The flags of one channel as the inbox sees them.
@@ -64,6 +105,9 @@ pub struct Counted {
     pub newly_counted: bool,
 }
 
+/// KEYS: count, flag, counted marker, channel lock, watcher's seen hash, inbox cache key (or a
+/// placeholder). ARGV: threshold, marker TTL, job id, channel id, whether to stamp the cache key,
+/// the cache key's TTL.
 const COUNT_ONCE: &str = r#"
 if redis.call('GET', KEYS[4]) ~= ARGV[3] then
   return false
@@ -73,13 +117,29 @@ local counted = 0
 if redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[2]) then
   n = redis.call('INCR', KEYS[1])
   counted = 1
+  redis.call('HSET', KEYS[5], ARGV[4], n)
 else
   n = tonumber(redis.call('GET', KEYS[1]) or '0')
 end
-if n >= tonumber(ARGV[1]) then
+if n >= tonumber(ARGV[1]) and redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('SET', KEYS[2], 'true')
+  if ARGV[5] == '1' then
+    redis.call('SET', KEYS[6], redis.call('TIME')[1], 'EX', ARGV[6])
+  end
 end
 return {n, counted, redis.call('EXISTS', KEYS[2])}
+"#;
+
+/// KEYS: flag, count, watcher's seen hash, inbox cache key (or a placeholder). ARGV: channel id,
+/// whether to stamp the cache key, its TTL. Returns whether a flag was cleared.
+const CLEAR: &str = r#"
+local had = redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[2])
+redis.call('HDEL', KEYS[3], ARGV[1])
+if had == 1 and ARGV[2] == '1' then
+  redis.call('SET', KEYS[4], redis.call('TIME')[1], 'EX', ARGV[3])
+end
+return had
 "#;
 
 /// Counts a confirmed failure once for this job, and sets the flag at the threshold, atomically.
@@ -89,29 +149,52 @@ return {n, counted, redis.call('EXISTS', KEYS[2])}
 pub async fn count_confirmed_failure(
     redis: &mut ConnectionManager,
     keys: &FlagKeys,
-    channel_id: i64,
+    channel: Owner,
     job_id: Uuid,
     threshold: u32,
     lock: &str,
 ) -> redis::RedisResult<Option<Counted>> {
+    let cache_key = keys.inbox_cache_key(channel.account_id);
     let answer: Option<(i64, i64, i64)> = Script::new(COUNT_ONCE)
-        .key(keys.authorization_error_count(channel_id))
-        .key(keys.reauthorization_required(channel_id))
+        .key(keys.authorization_error_count(channel.id))
+        .key(keys.reauthorization_required(channel.id))
         .key(keys.counted(job_id))
         .key(lock)
+        .key(keys.counter_seen())
+        .key(cache_key.clone().unwrap_or_else(|| keys.counter_seen()))
         .arg(threshold)
         .arg(COUNTED_TTL_SECS)
         .arg(job_id.to_string())
+        .arg(channel.id)
+        .arg(if cache_key.is_some() { "1" } else { "0" })
+        .arg(INBOX_CACHE_KEY_TTL_SECS)
         .invoke_async(redis)
         .await?;
     Ok(answer.map(|(count, counted, flagged)| Counted { count, flagged: flagged == 1, newly_counted: counted == 1 }))
 }
 
-/// A success: the token works, so the inbox must not be told otherwise.
-pub async fn clear(redis: &mut ConnectionManager, keys: &FlagKeys, channel_id: i64) -> redis::RedisResult<()> {
-    let _: i64 =
-        redis.del(&[keys.reauthorization_required(channel_id), keys.authorization_error_count(channel_id)]).await?;
-    Ok(())
+/// A channel and the account its inbox belongs to (Chatwoot's cache key is per account).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    pub id: i64,
+    pub account_id: i64,
+}
+
+/// A success: the token works, so the inbox must not be told otherwise. Returns whether a flag was
+/// set (and is now cleared).
+pub async fn clear(redis: &mut ConnectionManager, keys: &FlagKeys, channel: Owner) -> redis::RedisResult<bool> {
+    let cache_key = keys.inbox_cache_key(channel.account_id);
+    let had: i64 = Script::new(CLEAR)
+        .key(keys.reauthorization_required(channel.id))
+        .key(keys.authorization_error_count(channel.id))
+        .key(keys.counter_seen())
+        .key(cache_key.clone().unwrap_or_else(|| keys.counter_seen()))
+        .arg(channel.id)
+        .arg(if cache_key.is_some() { "1" } else { "0" })
+        .arg(INBOX_CACHE_KEY_TTL_SECS)
+        .invoke_async(redis)
+        .await?;
+    Ok(had == 1)
 }
 
 pub async fn read(redis: &mut ConnectionManager, keys: &FlagKeys, channel_id: i64) -> redis::RedisResult<FlagState> {
@@ -138,5 +221,13 @@ mod tests {
         let cw = FlagKeys::new("", FlagStyle::Chatwoot);
         assert_eq!(cw.reauthorization_required(7), "alfred:REAUTHORIZATION_REQUIRED:channel_facebook_page:7");
         assert_eq!(cw.authorization_error_count(7), "alfred:AUTHORIZATION_ERROR_COUNT:channel_facebook_page:7");
+        assert_eq!(cw.inbox_cache_key(3).as_deref(), Some("alfred:idb-cache-key-account-3-inbox"));
+        assert_eq!(seed.inbox_cache_key(3), None);
+        assert_eq!(cw.authorization_error_count_prefix(), "alfred:AUTHORIZATION_ERROR_COUNT:channel_facebook_page:");
+        let odd = FlagKeys::new("a*b:", FlagStyle::Chatwoot);
+        assert_eq!(
+            odd.authorization_error_count_pattern(),
+            "a\\*b:alfred:AUTHORIZATION_ERROR_COUNT:channel_facebook_page:*"
+        );
     }
 }

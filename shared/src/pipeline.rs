@@ -376,7 +376,7 @@ impl Pipeline {
         channel: &Channel,
         refreshed: bool,
     ) -> Result<Outcome, InfraError> {
-        flags::clear(&mut self.redis.clone(), &self.flags, channel.id).await?;
+        flags::clear(&mut self.redis.clone(), &self.flags, channel.owner()).await?;
         let update = StateUpdate {
             status: if refreshed { "refreshed" } else { "healthy" },
             token_valid: Some(true),
@@ -406,7 +406,7 @@ impl Pipeline {
         let Some(counted) = flags::count_confirmed_failure(
             &mut self.redis.clone(),
             &self.flags,
-            channel.id,
+            channel.owner(),
             job.job_id(),
             self.threshold,
             &lock,

@@ -23,6 +23,12 @@ pub struct Channel {
     pub updated_at: NaiveDateTime,
 }
 
+impl Channel {
+    pub fn owner(&self) -> crate::flags::Owner {
+        crate::flags::Owner { id: self.id, account_id: self.account_id }
+    }
+}
+
 /// A channel whose token columns hold envelopes this process cannot open: never sent to Graph,
 /// never counted, never flagged.
 #[derive(Debug, Clone)]
