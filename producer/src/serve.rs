@@ -1,8 +1,8 @@
-//! `producer serve`: the cron trigger, the deferred-refresh drainer and the HTTP API, until
-//! SIGTERM/SIGINT.
+//! `producer serve`: the cron trigger, the deferred-refresh drainer, the watcher of Chatwoot's own
+//! failure counter (in Chatwoot's key style) and the HTTP API, until SIGTERM/SIGINT.
 
 use anyhow::Context as _;
-use shared::config::Config;
+use shared::config::{Config, FlagStyle};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -46,11 +46,19 @@ pub async fn serve(
     };
     let cron = tokio::spawn(crate::cron::run(trigger, shutdown.clone()));
     let drainer = tokio::spawn(intake.clone().run_drainer(shutdown.clone()));
+    // Every replica watches: one atomic claim per increment keeps them from doubling the work.
+    let watcher = (config.flag_style == FlagStyle::Chatwoot && config.counter_watch).then(|| {
+        let watcher = shared::watcher::CounterWatcher::new(intake.clone(), state.metrics.clone());
+        tokio::spawn(watcher.run(shutdown.clone()))
+    });
     let app = crate::api::router(state);
     let stop = shutdown.clone();
     axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await?;
     shutdown.cancel();
     let _ = cron.await;
     let _ = drainer.await;
+    if let Some(watcher) = watcher {
+        let _ = watcher.await;
+    }
     Ok(())
 }

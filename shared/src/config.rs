@@ -105,6 +105,13 @@ pub struct Config {
     /// Addition: the Postgres schema that holds the system's own tables and its migration
     /// bookkeeping (`DATABASE_SCHEMA`), so nothing of ours lands in Chatwoot's `public`.
     pub database_schema: String,
+    /// Addition: with Chatwoot's key style, whether `producer serve` watches Chatwoot's own
+    /// failure counter (`COUNTER_WATCH`, `on` or `off`).
+    pub counter_watch: bool,
+    /// Addition: how often the watcher reads every channel's count when Redis sends no keyspace
+    /// notifications (`COUNTER_WATCH_INTERVAL_MS`, 100..=4000, so an increment is noticed within
+    /// the contract's 5 s).
+    pub counter_watch_interval: Duration,
 }
 
 /// The inputs of Rails' key derivation, as Chatwoot's `.env` holds them.
@@ -190,6 +197,8 @@ impl Default for Config {
             webhook_urls: Vec::new(),
             webhook_secret: None,
             proactive_refresh_days: 10,
+            counter_watch: true,
+            counter_watch_interval: Duration::from_secs(1),
             rate_limit_max_wait: Duration::from_secs(3_600),
             database_pool_size: None,
             history_retention_days: 30,
@@ -351,6 +360,18 @@ impl Config {
                     Some(parse(&get, "DATABASE_POOL_SIZE", 0u32, |n| (1..=1_000).contains(n), "must be 1..=1000")?)
                 }
             },
+            counter_watch: match get("COUNTER_WATCH").as_deref() {
+                None | Some("on") => true,
+                Some("off") => false,
+                Some(v) => return Err(err("COUNTER_WATCH", v, "must be on or off")),
+            },
+            counter_watch_interval: Duration::from_millis(parse(
+                &get,
+                "COUNTER_WATCH_INTERVAL_MS",
+                u64::try_from(d.counter_watch_interval.as_millis()).unwrap_or(1000),
+                |n| (100..=4_000).contains(n),
+                "must be 100..=4000 milliseconds (an increment must be noticed within 5 s)",
+            )?),
             history_retention_days: parse(
                 &get,
                 "HISTORY_RETENTION_DAYS",
@@ -499,6 +520,16 @@ mod tests {
     }
 
     #[test]
+    fn the_counter_watcher_is_on_and_sweeps_every_second_unless_told() {
+        let c = with(&[]).expect("default");
+        assert!(c.counter_watch);
+        assert_eq!(c.counter_watch_interval, Duration::from_secs(1));
+        let c = with(&[("COUNTER_WATCH", "off"), ("COUNTER_WATCH_INTERVAL_MS", "250")]).expect("valid");
+        assert!(!c.counter_watch);
+        assert_eq!(c.counter_watch_interval, Duration::from_millis(250));
+    }
+
+    #[test]
     fn database_schema_is_a_plain_identifier_other_than_public() {
         assert_eq!(with(&[]).expect("default").database_schema, "fb_token_refresh");
         assert_eq!(with(&[("DATABASE_SCHEMA", "fbtr_2")]).expect("valid").database_schema, "fbtr_2");
@@ -542,6 +573,9 @@ mod tests {
             ("WORKER_CONCURRENCY", "lots"),
             ("AUTHORIZATION_ERROR_THRESHOLD", "-1"),
             ("REDIS_FLAG_KEYS", "alfred"),
+            ("COUNTER_WATCH", "yes"),
+            ("COUNTER_WATCH_INTERVAL_MS", "5000"),
+            ("COUNTER_WATCH_INTERVAL_MS", "50"),
             ("LOG_FORMAT", "xml"),
             ("API_BIND", "localhost"),
             ("FB_GRAPH_URL", "not a url"),

@@ -27,6 +27,7 @@ pub mod status;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod watcher;
 pub mod webhooks;
 
 #[cfg(feature = "simulator")]

@@ -35,6 +35,11 @@ pub struct EndpointLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModeLabel {
+    pub mode: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TableLabel {
     pub table: String,
 }
@@ -55,6 +60,16 @@ pub struct Metrics {
     pub channels: Family<StatusLabel, Gauge>,
     pub reauthorization_required: Gauge,
     pub queue: Family<StateLabel, Gauge>,
+    /// Chatwoot's own increments of its failure counter, by what became of them.
+    pub watcher_observations: Family<OutcomeLabel, Counter>,
+    /// Full reads of every channel's count.
+    pub watcher_sweeps: Counter,
+    /// Keyspace notifications received for count keys.
+    pub watcher_events: Counter,
+    /// Every command the watcher sent, so its cost on Chatwoot's Redis is on the dashboard.
+    pub watcher_redis_commands: Counter,
+    /// 1 for the mode the watcher is in (`notified` or `swept`).
+    pub watcher_mode: Family<ModeLabel, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -100,6 +115,23 @@ impl Default for Metrics {
             reauthorization_required.clone(),
         );
         registry.register("queue_jobs", "Jobs in the queue, by state", queue.clone());
+        let watcher_observations = Family::<OutcomeLabel, Counter>::default();
+        let (watcher_sweeps, watcher_events, watcher_redis_commands) =
+            (Counter::default(), Counter::default(), Counter::default());
+        let watcher_mode = Family::<ModeLabel, Gauge>::default();
+        registry.register(
+            "watcher_observations",
+            "Increments of Chatwoot's failure counter taken as send-failure reports, by outcome",
+            watcher_observations.clone(),
+        );
+        registry.register("watcher_sweeps", "Reads of every channel's failure count", watcher_sweeps.clone());
+        registry.register("watcher_events", "Keyspace notifications received for count keys", watcher_events.clone());
+        registry.register(
+            "watcher_redis_commands",
+            "Redis commands the counter watcher sent",
+            watcher_redis_commands.clone(),
+        );
+        registry.register("watcher_mode", "The counter watcher's mode (1 for the current one)", watcher_mode.clone());
         Self {
             registry: Arc::new(registry),
             jobs,
@@ -112,6 +144,11 @@ impl Default for Metrics {
             channels,
             reauthorization_required,
             queue,
+            watcher_observations,
+            watcher_sweeps,
+            watcher_events,
+            watcher_redis_commands,
+            watcher_mode,
         }
     }
 }
