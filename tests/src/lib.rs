@@ -5,5 +5,6 @@ pub mod env;
 pub mod logs;
 pub mod outage;
 pub mod tls;
+pub mod wait;
 
 pub use env::TestEnv;

@@ -24,14 +24,22 @@ pub struct ThrowawayRedis {
     pub port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    extra: Vec<String>,
 }
 
 impl ThrowawayRedis {
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// With more `redis-server` arguments (e.g. `--notify-keyspace-events K$g`), kept across
+    /// restarts.
+    pub async fn start_with(extra: &[&str]) -> Self {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("fbtr-redis-{port}-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("redis dir");
-        let mut r = Self { port, dir, child: None };
+        let extra = extra.iter().map(|s| (*s).to_owned()).collect();
+        let mut r = Self { port, dir, child: None, extra };
         r.spawn().await;
         r
     }
@@ -45,6 +53,7 @@ impl ThrowawayRedis {
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
             .args(["--appendfsync", "always", "--dir"])
             .arg(&self.dir)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

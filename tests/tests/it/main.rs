@@ -22,4 +22,5 @@ mod retention;
 mod scopes;
 mod tls;
 mod waiters;
+mod watcher;
 mod webhooks;
