@@ -22,6 +22,9 @@ FLAGS:
                             scale       W4: the cycle with --workers worker processes
                             limits      raw Redis round trips and Postgres UPDATEs per second
                             baseline    the cycle's work done plainly: 1 GET + 1 UPDATE per channel
+                            watch       Chatwoot's own counter: the watcher's Redis cost over
+                                        --channels channels, and --increments INCRs over
+                                        --watch-secs, notice to refresh
                           limits and baseline compare with the cycle when it ran before them
     --storm-reports N     reports in storm-one (default 100000; --quick: 2000)
     --storm-channels N    channels in storm-many (default 50000; --quick: 1000)
@@ -29,6 +32,8 @@ FLAGS:
     --samples N           latency samples per path and phase (default 200; --quick: 20)
     --workers LIST        worker process counts for scale (default 1,2,4; --quick: 1,2)
     --limit-ms N          duration of each limits measurement (default 3000; --quick: 300)
+    --increments N        Chatwoot INCRs in watch (default 1000; --quick: 100)
+    --watch-secs N        the time watch spreads them over (default 60; --quick: 5)
     --quick               small sizes, for a smoke test in CI
     --json                print only the JSON lines (no table)
     -h, --help            this text
@@ -47,10 +52,11 @@ pub enum Workload {
     Scale,
     Limits,
     Baseline,
+    Watch,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 8] = [
+    pub const ALL: [Workload; 9] = [
         Workload::Cycle,
         Workload::CycleEncrypted,
         Workload::StormOne,
@@ -59,6 +65,7 @@ impl Workload {
         Workload::Scale,
         Workload::Limits,
         Workload::Baseline,
+        Workload::Watch,
     ];
 
     pub fn name(self) -> &'static str {
@@ -71,6 +78,7 @@ impl Workload {
             Workload::Scale => "scale",
             Workload::Limits => "limits",
             Workload::Baseline => "baseline",
+            Workload::Watch => "watch",
         }
     }
 
@@ -94,6 +102,9 @@ pub struct Options {
     pub worker_counts: Vec<usize>,
     /// How long each `limits` measurement runs.
     pub limit_time: Duration,
+    /// Chatwoot increments in `watch`, and the time they are spread over.
+    pub increments: usize,
+    pub watch_time: Duration,
     pub quick: bool,
     pub json_only: bool,
 }
@@ -114,6 +125,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
     let mut samples = None;
     let mut worker_counts = None;
     let mut limit_ms = None;
+    let mut increments = None;
+    let mut watch_secs = None;
     let mut workloads = Workload::ALL.to_vec();
     let (mut quick, mut json_only) = (false, false);
     let mut args = args.into_iter();
@@ -142,6 +155,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
             "--callers" => callers = number(&flag, &value(&flag)?, 1)?,
             "--samples" => samples = Some(number(&flag, &value(&flag)?, 1)?),
             "--limit-ms" => limit_ms = Some(number(&flag, &value(&flag)?, 10)? as u64),
+            "--increments" => increments = Some(number(&flag, &value(&flag)?, 1)?),
+            "--watch-secs" => watch_secs = Some(number(&flag, &value(&flag)?, 1)? as u64),
             "--workers" => {
                 let raw = value(&flag)?;
                 let mut counts = Vec::new();
@@ -189,6 +204,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
         samples: samples.unwrap_or(if quick { 20 } else { 200 }),
         worker_counts: worker_counts.unwrap_or_else(|| if quick { vec![1, 2] } else { vec![1, 2, 4] }),
         limit_time: Duration::from_millis(limit_ms.unwrap_or(if quick { 300 } else { 3_000 })),
+        increments: increments.unwrap_or(if quick { 100 } else { 1_000 }),
+        watch_time: Duration::from_secs(watch_secs.unwrap_or(if quick { 5 } else { 60 })),
         quick,
         json_only,
     }))
@@ -238,5 +255,11 @@ mod tests {
         assert_eq!(o.workloads, vec![Workload::StormMany, Workload::Cycle]);
         assert!(parse(["--workloads".to_string(), "nope".to_string()]).is_err());
         assert!(parse(["--channels".to_string()]).is_err());
+        assert_eq!(
+            (d.increments, d.watch_time, q.increments, q.watch_time),
+            (1_000, Duration::from_secs(60), 100, Duration::from_secs(5))
+        );
+        let w = run(&["--workloads=watch", "--increments=10", "--watch-secs", "2"]);
+        assert_eq!((w.workloads, w.increments, w.watch_time), (vec![Workload::Watch], 10, Duration::from_secs(2)));
     }
 }

@@ -12,6 +12,7 @@ mod report;
 mod scale;
 mod stats;
 mod storm;
+mod watch;
 mod worker;
 
 use std::{path::Path, process::ExitCode};
@@ -143,5 +144,6 @@ async fn run_one(
         Workload::Scale => scale::run(env, opts, exe).await,
         Workload::Limits => limits::run(env, opts, earlier).await,
         Workload::Baseline => baseline::run(env, opts, earlier).await,
+        Workload::Watch => watch::run(env, opts, exe).await,
     }
 }

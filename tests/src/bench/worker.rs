@@ -45,6 +45,16 @@ pub enum Watched<T> {
 impl WorkerProc {
     /// Starts a worker on `env` and waits until its `/healthz` answers.
     pub async fn start(exe: &Path, env: &BenchEnv, concurrency: usize) -> anyhow::Result<Self> {
+        Self::start_with(exe, env, concurrency, &[]).await
+    }
+
+    /// `start`, with more environment variables for the worker.
+    pub async fn start_with(
+        exe: &Path,
+        env: &BenchEnv,
+        concurrency: usize,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let port = {
             let probe = std::net::TcpListener::bind("127.0.0.1:0").context("find a free port")?;
             probe.local_addr()?.port()
@@ -80,6 +90,7 @@ impl WorkerProc {
         if let Some(secret) = &c.fb_app_secret {
             cmd.env("FB_APP_SECRET", secret.expose());
         }
+        cmd.envs(extra.iter().copied());
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::from(log)).kill_on_drop(true);
         let child = cmd.spawn().with_context(|| format!("start {}", exe.display()))?;
         let pid = child.id().context("the worker exited at once")?;
