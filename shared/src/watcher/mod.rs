@@ -94,11 +94,20 @@ impl Seen {
     }
 }
 
+/// Increments reported at once (a sweep after an outage may find many).
+const CONCURRENT_REPORTS: usize = 16;
+
 pub struct CounterWatcher {
+    observer: Observer,
+    sweep: sweep::Sweep,
+}
+
+/// Claims and reports single increments; cheap to clone, so several run at once.
+#[derive(Clone)]
+struct Observer {
     intake: Intake,
     keys: FlagKeys,
     metrics: Metrics,
-    sweep: sweep::Sweep,
 }
 
 /// The report an increment stands for: Chatwoot counts only sends that failed with an invalid or
@@ -113,34 +122,19 @@ fn chatwoot_counted(count: i64) -> GraphError {
     }
 }
 
-impl CounterWatcher {
-    pub fn new(intake: Intake, metrics: Metrics) -> Self {
-        let keys = FlagKeys::new(intake.config.redis_key_prefix.clone(), intake.config.flag_style);
-        Self { intake, keys, metrics, sweep: sweep::Sweep::default() }
-    }
-
+impl Observer {
     fn commands(&self, n: u64) {
         self.metrics.watcher_redis_commands.inc_by(n);
     }
 
-    /// How increments can reach us on this Redis now.
-    pub async fn mode(&self) -> Mode {
-        self.commands(1);
-        match listen::notifications_on(&mut self.intake.redis.clone()).await {
-            Some(true) => Mode::Notified,
-            _ => Mode::Swept,
-        }
-    }
-
-    /// Claims the channel's increment, if there is one nobody accounted for, and reports it.
-    pub async fn observe(&mut self, channel_id: i64) -> Result<Option<Seen>, WatchError> {
+    async fn observe(&self, channel_id: i64) -> Result<Option<Seen>, WatchError> {
         let mut redis = self.intake.redis.clone();
         self.commands(1);
         let Some(claimed) = claim::claim(&mut redis, &self.keys, channel_id).await? else { return Ok(None) };
         self.report(channel_id, claimed).await.map(Some)
     }
 
-    async fn report(&mut self, channel_id: i64, claimed: claim::Claimed) -> Result<Seen, WatchError> {
+    async fn report(&self, channel_id: i64, claimed: claim::Claimed) -> Result<Seen, WatchError> {
         let status: Option<Option<String>> = sqlx::query_scalar(
             "SELECT s.status FROM channel_facebook_pages c LEFT JOIN fb_token_states s ON s.channel_id = c.id
              WHERE c.id = $1",
@@ -169,30 +163,7 @@ impl CounterWatcher {
         Ok(seen)
     }
 
-    /// Reads every channel's count once, reports the increments nobody accounted for, and takes
-    /// over claims whose replica died before reporting them.
-    pub async fn sweep_once(&mut self) -> Result<Pass, WatchError> {
-        let mut redis = self.intake.redis.clone();
-        let (moved, pass) = self.sweep.moved(&self.intake.db, &mut redis, &self.keys).await?;
-        self.commands(pass.commands);
-        for (channel_id, count) in moved {
-            match self.observe(channel_id).await {
-                Ok(_) => self.sweep.remember(channel_id, count),
-                // Not remembered: the next pass tries again (a claim made stays until its lease lapses).
-                Err(e) => warn!(channel.id = channel_id, error = %e, "could not report Chatwoot's count; retrying"),
-            }
-        }
-        self.commands(1);
-        for channel_id in claim::reclaim(&mut redis, &self.keys, RECLAIM_PER_PASS).await? {
-            if let Err(e) = self.report_lapsed(channel_id).await {
-                warn!(channel.id = channel_id, error = %e, "could not report a lapsed claim; retrying");
-            }
-        }
-        self.metrics.watcher_sweeps.inc();
-        Ok(pass)
-    }
-
-    async fn report_lapsed(&mut self, channel_id: i64) -> Result<(), WatchError> {
+    async fn report_lapsed(&self, channel_id: i64) -> Result<(), WatchError> {
         let mut redis = self.intake.redis.clone();
         self.commands(1);
         let (count, flag): (Option<String>, Option<String>) = redis::pipe()
@@ -211,6 +182,59 @@ impl CounterWatcher {
         }
         Ok(())
     }
+}
+
+impl CounterWatcher {
+    pub fn new(intake: Intake, metrics: Metrics) -> Self {
+        let keys = FlagKeys::new(intake.config.redis_key_prefix.clone(), intake.config.flag_style);
+        Self { observer: Observer { intake, keys, metrics }, sweep: sweep::Sweep::default() }
+    }
+
+    /// How increments can reach us on this Redis now.
+    pub async fn mode(&self) -> Mode {
+        self.observer.commands(1);
+        match listen::notifications_on(&mut self.observer.intake.redis.clone()).await {
+            Some(true) => Mode::Notified,
+            _ => Mode::Swept,
+        }
+    }
+
+    /// Claims the channel's increment, if there is one nobody accounted for, and reports it.
+    pub async fn observe(&self, channel_id: i64) -> Result<Option<Seen>, WatchError> {
+        self.observer.observe(channel_id).await
+    }
+
+    /// Reads every channel's count once, reports the increments nobody accounted for, and takes
+    /// over claims whose replica died before reporting them.
+    pub async fn sweep_once(&mut self) -> Result<Pass, WatchError> {
+        let o = self.observer.clone();
+        let mut redis = o.intake.redis.clone();
+        let (moved, pass) = self.sweep.moved(&o.intake.db, &mut redis, &o.keys).await?;
+        o.commands(pass.commands);
+        let results: Vec<_> = futures::stream::iter(moved)
+            .map(|(channel_id, count)| {
+                let o = &o;
+                async move { (channel_id, count, o.observe(channel_id).await) }
+            })
+            .buffer_unordered(CONCURRENT_REPORTS)
+            .collect()
+            .await;
+        for (channel_id, count, result) in results {
+            match result {
+                Ok(_) => self.sweep.remember(channel_id, count),
+                // Not remembered: the next pass tries again (a claim made stays until its lease lapses).
+                Err(e) => warn!(channel.id = channel_id, error = %e, "could not report Chatwoot's count; retrying"),
+            }
+        }
+        o.commands(1);
+        for channel_id in claim::reclaim(&mut redis, &o.keys, RECLAIM_PER_PASS).await? {
+            if let Err(e) = o.report_lapsed(channel_id).await {
+                warn!(channel.id = channel_id, error = %e, "could not report a lapsed claim; retrying");
+            }
+        }
+        o.metrics.watcher_sweeps.inc();
+        Ok(pass)
+    }
 
     /// Watches until `shutdown`, in whichever mode Redis allows, through Redis restarts.
     pub async fn run(mut self, shutdown: CancellationToken) {
@@ -219,7 +243,7 @@ impl CounterWatcher {
             let mode = self.mode().await;
             for m in [Mode::Notified, Mode::Swept] {
                 let label = crate::metrics::ModeLabel { mode: m.as_str().into() };
-                self.metrics.watcher_mode.get_or_create(&label).set(i64::from(m == mode));
+                self.observer.metrics.watcher_mode.get_or_create(&label).set(i64::from(m == mode));
             }
             info!(
                 mode = mode.as_str(),
@@ -248,7 +272,7 @@ impl CounterWatcher {
     }
 
     fn interval(&self) -> Duration {
-        self.intake.config.counter_watch_interval
+        self.observer.intake.config.counter_watch_interval
     }
 
     /// Returns `Ok` when notifications were turned on (the caller switches), `Err` when a store failed.
@@ -272,22 +296,27 @@ impl CounterWatcher {
     /// Returns `Ok` when notifications were turned off, `Err` when the subscription or a store
     /// failed; either way the caller starts over.
     async fn run_notified(&mut self, shutdown: &CancellationToken) -> Result<(), WatchError> {
-        let events = listen::subscribe(&self.intake.config, &self.keys).await?;
+        let events = listen::subscribe(&self.observer.intake.config, &self.observer.keys).await?;
         let mut events = std::pin::pin!(events);
         // Whatever changed while nothing was subscribed was not heard.
         self.sweep_once().await?;
         let mut safety = tokio::time::interval_at(tokio::time::Instant::now() + MODE_RECHECK, MODE_RECHECK);
+        let mut reporting = tokio::task::JoinSet::new();
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
-                event = events.next() => {
+                event = events.next(), if reporting.len() < CONCURRENT_REPORTS => {
                     let Some(channel_id) = event else { return Err(WatchError::SubscriptionLost) };
-                    self.metrics.watcher_events.inc();
-                    if let Err(e) = self.observe(channel_id).await {
-                        // The claim (if made) lapses and a sweep takes it over.
-                        warn!(channel.id = channel_id, error = %e, "could not report Chatwoot's count; a sweep retries");
-                    }
+                    self.observer.metrics.watcher_events.inc();
+                    let o = self.observer.clone();
+                    reporting.spawn(async move {
+                        if let Err(e) = o.observe(channel_id).await {
+                            // The claim (if made) lapses and a sweep takes it over.
+                            warn!(channel.id = channel_id, error = %e, "could not report Chatwoot's count; a sweep retries");
+                        }
+                    });
                 }
+                Some(_) = reporting.join_next(), if !reporting.is_empty() => {}
                 _ = safety.tick() => {
                     self.sweep_once().await?;
                     if self.mode().await != Mode::Notified {

@@ -301,7 +301,7 @@ async fn a_failure_of_a_token_already_replaced_is_taken_back() {
         .await
         .expect("db");
     chatwoot_counts_a_failure(&env, ch).await;
-    let mut watcher = CounterWatcher::new(env.intake(), Metrics::default());
+    let watcher = CounterWatcher::new(env.intake(), Metrics::default());
     assert_eq!(watcher.observe(ch).await.expect("observe"), Some(Seen::Forgotten));
     assert!(!exists(&env, &env.flag_keys().authorization_error_count(ch)).await, "Chatwoot's count taken back");
     assert_eq!(env.queued_jobs().await, 0, "no refresh for a token already replaced");
