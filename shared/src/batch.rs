@@ -82,6 +82,14 @@ impl Pipeline {
             // They expire on their own.
             warn!(error = %e, "could not release the batch's channel locks");
         }
+        if let Ok(out) = &result {
+            // Settled and unlocked: the new tokens' pages are checked together, one Graph batch.
+            let refreshed: Vec<&RefreshJob> =
+                out.settled.iter().filter(|(_, o)| *o == Outcome::Refreshed).map(|(j, _)| j).collect();
+            if !refreshed.is_empty() {
+                self.after_refreshes(&refreshed).await;
+            }
+        }
         result
     }
 

@@ -123,6 +123,10 @@ impl Pipeline {
     pub async fn process(&self, job: &RefreshJob) -> Result<Outcome, InfraError> {
         let outcome = self.process_locked(job).await;
         Metrics::count(&self.metrics.jobs, outcome.as_ref().map_or("store_error", Outcome::name));
+        if let Ok(Outcome::Refreshed) = outcome {
+            // Settled and unlocked: whatever the subscription check meets cannot touch the outcome.
+            self.after_refreshes(&[job]).await;
+        }
         outcome
     }
 
@@ -286,8 +290,12 @@ impl Pipeline {
     /// Keeps every worker away from what Graph limited: the whole app for 60 s at a time (an
     /// app-level limit announces no time), else the page for its announced wait. Returns the wait.
     async fn pause_for(&self, channel: &Channel, error: &GraphError) -> Result<Duration, InfraError> {
+        self.pause_page_for(&channel.page_id, error).await
+    }
+
+    pub(crate) async fn pause_page_for(&self, page_id: &str, error: &GraphError) -> Result<Duration, InfraError> {
         let wait = if error.app_level { DEFAULT_RATE_LIMIT_WAIT } else { self.announced(error.retry_after) };
-        pauses::pause(&mut self.redis.clone(), &self.pauses, &channel.page_id, error.app_level, wait).await?;
+        pauses::pause(&mut self.redis.clone(), &self.pauses, page_id, error.app_level, wait).await?;
         Ok(wait)
     }
 
