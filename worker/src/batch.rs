@@ -51,9 +51,8 @@ pub async fn handle_batch(state: &WorkerState, job: &BatchJob) -> Result<(), Box
             warn!(error = %e, channel.id = c, "could not release the channel's marker");
         }
     }
-    for &c in &out.healthy {
-        crate::proactive::after_healthy(state, c, v.reason).await;
-    }
+    let healthy: Vec<_> = out.healthy.iter().map(|&c| job.single(c)).collect();
+    crate::proactive::after_healthy_many(state, &healthy).await;
     for (single, after) in out.later {
         queue::enqueue(&mut storage, single.clone(), Some(after)).await?;
         let _ = pending::hand_over(&mut redis, &keys, single.channel_id(), &marker, single.job_id(), after).await;

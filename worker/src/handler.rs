@@ -133,7 +133,7 @@ pub async fn handle_job(state: &WorkerState, job: &RefreshJob) -> Result<JobRepo
     // hands: its own retry, or orphan recovery once this worker restarts. Not lost either way.
     let report = followup::settle(&mut storage, &mut redis, &state.config, &job, &outcome).await?;
     if matches!(outcome, Outcome::Healthy | Outcome::Refreshed) {
-        crate::proactive::after_healthy(state, job.channel_id(), job.v1().reason).await;
+        crate::proactive::after_healthy(state, &job).await;
     }
     Ok(report)
 }
