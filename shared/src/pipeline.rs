@@ -120,13 +120,21 @@ fn lock_lost(job: &RefreshJob) -> Outcome {
 }
 
 impl Pipeline {
+    /// The whole step: [`Pipeline::run_job`], then, when it wrote a new token, the page's webhook
+    /// subscription check (`shared::subscriptions`), which cannot touch the outcome.
     pub async fn process(&self, job: &RefreshJob) -> Result<Outcome, InfraError> {
-        let outcome = self.process_locked(job).await;
-        Metrics::count(&self.metrics.jobs, outcome.as_ref().map_or("store_error", Outcome::name));
+        let outcome = self.run_job(job).await;
         if let Ok(Outcome::Refreshed) = outcome {
-            // Settled and unlocked: whatever the subscription check meets cannot touch the outcome.
             self.after_refreshes(&[job]).await;
         }
+        outcome
+    }
+
+    /// The job without what follows a token write: for a caller that reports the outcome first
+    /// and then calls [`Pipeline::after_refreshes`] (the worker), so nobody waits on the check.
+    pub async fn run_job(&self, job: &RefreshJob) -> Result<Outcome, InfraError> {
+        let outcome = self.process_locked(job).await;
+        Metrics::count(&self.metrics.jobs, outcome.as_ref().map_or("store_error", Outcome::name));
         outcome
     }
 

@@ -6,7 +6,9 @@
 //!
 //! # When
 //! - After a new page token is written (a refresh, or a proactive exchange's renewed pages): with
-//!   the new token, once the job has settled and released the channel ([`Pipeline::after_token_writes`]).
+//!   the new token, once the job has settled and released the channel, and in the worker once its
+//!   outcome is reported, so no waiter waits on it ([`Pipeline::after_refreshes`],
+//!   [`Pipeline::after_token_writes`]).
 //! - Once a day per channel after a job found it healthy ([`Pipeline::daily_subscription_check`]),
 //!   gated by a Redis `SET NX EX` key like the proactive check's.
 //!
@@ -193,8 +195,8 @@ impl Pipeline {
     }
 
     /// After jobs refreshed their channels (each wrote a new page token): the new tokens, read back
-    /// from the rows.
-    pub(crate) async fn after_refreshes(&self, jobs: &[&RefreshJob]) {
+    /// from the rows. Call it once the jobs settled and released their channels.
+    pub async fn after_refreshes(&self, jobs: &[&RefreshJob]) {
         let ids: Vec<i64> = jobs.iter().map(|j| j.channel_id()).collect();
         let channels = match store::load_channels(&self.db, &self.codec, &ids).await {
             Ok(channels) => channels,

@@ -114,6 +114,39 @@ async fn a_refreshed_page_that_lost_its_subscription_is_subscribed_again_with_ch
 }
 
 #[tokio::test]
+async fn the_worker_and_a_batch_sweep_resubscribe_what_they_refreshed() {
+    let env = TestEnv::new().await;
+    let (single, _) = refreshable_unsubscribed(&env, "313001").await;
+    let state = env.worker_state().await;
+    let report = worker::handler::handle_job(&state, &RefreshJob::new(single, Reason::Cron)).await.expect("job runs");
+    assert_eq!(report.outcome, "refreshed");
+    assert_eq!(env.sim.count_where(is_subscribe("313001")), 1);
+    assert_eq!(env.sim.count_where(is_read("313001")), 1, "and the daily check saw it was just done");
+
+    // Two pages of one user refreshed by a batch's sweep: their reads go in one Graph batch.
+    let user_token = env.sim.add_user("u313");
+    let mut ids = Vec::new();
+    for page in ["313101", "313102"] {
+        env.sim.add_page(page, "p");
+        let token = env.sim.grant("u313", page);
+        ids.push(env.insert_channel(1, page, &token, &user_token).await);
+        env.sim.kill_page_token(page, "u313", 190, Some(460), "password changed");
+        env.sim.drop_subscription(page);
+    }
+    env.sim.reset_log();
+    worker::batch::handle_batch(&state, &BatchJob::new(ids.clone(), Reason::Cron)).await.expect("batch runs");
+    assert_eq!(env.status_count("refreshed").await, 3);
+    let reads = env.sim.count_where(|r| r.batch_item && r.method == "GET" && r.path.ends_with("/subscribed_apps"));
+    assert_eq!(reads, 2, "one batch read for both");
+    for (page, ch) in ["313101", "313102"].into_iter().zip(ids) {
+        assert_eq!(env.sim.app_subscription(page), Some(chatwoot_fields()));
+        let read =
+            env.sim.requests().into_iter().find(|r| r.batch_item && r.path == format!("/{page}/subscribed_apps"));
+        assert_eq!(read.and_then(|r| r.access_token), Some(env.stored_page_token(ch).await), "with its new token");
+    }
+}
+
+#[tokio::test]
 async fn an_already_subscribed_page_is_left_alone() {
     let env = TestEnv::new().await;
     let (ch, user, _) = env.healthy_channel("302001").await;
