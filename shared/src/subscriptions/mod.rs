@@ -325,14 +325,18 @@ impl Pipeline {
                         let attempts = target.attempts.saturating_add(1);
                         (attempts, self.retry.delay(attempts, e.retry_after).map(at_after))
                     };
-                    let what = if matches!(verdict, Checked::CheckFailed(_)) { "check" } else { "re-subscription" };
+                    let what = if matches!(verdict, Checked::CheckFailed(_)) {
+                        "Webhook subscription check"
+                    } else {
+                        "Webhook re-subscription"
+                    };
                     match retry_at {
                         Some(_) => warn!(
                             channel.id = target.channel_id,
                             error.kind = e.kind.as_str(),
                             error.code = e.code,
                             attempt = attempts,
-                            "Webhook subscription {what} failed for page {}: {}; will retry",
+                            "{what} failed for page {}: {}; will retry",
                             target.page_id,
                             e.message
                         ),
@@ -341,7 +345,7 @@ impl Pipeline {
                             error.kind = e.kind.as_str(),
                             error.code = e.code,
                             attempt = attempts,
-                            "Webhook subscription {what} failed for page {}: {}; no attempt left, the daily check takes over",
+                            "{what} failed for page {}: {}; no attempt left, the daily check takes over",
                             target.page_id,
                             e.message
                         ),

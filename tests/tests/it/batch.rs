@@ -31,6 +31,19 @@ async fn graph_requests_past(env: &TestEnv, n: usize) {
     panic!("Graph never saw request {}", n + 1);
 }
 
+/// Waits (bounded) until the day's webhook subscription reads of `n` channels went out: they run
+/// after a batch's answers are in, so a cycle can settle before them.
+async fn subscription_reads(env: &TestEnv, n: usize) {
+    let reads = || env.sim.count_where(|r| r.batch_item && r.path.ends_with("/subscribed_apps"));
+    for _ in 0..400 {
+        if reads() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("only {} of {n} subscription reads", reads());
+}
+
 async fn cycle_and_settle(env: &TestEnv, n: u64) {
     let started = Utc::now();
     let mut storage = env.storage();
@@ -54,6 +67,8 @@ async fn healthy_channels_cost_one_request_per_fifty() {
     env.seed_healthy(120, 160_000).await;
     let worker = env.spawn_worker();
     cycle_and_settle(&env, 120).await;
+    subscription_reads(&env, 120).await;
+    worker.stop().await.expect("stop");
     assert_eq!(env.status_count("healthy").await, 120);
     let batches = env.sim.count_where(|r| r.path == "/" && !r.batch_item);
     // 120 channels in 3 validation batches, and (the first cycle of each channel's day) their
@@ -69,7 +84,6 @@ async fn healthy_channels_cost_one_request_per_fifty() {
     assert!(batches as f64 / 120.0 <= 0.05);
     let items = env.sim.count_where(|r| r.batch_item && r.proof_valid == Some(true));
     assert_eq!(items, 240, "every item carries its own valid appsecret_proof");
-    worker.stop().await.expect("stop");
 }
 
 #[tokio::test]
@@ -105,6 +119,7 @@ async fn a_failed_batch_call_is_retried_and_flags_nothing() {
     env.sim.inject(Fault::once(FaultKind::ServerError, Matcher::PathContains("/".into())));
     let worker = env.spawn_worker();
     cycle_and_settle(&env, 40).await;
+    subscription_reads(&env, 40).await;
     assert_eq!(env.status_count("healthy").await, 40);
     assert_eq!(
         env.sim.count_where(|r| r.path == "/" && !r.batch_item),

@@ -16,7 +16,7 @@ use shared::{
     store,
     subscriptions::gate_key,
 };
-use tests::TestEnv;
+use tests::{TestEnv, logs};
 
 const ADMIN: &str = "subscriptions-admin-token";
 
@@ -83,7 +83,11 @@ async fn a_refreshed_page_that_lost_its_subscription_is_subscribed_again_with_ch
     let (ch, user) = refreshable_unsubscribed(&env, "301001").await;
     let pipeline = env.pipeline();
     let job = RefreshJob::new(ch, Reason::Cron);
+    let (captured, _guard) = logs::capture();
     assert_eq!(pipeline.process(&job).await.expect("stores"), Outcome::Refreshed);
+    let text = captured.text();
+    assert!(text.contains("Successfully refreshed Facebook token for page 301001"), "{text}");
+    assert!(text.contains("Re-subscribed Facebook page 301001 to the app's webhooks"), "{text}");
 
     let new_token = env.stored_page_token(ch).await;
     assert_eq!(Some(new_token.clone()), env.sim.page_token("301001", &user));
@@ -182,9 +186,17 @@ async fn a_failing_subscription_is_retried_and_never_undoes_the_token_write() {
     // The first two subscribe calls fail as Graph's outages do.
     env.sim.fail_subscribe("304001", 2, "Service temporarily unavailable", Some(2));
 
+    let (captured, guard) = logs::capture();
     let outcome = env.pipeline().process(&RefreshJob::new(ch, Reason::SendFailure)).await.expect("stores");
+    drop(guard);
     assert_eq!(outcome, Outcome::Refreshed, "the job's outcome is the token's");
     let new_token = env.stored_page_token(ch).await;
+    let text = captured.text();
+    assert!(
+        text.contains("Webhook re-subscription failed for page 304001: Service temporarily unavailable; will retry"),
+        "{text}"
+    );
+    assert!(!text.contains(&new_token), "no token in the logs");
     assert_eq!(Some(new_token.clone()), env.sim.page_token("304001", &user));
     assert!(env.sim.is_token_valid_for_page("304001", &new_token));
     assert_eq!(env.flags(ch).await, Default::default(), "flags cleared as before");
