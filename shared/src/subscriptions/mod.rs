@@ -34,27 +34,26 @@
 //! middle comes back as a retry. After `RETRY_MAX_ATTEMPTS` attempts the row keeps its state and
 //! error and the daily check takes over.
 
+mod check;
 mod daily;
+mod record;
 mod retries;
 mod rows;
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use tracing::{info, warn};
+use tracing::warn;
 use uuid::Uuid;
 
 pub use daily::{DAILY, gate_key};
 pub use retries::{BATCH as RETRY_BATCH, run_retries};
 
 use crate::{
-    graph::{CHATWOOT_SUBSCRIBED_FIELDS, ErrorKind, GraphError, MAX_BATCH, SubscribedApp},
+    graph::{GraphError, SubscribedApp},
     job::{Reason, RefreshJob},
-    metrics::Metrics,
-    pipeline::{DEFAULT_RATE_LIMIT_WAIT, InfraError, Pipeline},
-    retry::at_after,
+    pipeline::Pipeline,
     secret::Secret,
-    store::{self, Event, Step},
+    store,
 };
 
 /// How long a check under way keeps others off its row: well above two Graph calls'
@@ -165,15 +164,6 @@ enum Trigger {
     Retry,
 }
 
-fn no_app_id() -> GraphError {
-    GraphError {
-        kind: ErrorKind::Invalid,
-        ..GraphError::transport(
-            "FB_APP_ID is not set (nor in Chatwoot's installation_configs): cannot tell whether this app is subscribed",
-        )
-    }
-}
-
 impl Pipeline {
     /// After new page tokens were written: checks each page with its new token and subscribes the
     /// ones that lost this app. Runs after the job settled; never fails it (errors are logged and
@@ -234,176 +224,12 @@ impl Pipeline {
         }
         checked
     }
-
-    /// The Graph side: one read per page (one batch request for several), then a subscribe call
-    /// for each page whose subscriptions lack this app's `messages`.
-    async fn check(&self, targets: &[Target]) -> Vec<Checked> {
-        let Some(app_id) = self.graph.settings().app_id.clone() else {
-            return targets.iter().map(|_| Checked::NoAppId).collect();
-        };
-        let mut reads: Vec<Result<Vec<SubscribedApp>, GraphError>> = Vec::with_capacity(targets.len());
-        let started = Instant::now();
-        if let [one] = targets {
-            reads.push(self.graph.subscribed_apps(&one.page_id, &one.token).await);
-            self.metrics.observe("subscribed_apps", started.elapsed().as_secs_f64());
-        } else {
-            for chunk in targets.chunks(MAX_BATCH) {
-                let items: Vec<(String, Secret)> = chunk.iter().map(|t| (t.page_id.clone(), t.token.clone())).collect();
-                match self.graph.subscribed_apps_batch(&items).await {
-                    Ok(answers) => reads.extend(answers),
-                    Err(e) => reads.extend(chunk.iter().map(|_| Err(e.clone()))),
-                }
-            }
-            self.metrics.observe("subscribed_apps_batch", started.elapsed().as_secs_f64());
-        }
-        // Collected first: a stream over a closure's futures is not `Send` for every lifetime.
-        let mut steps = Vec::with_capacity(targets.len());
-        for (target, read) in targets.iter().zip(reads) {
-            steps.push(self.settle_read(target, read, &app_id));
-        }
-        futures::stream::iter(steps).buffered(SUBSCRIBE_CONCURRENCY).collect().await
-    }
-
-    /// One page's read: subscribed already, or subscribed now (or not).
-    async fn settle_read(
-        &self,
-        target: &Target,
-        read: Result<Vec<SubscribedApp>, GraphError>,
-        app_id: &str,
-    ) -> Checked {
-        match read {
-            Err(e) => Checked::CheckFailed(e),
-            Ok(apps) if delivers_messages(&apps, app_id) => Checked::Subscribed,
-            Ok(_) => {
-                let started = Instant::now();
-                let done = self.graph.subscribe_app(&target.page_id, &target.token, &CHATWOOT_SUBSCRIBED_FIELDS).await;
-                self.metrics.observe("subscribe_app", started.elapsed().as_secs_f64());
-                match done {
-                    Ok(()) => Checked::Resubscribed,
-                    Err(e) => Checked::SubscribeFailed(e),
-                }
-            }
-        }
-    }
-
-    /// Rows, events, logs and metrics for each verdict.
-    async fn record(
-        &self,
-        targets: &[Target],
-        checked: &[Checked],
-        trigger: Trigger,
-        latency: Duration,
-    ) -> Result<(), InfraError> {
-        let mut subscribed = Vec::new();
-        for (target, verdict) in targets.iter().zip(checked) {
-            Metrics::count(&self.metrics.subscription_checks, verdict.name());
-            if let Some(e) = verdict.error() {
-                self.metrics.graph_error(e.code);
-            }
-            match verdict {
-                Checked::Subscribed => subscribed.push(target.key()),
-                Checked::Resubscribed => {
-                    info!(
-                        channel.id = target.channel_id,
-                        "Re-subscribed Facebook page {} to the app's webhooks", target.page_id
-                    );
-                    self.save_verdict(target, verdict, (0, None), latency).await?;
-                }
-                Checked::NoAppId => {
-                    if trigger == Trigger::TokenWrite {
-                        info!(channel.id = target.channel_id, page.id = %target.page_id, "FB_APP_ID is not known: the page's webhook subscription was not checked");
-                    }
-                    self.save_verdict(target, verdict, (0, None), latency).await?;
-                }
-                Checked::SubscribeFailed(e) | Checked::CheckFailed(e) => {
-                    let (attempts, retry_at) = if e.kind == ErrorKind::RateLimited {
-                        // Graph limited the page (or the app): every worker keeps away, and waiting
-                        // it out is no failed attempt (as for token jobs).
-                        let wait = self.pause_page_for(&target.page_id, e).await.unwrap_or(DEFAULT_RATE_LIMIT_WAIT);
-                        (target.attempts, Some(at_after(wait)))
-                    } else {
-                        let attempts = target.attempts.saturating_add(1);
-                        (attempts, self.retry.delay(attempts, e.retry_after).map(at_after))
-                    };
-                    let what = if matches!(verdict, Checked::CheckFailed(_)) {
-                        "Webhook subscription check"
-                    } else {
-                        "Webhook re-subscription"
-                    };
-                    match retry_at {
-                        Some(_) => warn!(
-                            channel.id = target.channel_id,
-                            error.kind = e.kind.as_str(),
-                            error.code = e.code,
-                            attempt = attempts,
-                            "{what} failed for page {}: {}; will retry",
-                            target.page_id,
-                            e.message
-                        ),
-                        None => warn!(
-                            channel.id = target.channel_id,
-                            error.kind = e.kind.as_str(),
-                            error.code = e.code,
-                            attempt = attempts,
-                            "{what} failed for page {}: {}; no attempt left, the daily check takes over",
-                            target.page_id,
-                            e.message
-                        ),
-                    }
-                    self.save_verdict(target, verdict, (attempts, retry_at), latency).await?;
-                }
-            }
-        }
-        rows::save_subscribed(&self.db, &subscribed).await?;
-        Ok(())
-    }
-
-    async fn save_verdict(
-        &self,
-        target: &Target,
-        verdict: &Checked,
-        (attempts, retry_at): (u32, Option<chrono::DateTime<chrono::Utc>>),
-        latency: Duration,
-    ) -> Result<(), InfraError> {
-        let error = match verdict {
-            Checked::NoAppId => Some(no_app_id()),
-            other => other.error().cloned(),
-        };
-        let row = rows::Verdict {
-            state: verdict.state(),
-            checked: matches!(verdict, Checked::Subscribed | Checked::Resubscribed | Checked::SubscribeFailed(_)),
-            resubscribed: *verdict == Checked::Resubscribed,
-            error: error.as_ref(),
-            attempts,
-            retry_at,
-            job_id: target.job_id,
-            reason: target.reason,
-        };
-        rows::save(&self.db, target.channel_id, &row).await?;
-        // The history gets what an operator acts on: re-subscriptions and failures.
-        let outcome = match verdict {
-            Checked::Subscribed => return Ok(()),
-            Checked::Resubscribed => "resubscribed",
-            Checked::NoAppId => "no_app_id",
-            Checked::SubscribeFailed(e) | Checked::CheckFailed(e) => e.kind.as_str(),
-        };
-        let event = Event {
-            channel_id: target.channel_id,
-            job_id: target.job_id,
-            reason: target.reason,
-            step: Step::Subscribe,
-            outcome,
-            graph_latency_ms: Some(i64::try_from(latency.as_millis()).unwrap_or(i64::MAX)),
-            error: error.as_ref(),
-        };
-        store::record_event(&self.db, &event).await?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graph::CHATWOOT_SUBSCRIBED_FIELDS;
 
     fn app(id: &str, fields: &[&str]) -> SubscribedApp {
         SubscribedApp { id: id.into(), name: None, subscribed_fields: fields.iter().map(|f| (*f).to_owned()).collect() }
