@@ -37,9 +37,29 @@ pub struct BatchOutcome {
 }
 
 impl Pipeline {
+    /// [`Pipeline::run_batch`], then the webhook subscription check of the pages it wrote new
+    /// tokens for (one Graph batch read for all), which cannot touch the outcome.
+    pub async fn process_batch(&self, job: &BatchJob) -> Result<BatchOutcome, InfraError> {
+        let result = self.run_batch(job).await;
+        if let Ok(out) = &result {
+            self.after_batch_refreshes(out).await;
+        }
+        result
+    }
+
+    /// The subscription check of the channels a batch refreshed (once their reports are out, for
+    /// a caller of [`Pipeline::run_batch`]).
+    pub async fn after_batch_refreshes(&self, out: &BatchOutcome) {
+        let refreshed: Vec<&RefreshJob> =
+            out.settled.iter().filter(|(_, o)| *o == Outcome::Refreshed).map(|(j, _)| j).collect();
+        if !refreshed.is_empty() {
+            self.after_refreshes(&refreshed).await;
+        }
+    }
+
     /// Runs the batch under the lock of each of its channels, as a single job would. A channel
     /// another job is working on is not touched: it goes on as a single job shortly after.
-    pub async fn process_batch(&self, job: &BatchJob) -> Result<BatchOutcome, InfraError> {
+    pub async fn run_batch(&self, job: &BatchJob) -> Result<BatchOutcome, InfraError> {
         let mut redis = self.redis.clone();
         let keys = LockKeys::new(self.flags.prefix().to_owned());
         let claims: Vec<(i64, Uuid)> = job.v1().channel_ids.iter().map(|&c| (c, job.single(c).job_id())).collect();

@@ -25,6 +25,7 @@ mod scopes;
 pub mod secret;
 pub mod status;
 pub mod store;
+pub mod subscriptions;
 pub mod telemetry;
 pub mod tls;
 pub mod watcher;

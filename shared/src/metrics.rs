@@ -56,6 +56,9 @@ pub struct Metrics {
     pub webhooks: Family<OutcomeLabel, Counter>,
     /// Rows the retention task deleted, by table.
     pub retention_deleted: Family<TableLabel, Counter>,
+    /// Webhook subscription checks: `subscribed`, `resubscribed`, `subscribe_failed`,
+    /// `check_failed`, `no_app_id`.
+    pub subscription_checks: Family<OutcomeLabel, Counter>,
     /// Set at scrape time from Postgres and Redis (`refresh_gauges`).
     pub channels: Family<StatusLabel, Gauge>,
     pub reauthorization_required: Gauge,
@@ -105,6 +108,12 @@ impl Default for Metrics {
             "History rows deleted for being older than HISTORY_RETENTION_DAYS, by table",
             retention_deleted.clone(),
         );
+        let subscription_checks = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "subscription_checks",
+            "Checks that a page's webhooks still go to this app (subscribed_apps), by outcome",
+            subscription_checks.clone(),
+        );
         let channels = Family::<StatusLabel, Gauge>::default();
         let reauthorization_required = Gauge::default();
         let queue = Family::<StateLabel, Gauge>::default();
@@ -141,6 +150,7 @@ impl Default for Metrics {
             graph_duration,
             webhooks,
             retention_deleted,
+            subscription_checks,
             channels,
             reauthorization_required,
             queue,

@@ -120,7 +120,19 @@ fn lock_lost(job: &RefreshJob) -> Outcome {
 }
 
 impl Pipeline {
+    /// The whole step: [`Pipeline::run_job`], then, when it wrote a new token, the page's webhook
+    /// subscription check (`shared::subscriptions`), which cannot touch the outcome.
     pub async fn process(&self, job: &RefreshJob) -> Result<Outcome, InfraError> {
+        let outcome = self.run_job(job).await;
+        if let Ok(Outcome::Refreshed) = outcome {
+            self.after_refreshes(&[job]).await;
+        }
+        outcome
+    }
+
+    /// The job without what follows a token write: for a caller that reports the outcome first
+    /// and then calls [`Pipeline::after_refreshes`] (the worker), so nobody waits on the check.
+    pub async fn run_job(&self, job: &RefreshJob) -> Result<Outcome, InfraError> {
         let outcome = self.process_locked(job).await;
         Metrics::count(&self.metrics.jobs, outcome.as_ref().map_or("store_error", Outcome::name));
         outcome
@@ -286,8 +298,12 @@ impl Pipeline {
     /// Keeps every worker away from what Graph limited: the whole app for 60 s at a time (an
     /// app-level limit announces no time), else the page for its announced wait. Returns the wait.
     async fn pause_for(&self, channel: &Channel, error: &GraphError) -> Result<Duration, InfraError> {
+        self.pause_page_for(&channel.page_id, error).await
+    }
+
+    pub(crate) async fn pause_page_for(&self, page_id: &str, error: &GraphError) -> Result<Duration, InfraError> {
         let wait = if error.app_level { DEFAULT_RATE_LIMIT_WAIT } else { self.announced(error.retry_after) };
-        pauses::pause(&mut self.redis.clone(), &self.pauses, &channel.page_id, error.app_level, wait).await?;
+        pauses::pause(&mut self.redis.clone(), &self.pauses, page_id, error.app_level, wait).await?;
         Ok(wait)
     }
 

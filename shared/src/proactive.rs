@@ -12,9 +12,11 @@ use tracing::{info, warn};
 
 use crate::{
     graph::{GraphError, PageLookup, TokenInfo},
+    job::Reason,
     pipeline::{InfraError, Pipeline},
     secret::Secret,
     store::{self, TokenWrite, events::clamp_i32},
+    subscriptions::Target,
 };
 
 /// A user token's expiry is read at most this often.
@@ -169,11 +171,20 @@ impl Pipeline {
             }
         };
         let mut renewed = 0;
+        let mut written = Vec::new();
         for channel in &channels {
             if let Some(PageLookup::Found(token)) = found.remove(&channel.page_id)
                 && store::write_page_token(&self.db, &self.codec, channel, &token).await? == TokenWrite::Written
             {
                 renewed += 1;
+                written.push(Target {
+                    channel_id: channel.id,
+                    page_id: channel.page_id.clone(),
+                    token,
+                    job_id: uuid::Uuid::now_v7(),
+                    reason: Reason::Proactive,
+                    attempts: 0,
+                });
                 info!(channel.id = channel.id, "Successfully refreshed Facebook token for page {}", channel.page_id);
                 sqlx::query(
                     "UPDATE fb_token_states SET last_refreshed_at = now(), updated_at = now() WHERE channel_id = $1",
@@ -184,6 +195,8 @@ impl Pipeline {
             }
         }
         info!(channels = channels.len(), pages = renewed, "user token exchanged before it expired");
+        // New page tokens bypassed Rails, which alone subscribes a page: make sure they still deliver.
+        self.after_token_writes(&written).await;
         Ok(Proactive::Exchanged { channels: channels.len(), pages: renewed })
     }
 }

@@ -17,6 +17,37 @@ pub struct LastError {
     pub message: String,
 }
 
+/// Whether the page's webhooks still reach this app (`shared::subscriptions`), as last checked.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Subscription {
+    /// `subscribed`, `resubscribed`, `missing`, `failed` or `unknown` (never checked, or FB_APP_ID
+    /// not known).
+    pub state: String,
+    pub checked_at: Option<DateTime<Utc>>,
+    pub resubscribed_at: Option<DateTime<Utc>>,
+    /// The next retry of a failed check or re-subscription, when one is due.
+    pub next_retry_at: Option<DateTime<Utc>>,
+    pub last_error: Option<LastError>,
+}
+
+impl Default for Subscription {
+    fn default() -> Self {
+        Self { state: "unknown".into(), checked_at: None, resubscribed_at: None, next_retry_at: None, last_error: None }
+    }
+}
+
+impl Subscription {
+    pub fn body(&self) -> Value {
+        json!({
+            "state": self.state,
+            "checked_at": self.checked_at.map(|t| t.to_rfc3339()),
+            "resubscribed_at": self.resubscribed_at.map(|t| t.to_rfc3339()),
+            "next_retry_at": self.next_retry_at.map(|t| t.to_rfc3339()),
+            "last_error": self.last_error.as_ref().map(|e| json!({"code": e.code, "subcode": e.subcode, "message": e.message})),
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InboxStatus {
     pub inbox_id: i64,
@@ -38,6 +69,8 @@ pub struct InboxStatus {
     pub expires_at: Option<DateTime<Utc>>,
     /// When Facebook stops giving data for the user (90 days after they last used the app).
     pub data_access_expires_at: Option<DateTime<Utc>>,
+    /// The page's webhook subscription to this app.
+    pub subscription: Subscription,
 }
 
 impl InboxStatus {
@@ -57,6 +90,8 @@ impl InboxStatus {
             // Additions to the contract's body: still working, but a person should reconnect soon.
             "warning": self.warning(),
             "data_access_expires_at": self.data_access_expires_at.map(|t| t.to_rfc3339()),
+            // Addition: whether the page's webhooks still reach this app.
+            "subscription": self.subscription.body(),
         })
     }
 
@@ -75,10 +110,14 @@ impl InboxStatus {
 const SELECT: &str = "SELECT i.id::int8 AS inbox_id, i.account_id::int8 AS account_id, i.name AS inbox_name,
         c.id::int8 AS channel_id, c.page_id, s.status, s.token_valid, s.consecutive_failures::int8 AS consecutive_failures,
         s.last_checked_at, s.last_refreshed_at, s.next_attempt_at, s.last_error_kind,
-        s.last_error_code::int8 AS last_error_code, s.last_error_subcode::int8 AS last_error_subcode, s.last_error_message, s.expires_at, s.data_access_expires_at
+        s.last_error_code::int8 AS last_error_code, s.last_error_subcode::int8 AS last_error_subcode, s.last_error_message, s.expires_at, s.data_access_expires_at,
+        p.state AS sub_state, p.checked_at AS sub_checked_at, p.resubscribed_at AS sub_resubscribed_at,
+        p.retry_at AS sub_retry_at, p.last_error_kind AS sub_error_kind, p.last_error_code::int8 AS sub_error_code,
+        p.last_error_subcode::int8 AS sub_error_subcode, p.last_error_message AS sub_error_message
      FROM inboxes i
      JOIN channel_facebook_pages c ON c.id = i.channel_id
      LEFT JOIN fb_token_states s ON s.channel_id = c.id
+     LEFT JOIN fb_page_subscriptions p ON p.channel_id = c.id
      WHERE i.channel_type = 'Channel::FacebookPage'";
 
 /// One Facebook inbox, within `accounts` when given (None: any account, for admins).
@@ -117,6 +156,26 @@ pub enum StatusError {
     Redis(#[from] redis::RedisError),
 }
 
+fn subscription_from_row(r: &PgRow) -> Result<Subscription, sqlx::Error> {
+    let Some(state) = r.try_get::<Option<String>, _>("sub_state")? else { return Ok(Subscription::default()) };
+    let message: Option<String> = r.try_get("sub_error_message")?;
+    Ok(Subscription {
+        state,
+        checked_at: r.try_get("sub_checked_at")?,
+        resubscribed_at: r.try_get("sub_resubscribed_at")?,
+        next_retry_at: r.try_get("sub_retry_at")?,
+        last_error: match message {
+            Some(message) => Some(LastError {
+                kind: r.try_get("sub_error_kind")?,
+                code: r.try_get("sub_error_code")?,
+                subcode: r.try_get("sub_error_subcode")?,
+                message,
+            }),
+            None => None,
+        },
+    })
+}
+
 fn from_row(r: &PgRow) -> Result<InboxStatus, sqlx::Error> {
     let message: Option<String> = r.try_get("last_error_message")?;
     Ok(InboxStatus {
@@ -135,6 +194,7 @@ fn from_row(r: &PgRow) -> Result<InboxStatus, sqlx::Error> {
         next_attempt_at: r.try_get("next_attempt_at")?,
         expires_at: r.try_get("expires_at")?,
         data_access_expires_at: r.try_get("data_access_expires_at")?,
+        subscription: subscription_from_row(r)?,
         last_error: message
             .map(|message| -> Result<LastError, sqlx::Error> {
                 Ok(LastError {

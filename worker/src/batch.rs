@@ -19,7 +19,8 @@ pub async fn handle_batch(state: &WorkerState, job: &BatchJob) -> Result<(), Box
     let mut redis = state.redis.clone();
     let mut storage = state.storage.clone();
     let mut batches = queue::batch_storage(state.redis.clone(), &state.config, &state.timings);
-    let out = match state.pipeline.process_batch(job).await {
+    // `run_batch`, not `process_batch`: the subscription checks come after the reports (below).
+    let out = match state.pipeline.run_batch(job).await {
         Ok(out) => out,
         Err(infra) => {
             // The stores failed under us: nothing was decided; the batch runs again later without
@@ -51,14 +52,11 @@ pub async fn handle_batch(state: &WorkerState, job: &BatchJob) -> Result<(), Box
             warn!(error = %e, channel.id = c, "could not release the channel's marker");
         }
     }
-    for &c in &out.healthy {
-        crate::proactive::after_healthy(state, c, v.reason).await;
+    for (single, after) in &out.later {
+        queue::enqueue(&mut storage, single.clone(), Some(*after)).await?;
+        let _ = pending::hand_over(&mut redis, &keys, single.channel_id(), &marker, single.job_id(), *after).await;
     }
-    for (single, after) in out.later {
-        queue::enqueue(&mut storage, single.clone(), Some(after)).await?;
-        let _ = pending::hand_over(&mut redis, &keys, single.channel_id(), &marker, single.job_id(), after).await;
-    }
-    for (single, outcome) in out.settled {
+    for (single, outcome) in &out.settled {
         let _ = pending::hand_over(
             &mut redis,
             &keys,
@@ -68,7 +66,11 @@ pub async fn handle_batch(state: &WorkerState, job: &BatchJob) -> Result<(), Box
             std::time::Duration::ZERO,
         )
         .await;
-        followup::settle(&mut storage, &mut redis, &state.config, &single, &outcome).await?;
+        followup::settle(&mut storage, &mut redis, &state.config, single, outcome).await?;
     }
+    // Last: the settled channels' reports and the hand-overs wait for no subscription check.
+    state.pipeline.after_batch_refreshes(&out).await;
+    let healthy: Vec<_> = out.healthy.iter().map(|&c| job.single(c)).collect();
+    crate::proactive::after_healthy_many(state, &healthy).await;
     Ok(())
 }

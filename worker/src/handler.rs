@@ -123,7 +123,8 @@ pub fn poison_summary(payload: &serde_json::Value) -> String {
 
 /// Runs the pipeline and settles the outcome; returns the report it published.
 pub async fn handle_job(state: &WorkerState, job: &RefreshJob) -> Result<JobReport, BoxDynError> {
-    let (job, outcome) = match state.pipeline.process(job).await {
+    // `run_job`, not `process`: the subscription check a new token calls for comes after the report.
+    let (job, outcome) = match state.pipeline.run_job(job).await {
         Ok(outcome) => (job.clone(), outcome),
         Err(infra) => infra_retry(state, job, &infra.to_string()),
     };
@@ -132,8 +133,11 @@ pub async fn handle_job(state: &WorkerState, job: &RefreshJob) -> Result<JobRepo
     // If the follow-up cannot be pushed (Redis is down too), failing the job leaves it in apalis's
     // hands: its own retry, or orphan recovery once this worker restarts. Not lost either way.
     let report = followup::settle(&mut storage, &mut redis, &state.config, &job, &outcome).await?;
+    if outcome == Outcome::Refreshed {
+        state.pipeline.after_refreshes(&[&job]).await;
+    }
     if matches!(outcome, Outcome::Healthy | Outcome::Refreshed) {
-        crate::proactive::after_healthy(state, job.channel_id(), job.v1().reason).await;
+        crate::proactive::after_healthy(state, &job).await;
     }
     Ok(report)
 }

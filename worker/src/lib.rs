@@ -54,9 +54,11 @@ pub async fn run_with(config: Config, timings: Timings, shutdown: CancellationTo
         config: config.clone(),
     };
     let drainer = tokio::spawn(intake.run_drainer(shutdown.clone()));
+    let subscriptions = tokio::spawn(shared::subscriptions::run_retries(state.pipeline.clone(), shutdown.clone()));
     let result = supervise::run_worker_loop(state, shutdown.clone()).await;
     shutdown.cancel();
     let _ = drainer.await;
+    let _ = subscriptions.await;
     let _ = http.await;
     let _ = janitor.await;
     let _ = webhooks.await;

@@ -1,5 +1,6 @@
 //! After a channel is found healthy: the proactive check of its user token (at most once a day per
-//! user token), and the proactive job for when its expiry enters the window.
+//! user token), the proactive job for when its expiry enters the window, and the daily check of
+//! its page's webhook subscription (at most once a day per channel, see `shared::subscriptions`).
 
 use std::time::Duration;
 
@@ -13,7 +14,20 @@ use tracing::{debug, warn};
 
 use crate::WorkerState;
 
-pub async fn after_healthy(state: &WorkerState, channel_id: i64, reason: Reason) {
+pub async fn after_healthy(state: &WorkerState, job: &RefreshJob) {
+    after_healthy_many(state, std::slice::from_ref(job)).await;
+}
+
+/// For the healthy channels of a batch: the proactive check of each, and one subscription check
+/// for all (one Graph batch request for those due today, none for the others).
+pub async fn after_healthy_many(state: &WorkerState, jobs: &[RefreshJob]) {
+    for job in jobs {
+        proactive(state, job.channel_id(), job.v1().reason).await;
+    }
+    state.pipeline.daily_subscription_check(jobs).await;
+}
+
+async fn proactive(state: &WorkerState, channel_id: i64, reason: Reason) {
     let window = Duration::from_secs(u64::from(state.config.proactive_refresh_days) * 86_400);
     if state.config.fb_app_id.is_none() || state.config.fb_app_secret.is_none() {
         return;

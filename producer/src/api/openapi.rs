@@ -42,7 +42,18 @@ pub fn document() -> Value {
                         "last_checked": {"type": "string", "format": "date-time", "nullable": true},
                         "last_refreshed": {"type": "string", "format": "date-time", "nullable": true},
                         "last_error": {"type": "object", "nullable": true, "properties": {"code": {"type": "integer", "nullable": true}, "subcode": {"type": "integer", "nullable": true}, "message": {"type": "string"}}},
-                        "refreshed": {"type": "boolean", "description": "refresh endpoint only: a new token was written"}
+                        "refreshed": {"type": "boolean", "description": "refresh endpoint only: a new token was written"},
+                        "subscription": {"$ref": "#/components/schemas/Subscription"}
+                    }},
+                "Subscription": {"type": "object", "description": "addition: whether the page's webhooks still reach this app (GET /{page_id}/subscribed_apps), checked after every token write and once a day",
+                    "required": ["state", "checked_at", "resubscribed_at", "next_retry_at", "last_error"],
+                    "properties": {
+                        "state": {"type": "string", "enum": ["subscribed", "resubscribed", "missing", "failed", "unknown"],
+                            "description": "resubscribed: it had lost this app and was subscribed again with Chatwoot's fields; missing: it lacks this app and subscribing failed; failed: the check itself failed; unknown: not checked yet, or FB_APP_ID unknown"},
+                        "checked_at": {"type": "string", "format": "date-time", "nullable": true},
+                        "resubscribed_at": {"type": "string", "format": "date-time", "nullable": true},
+                        "next_retry_at": {"type": "string", "format": "date-time", "nullable": true},
+                        "last_error": {"type": "object", "nullable": true, "properties": {"code": {"type": "integer", "nullable": true}, "subcode": {"type": "integer", "nullable": true}, "message": {"type": "string"}}}
                     }},
                 "Accepted": {"type": "object", "properties": {"job_id": {"type": "string", "format": "uuid"}, "status_url": {"type": "string"}}},
             }

@@ -102,6 +102,7 @@ mod tests {
             next_attempt_at: None,
             expires_at: None,
             data_access_expires_at: None,
+            subscription: Default::default(),
             last_error: Some(LastError {
                 kind: Some("auth".into()),
                 code: Some(190),

@@ -30,6 +30,9 @@ pub struct Strings {
     pub status_reauthorization_required: &'static str,
     pub status_retrying: &'static str,
     pub data_access_expiring: &'static str,
+    pub subscription_resubscribed: &'static str, // {when}
+    pub subscription_missing: &'static str,      // {error}
+    pub subscription_failed: &'static str,       // {error}
     pub status_unknown: &'static str,
     // table
     pub inboxes: &'static str,
@@ -108,6 +111,9 @@ pub static EN: Strings = Strings {
     status_reauthorization_required: "Reconnection required",
     status_retrying: "Retrying",
     data_access_expiring: "Still working, but Facebook stops sharing data on {date}: ask the page owner to reconnect before then.",
+    subscription_resubscribed: "Webhooks: this Page had stopped sending its messages to the app; it was subscribed again on {when}.",
+    subscription_missing: "Webhooks: this Page does not send its messages to the app, and subscribing it again failed ({error}). It is retried; reconnecting the Page also fixes it.",
+    subscription_failed: "Webhooks: whether this Page still sends its messages to the app could not be checked ({error}). It is retried.",
     status_unknown: "Not checked yet",
     inboxes: "Facebook inboxes",
     col_inbox: "Inbox",
@@ -205,6 +211,9 @@ pub static VI: Strings = Strings {
     status_reauthorization_required: "Cần kết nối lại",
     status_retrying: "Đang thử lại",
     data_access_expiring: "Vẫn đang hoạt động, nhưng Facebook sẽ ngừng chia sẻ dữ liệu vào ngày {date}: hãy nhờ chủ trang kết nối lại trước ngày đó.",
+    subscription_resubscribed: "Webhook: Trang này đã ngừng gửi tin nhắn đến ứng dụng; hệ thống đã đăng ký lại vào {when}.",
+    subscription_missing: "Webhook: Trang này không gửi tin nhắn đến ứng dụng, và việc đăng ký lại đã thất bại ({error}). Hệ thống sẽ thử lại; kết nối lại Trang cũng khắc phục được.",
+    subscription_failed: "Webhook: không kiểm tra được Trang này còn gửi tin nhắn đến ứng dụng hay không ({error}). Hệ thống sẽ thử lại.",
     status_unknown: "Chưa kiểm tra",
     inboxes: "Hộp thư Facebook",
     col_inbox: "Hộp thư",

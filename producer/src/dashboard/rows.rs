@@ -135,6 +135,9 @@ impl Table<'_> {
                 fill(t.data_access_expiring, &[("date", &until)])
             ));
         }
+        if let Some(note) = subscription_note(self.locale, s) {
+            out.push_str(&format!("<tr class=\"notice-row\"><td colspan=\"{cols}\">{note}</td></tr>"));
+        }
         out.push_str("</tbody>");
         out
     }
@@ -148,6 +151,27 @@ impl Table<'_> {
     }
 }
 
+/// What the last webhook subscription check did, when a person may want to know: the page had lost
+/// this app (and got it back, or not), or the check failed.
+fn subscription_note(locale: Locale, s: &InboxStatus) -> Option<String> {
+    let t = locale.t();
+    let sub = &s.subscription;
+    let error = sub.last_error.as_ref().map(|e| e.message.as_str()).unwrap_or("");
+    let (class, text) = match sub.state.as_str() {
+        "resubscribed" => {
+            let at = sub.resubscribed_at.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default();
+            ("notice", fill(t.subscription_resubscribed, &[("when", &at)]))
+        }
+        "missing" => ("notice pending", fill(t.subscription_missing, &[("error", error)])),
+        "failed" => ("notice pending", fill(t.subscription_failed, &[("error", error)])),
+        _ => return None,
+    };
+    Some(format!(
+        "<div class=\"{class} subscription\" role=\"status\" data-subscription=\"{}\">{text}</div>",
+        escape_html(&sub.state)
+    ))
+}
+
 /// The status values we style; anything else looks like "unknown".
 pub fn status_class(status: &str) -> &'static str {
     match status {
@@ -156,5 +180,59 @@ pub fn status_class(status: &str) -> &'static str {
         "reauthorization_required" => "reauthorization_required",
         "retrying" => "retrying",
         _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use shared::status::{LastError, Subscription};
+
+    use super::*;
+    use crate::dashboard::locale::Lang;
+
+    fn inbox(state: &str, message: Option<&str>) -> InboxStatus {
+        InboxStatus {
+            inbox_id: 1,
+            account_id: 1,
+            inbox_name: "x".into(),
+            channel_id: 1,
+            page_id: "1".into(),
+            token_valid: Some(true),
+            status: "healthy".into(),
+            reauthorization_required: false,
+            authorization_error_count: 0,
+            consecutive_failures: 0,
+            last_checked: None,
+            last_refreshed: None,
+            next_attempt_at: None,
+            last_error: None,
+            expires_at: None,
+            data_access_expires_at: None,
+            subscription: Subscription {
+                state: state.into(),
+                resubscribed_at: chrono::DateTime::from_timestamp(1_767_225_600, 0),
+                last_error: message.map(|m| LastError {
+                    kind: None,
+                    code: Some(200),
+                    subcode: None,
+                    message: m.into(),
+                }),
+                ..Subscription::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_subscription_note_only_when_there_is_something_to_say() {
+        let en = Locale { lang: Lang::En, explicit: false };
+        for quiet in ["subscribed", "unknown", ""] {
+            assert_eq!(subscription_note(en, &inbox(quiet, None)), None, "{quiet}");
+        }
+        let note = subscription_note(en, &inbox("resubscribed", None)).expect("note");
+        assert!(note.contains("2026-01-01 00:00 UTC") && note.contains("data-subscription=\"resubscribed\""), "{note}");
+        let note = subscription_note(en, &inbox("missing", Some("<b>(#200)</b>"))).expect("note");
+        assert!(note.contains("&lt;b&gt;(#200)&lt;/b&gt;") && !note.contains("<b>"), "escaped: {note}");
+        let vi = Locale { lang: Lang::Vi, explicit: true };
+        assert!(subscription_note(vi, &inbox("failed", Some("x"))).expect("note").contains("Webhook"));
     }
 }

@@ -38,10 +38,6 @@ impl<'a> Presented<'a> {
         Self::new(Vec::new(), MAX_ANNOUNCED_WAIT)
     }
 
-    pub fn max_wait(&self) -> Duration {
-        self.max_wait
-    }
-
     pub fn scrub(&self, text: &str) -> String {
         scrub::scrub(text, &self.secrets)
     }

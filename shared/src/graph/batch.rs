@@ -1,6 +1,6 @@
-//! Graph batch requests: up to 50 page-token validations in one HTTP call, each item with its own
-//! token and `appsecret_proof`, each answer classified on its own and read with its own usage
-//! headers (each item counts against the limits on its own).
+//! Graph batch requests: up to 50 page-token validations (or `subscribed_apps` reads) in one HTTP
+//! call, each item with its own token and `appsecret_proof`, each answer classified on its own and
+//! read with its own usage headers (each item counts against the limits on its own).
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
@@ -10,6 +10,7 @@ use super::{
     answer::{Presented, interpret},
     client::{check_page_id, describe, read_limited},
     proof::appsecret_proof,
+    subscriptions::{SubscribedApp, apps_page},
     usage::Usage,
 };
 use crate::secret::Secret;
@@ -26,8 +27,59 @@ impl GraphClient {
         &self,
         items: &[(String, Secret)],
     ) -> Result<Vec<Result<Usage, GraphError>>, GraphError> {
-        if items.is_empty() {
+        let Some((answers, outer)) = self.batch_get(items, "", &[("fields", "id,name")]).await? else {
             return Ok(vec![]);
+        };
+        let max_wait = self.settings().max_wait;
+        Ok(answers
+            .into_iter()
+            .zip(items)
+            .map(|(answer, (page_id, _))| {
+                let (value, headers) = answer?;
+                match value
+                    .get("id")
+                    .and_then(|v| v.as_str().map(str::to_owned).or_else(|| v.as_u64().map(|n| n.to_string())))
+                {
+                    Some(id) if id == *page_id => Ok(Usage::from_headers(&headers, max_wait).with_outer(outer)),
+                    _ => Err(GraphError::transport("malformed batch item: the answer is not about this page")),
+                }
+            })
+            .collect())
+    }
+
+    /// `GET /{page_id}/subscribed_apps` for `(page_id, page_token)` pairs in one call, each item
+    /// with its own token; an item whose answer goes on (`paging.next`) is followed with its own
+    /// calls. `Err` and `Ok` mean what they mean for [`GraphClient::validate_batch`].
+    pub async fn subscribed_apps_batch(
+        &self,
+        items: &[(String, Secret)],
+    ) -> Result<Vec<Result<Vec<SubscribedApp>, GraphError>>, GraphError> {
+        let Some((answers, _)) = self.batch_get(items, "/subscribed_apps", &[]).await? else {
+            return Ok(vec![]);
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (answer, (_, token)) in answers.into_iter().zip(items) {
+            let apps = match answer.and_then(|(value, _)| apps_page(&value)) {
+                Ok(first) if first.next.is_none() => Ok(first.apps),
+                Ok(first) => self.rest_of_apps(first, token).await,
+                Err(e) => Err(e),
+            };
+            out.push(apps);
+        }
+        Ok(out)
+    }
+
+    /// One batch of `GET {page_id}{edge}?{params}` items, each with its own token and proof.
+    /// `None` for no items; else each item's JSON answer with its headers (or its error), in
+    /// order, and the headers' usage of the batch answer itself.
+    async fn batch_get(
+        &self,
+        items: &[(String, Secret)],
+        edge: &str,
+        params: &[(&str, &str)],
+    ) -> Result<Option<(Vec<ItemAnswer>, Usage)>, GraphError> {
+        if items.is_empty() {
+            return Ok(None);
         }
         if items.len() > MAX_BATCH {
             return Err(GraphError {
@@ -40,11 +92,14 @@ impl GraphClient {
         for (page_id, token) in items {
             check_page_id(page_id)?;
             let mut query = url::form_urlencoded::Serializer::new(String::new());
-            query.append_pair("fields", "id,name").append_pair("access_token", token.expose());
+            for (k, v) in params {
+                query.append_pair(k, v);
+            }
+            query.append_pair("access_token", token.expose());
             if let Some(secret) = &settings.app_secret {
                 query.append_pair("appsecret_proof", &appsecret_proof(secret, token.expose()));
             }
-            requests.push(json!({"method": "GET", "relative_url": format!("{page_id}?{}", query.finish())}));
+            requests.push(json!({"method": "GET", "relative_url": format!("{page_id}{edge}?{}", query.finish())}));
         }
         // The batch itself needs a token: the app token when we have one, else the first item's.
         let fallback = match self.app_token() {
@@ -75,18 +130,19 @@ impl GraphClient {
             return Err(GraphError::transport("malformed Graph answer: batch answer has the wrong length"));
         }
         let outer = Usage::from_headers(&headers, settings.max_wait);
-        Ok(answers
+        let answers = answers
             .iter()
             .zip(items)
-            .map(|(answer, (page_id, token))| {
-                let usage = item_result(answer, page_id, &self.presented(&[token, &fallback]))?;
-                Ok(usage.with_outer(outer))
-            })
-            .collect())
+            .map(|(answer, (_, token))| item_result(answer, &self.presented(&[token, &fallback])))
+            .collect();
+        Ok(Some((answers, outer)))
     }
 }
 
-fn item_result(answer: &Value, page_id: &str, presented: &Presented<'_>) -> Result<Usage, GraphError> {
+/// One batch item's JSON answer and its headers, or its error.
+type ItemAnswer = Result<(Value, HeaderMap), GraphError>;
+
+fn item_result(answer: &Value, presented: &Presented<'_>) -> ItemAnswer {
     if answer.is_null() {
         return Err(GraphError::transport("Graph did not finish this batch item in time"));
     }
@@ -105,8 +161,5 @@ fn item_result(answer: &Value, page_id: &str, presented: &Presented<'_>) -> Resu
     }
     let body = answer.get("body").and_then(Value::as_str).unwrap_or("");
     let value = interpret(status, &headers, body.as_bytes(), presented)?;
-    match value.get("id").and_then(|v| v.as_str().map(str::to_owned).or_else(|| v.as_u64().map(|n| n.to_string()))) {
-        Some(id) if id == page_id => Ok(Usage::from_headers(&headers, presented.max_wait())),
-        _ => Err(GraphError::transport("malformed batch item: the answer is not about this page")),
-    }
+    Ok((value, headers))
 }

@@ -196,7 +196,7 @@ impl GraphClient {
 
     /// `paging.next` is an absolute URL carrying the token; keep its cursor parameters, drop its
     /// token and proof (we add ours), and refuse to follow it anywhere but Graph.
-    fn split_next(&self, next: &str) -> Result<(String, Vec<(String, String)>), GraphError> {
+    pub(crate) fn split_next(&self, next: &str) -> Result<(String, Vec<(String, String)>), GraphError> {
         let parsed = url::Url::parse(next).map_err(|_| malformed("paging.next is not a URL"))?;
         let base = url::Url::parse(&self.settings.base_url).map_err(|_| malformed("bad base URL"))?;
         if parsed.origin() != base.origin() {

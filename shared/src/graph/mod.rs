@@ -7,6 +7,7 @@ mod client;
 mod error;
 mod proof;
 mod scrub;
+mod subscriptions;
 #[cfg(all(test, feature = "simulator"))]
 mod tests;
 mod tokens;
@@ -19,5 +20,6 @@ pub use client::{GraphClient, GraphSettings, PageInfo, PageLookup};
 pub use error::{ErrorKind, GraphError, classify};
 pub use proof::appsecret_proof;
 pub use scrub::{REDACTED, scrub};
+pub use subscriptions::{CHATWOOT_SUBSCRIBED_FIELDS, MESSAGES_FIELD, SubscribedApp};
 pub use tokens::{MESSAGING_SCOPE, TokenInfo};
 pub use usage::{Usage, retry_after_from_headers, usage_percent};

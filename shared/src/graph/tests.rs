@@ -187,3 +187,75 @@ async fn redirects_are_never_followed() {
     }
     assert_eq!(elsewhere_hits.load(Ordering::SeqCst), 0, "a redirect was followed");
 }
+
+#[tokio::test]
+async fn subscription_calls_read_write_and_classify() {
+    use super::{CHATWOOT_SUBSCRIBED_FIELDS, SubscribedApp};
+    // Two apps a page, so the client must follow `paging.next`.
+    let sim = GraphSim::start(SimOptions { page_size_default: 2, ..SimOptions::default() }).await.unwrap();
+    let client = client_for(sim.base_url(), Some(&sim));
+    sim.add_user("1");
+    let token = Secret::new(sim.grant("1", "1000"));
+    let other = Secret::new(sim.grant("1", "1001"));
+    let app = sim.options().app_id.clone();
+    for id in ["1", "2", "3"] {
+        sim.set_subscription("1000", id, &["feed"]);
+    }
+    let apps = client.subscribed_apps("1000", &token).await.unwrap();
+    let ids: Vec<&str> = apps.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids.len(), 4, "{apps:?}");
+    let ours: &SubscribedApp = apps.iter().find(|a| a.id == app).unwrap();
+    assert!(ours.delivers_messages_to(&app));
+    assert_eq!(sim.count_where(|r| r.path == "/1000/subscribed_apps"), 2, "two pages of two");
+    assert!(sim.requests().iter().all(|r| r.proof_valid == Some(true)));
+
+    sim.drop_subscription("1000");
+    client.subscribe_app("1000", &token, &CHATWOOT_SUBSCRIBED_FIELDS).await.unwrap();
+    assert_eq!(sim.app_subscription("1000"), Some(CHATWOOT_SUBSCRIBED_FIELDS.map(str::to_owned).to_vec()));
+    let post = sim.requests().into_iter().find(|r| r.method == "POST").unwrap();
+    assert_eq!(
+        post.query.get("subscribed_fields").map(String::as_str),
+        Some(CHATWOOT_SUBSCRIBED_FIELDS.join(",").as_str())
+    );
+    assert_eq!(post.proof_valid, Some(true));
+
+    // Errors go through the one classification.
+    let e = client.subscribed_apps("1000", &other).await.unwrap_err();
+    assert_eq!((e.kind, e.code), (ErrorKind::NotFound, Some(100)));
+    let e = client.subscribe_app("1000", &token, &["messages", "nope"]).await.unwrap_err();
+    assert_eq!((e.kind, e.code), (ErrorKind::Invalid, Some(100)));
+    sim.fail_subscribe("1000", 2, "Service temporarily unavailable", Some(1));
+    assert_eq!(client.subscribe_app("1000", &token, &["messages"]).await.unwrap_err().kind, ErrorKind::Transient);
+    sim.revoke_page_scope("1000", "pages_manage_metadata");
+    let e = client.subscribe_app("1000", &token, &["messages"]).await.unwrap_err();
+    assert_eq!((e.kind, e.http_status), (ErrorKind::Permission, Some(403)));
+    assert_eq!(client.subscribe_app("1000", &token, &[]).await.unwrap_err().kind, ErrorKind::Invalid);
+    assert_eq!(client.subscribed_apps("10a", &token).await.unwrap_err().kind, ErrorKind::Invalid);
+}
+
+#[tokio::test]
+async fn subscription_answers_never_quote_a_token_and_batch_reads_follow_paging() {
+    let sim = GraphSim::start(SimOptions { page_size_default: 1, ..SimOptions::default() }).await.unwrap();
+    let client = client_for(sim.base_url(), Some(&sim));
+    sim.add_user("1");
+    let t0 = Secret::new(sim.grant("1", "1000"));
+    let t1 = Secret::new(sim.grant("1", "1001"));
+    sim.set_subscription("1001", "5", &["feed"]);
+    sim.drop_subscription("1000");
+    let bad = Secret::new("not-a-facebook-shaped-page-token");
+    sim.echo_malformed_tokens(true);
+    let e = client.subscribed_apps("1000", &bad).await.unwrap_err();
+    assert_eq!(e.message, "Malformed access token [redacted]");
+    let e = client.subscribe_app("1000", &bad, &["messages"]).await.unwrap_err();
+    assert_eq!((e.kind, e.message.as_str()), (ErrorKind::Auth, "Malformed access token [redacted]"));
+
+    let items = [("1000".to_owned(), t0), ("1001".to_owned(), t1), ("1000".to_owned(), bad)];
+    let answers = client.subscribed_apps_batch(&items).await.unwrap();
+    assert_eq!(answers[0].as_ref().unwrap(), &vec![]);
+    let ids: Vec<String> = answers[1].as_ref().unwrap().iter().map(|a| a.id.clone()).collect();
+    assert_eq!(ids.len(), 2, "the second app came from paging.next: {ids:?}");
+    let e = answers[2].as_ref().unwrap_err();
+    assert_eq!((e.kind, e.message.as_str()), (ErrorKind::Auth, "Malformed access token [redacted]"));
+    assert_eq!(sim.count_where(|r| r.path == "/" && r.batch_items == 3), 1);
+    assert_eq!(sim.count_where(|r| r.path == "/1001/subscribed_apps" && !r.batch_item), 1);
+}

@@ -1,7 +1,8 @@
 //! A faithful Facebook Graph API simulator for tests, benchmarks and `producer demo`.
 //!
 //! It serves the calls this system makes (`GET /{page_id}`, `GET /me/accounts`, `GET /debug_token`,
-//! `GET /oauth/access_token`, batch `POST /`) with Facebook's paths, JSON, error codes and HTTP
+//! `GET /oauth/access_token`, `GET`/`POST`/`DELETE /{page_id}/subscribed_apps`, batch `POST /`)
+//! with Facebook's paths, JSON, error codes and HTTP
 //! statuses, checks `appsecret_proof`, simulates rate limits with their usage headers, and lets a
 //! test kill tokens, revoke roles, delete pages and inject transport faults. Every request costs
 //! O(1) map lookups (O(limit) for an accounts page); no lock is held across an await.
@@ -20,6 +21,7 @@ mod routes;
 mod server;
 mod sim;
 mod state;
+mod subscriptions;
 #[cfg(test)]
 mod tests;
 
@@ -233,6 +235,47 @@ impl GraphSim {
     /// in `debug_token`'s `data.error`. `false` (the default): "Cannot parse access token".
     pub fn echo_malformed_tokens(&self, on: bool) {
         self.sim().set_echo_malformed(on);
+    }
+
+    // ---- webhook subscriptions ----
+
+    /// (app id, subscribed fields) of every app subscribed to the page's webhooks, by app id. A
+    /// page starts subscribed to this simulator's app with Chatwoot's fields, as Chatwoot leaves a
+    /// page it connected.
+    pub fn subscriptions(&self, page_id: &str) -> Vec<(String, Vec<String>)> {
+        lock(&self.sim().world).subscriptions.of(page_id)
+    }
+
+    /// The fields this simulator's app receives for the page, if it is subscribed.
+    pub fn app_subscription(&self, page_id: &str) -> Option<Vec<String>> {
+        let app_id = &self.sim().opts.app_id;
+        self.subscriptions(page_id).into_iter().find(|(a, _)| a == app_id).map(|(_, f)| f)
+    }
+
+    /// The page loses this simulator's app's subscription (someone removed it in Meta's tools, or
+    /// the app was reinstalled): its messages go nowhere until it is subscribed again.
+    pub fn drop_subscription(&self, page_id: &str) {
+        let app_id = self.sim().opts.app_id.clone();
+        lock(&self.sim().world).subscriptions.remove(page_id, &app_id);
+    }
+
+    /// Subscribes any app (another one, or this one with other fields) as `POST subscribed_apps`
+    /// would, without a call.
+    pub fn set_subscription(&self, page_id: &str, app_id: &str, fields: &[&str]) {
+        let fields = fields.iter().map(|f| (*f).to_owned()).collect();
+        lock(&self.sim().world).subscriptions.set(page_id, app_id, fields);
+    }
+
+    /// The page's `POST subscribed_apps` (a valid one: right token, permission, fields) answers
+    /// this Graph error instead of subscribing, for the next `times` calls (`None`: until
+    /// cleared); the HTTP status and `is_transient` follow the code, as for `kill_page_token`.
+    pub fn fail_subscribe(&self, page_id: &str, code: i64, message: &str, times: Option<usize>) {
+        let error = GraphError::from_code(code, None, message);
+        lock(&self.sim().world).subscriptions.fail(page_id, error, times);
+    }
+
+    pub fn clear_subscribe_failures(&self) {
+        lock(&self.sim().world).subscriptions.clear_failures();
     }
 
     // ---- rate limits ----

@@ -10,6 +10,7 @@ use super::{
     reply::Reply,
     sim::{Sim, lock, now},
     state::{Page, TASKS, Who, World},
+    subscriptions,
 };
 
 /// Fields a Page node answers.
@@ -25,6 +26,7 @@ pub(crate) fn route(sim: &Sim, call: &Call) -> Reply {
         ["oauth", "access_token"] => oauth::exchange(sim, call),
         [id] => node(sim, call, id),
         [id, "accounts"] => accounts::list(sim, call, id),
+        [id, "subscribed_apps"] => subscriptions::handle(sim, call, id),
         [id, edge] => unknown_edge(sim, call, id, edge),
         _ => Err(GraphError::unknown_path(&call.path.logged)),
     };

@@ -51,10 +51,11 @@ pub(crate) fn now() -> i64 {
 impl Sim {
     pub fn new(opts: SimOptions, addr: SocketAddr, stop: watch::Receiver<bool>) -> Self {
         let latency = duration_nanos(opts.latency);
+        let world = World::new(&opts.app_id);
         Self {
             opts,
             addr,
-            world: Mutex::new(World::default()),
+            world: Mutex::new(world),
             limits: Mutex::new(Limits::default()),
             faults: Mutex::new(FaultStack::default()),
             log: Mutex::new(RequestLog::default()),

@@ -8,7 +8,7 @@ use std::{
 
 use rand::{Rng, distr::Alphanumeric};
 
-use super::errors::GraphError;
+use super::{errors::GraphError, subscriptions::Subscriptions};
 
 /// A long-lived user token lives 60 days (what `fb_exchange_token` announces as `expires_in`).
 pub(crate) const USER_TOKEN_TTL_SECS: i64 = 5_183_944;
@@ -72,6 +72,10 @@ pub(crate) struct World {
     /// away from the app, which re-issuing the page token does not undo.
     revoked_scopes: HashMap<String, HashSet<String>>,
     seq: u64,
+    /// The app whose tokens this world issues; a new page starts subscribed to it.
+    app_id: String,
+    /// Which apps receive each page's webhooks (`subscribed_apps`).
+    pub subscriptions: Subscriptions,
 }
 
 fn new_token(prefix: &str) -> String {
@@ -82,6 +86,10 @@ fn new_token(prefix: &str) -> String {
 }
 
 impl World {
+    pub fn new(app_id: &str) -> Self {
+        Self { app_id: app_id.to_owned(), ..Self::default() }
+    }
+
     pub fn add_user(&mut self, user_id: &str, now: i64) -> String {
         self.users.entry(user_id.to_owned()).or_default();
         self.mint_user_token(user_id, now)
@@ -103,6 +111,11 @@ impl World {
     }
 
     pub fn add_page(&mut self, page_id: &str, name: &str) {
+        if !self.pages.contains_key(page_id) {
+            // As Chatwoot leaves a page it connected: subscribed to its app for its fields.
+            let fields = crate::graph::CHATWOOT_SUBSCRIBED_FIELDS.map(str::to_owned).to_vec();
+            self.subscriptions.set(page_id, &self.app_id, fields);
+        }
         let page = self.pages.entry(page_id.to_owned()).or_insert_with(|| Page {
             name: String::new(),
             category: "Software".into(),

@@ -1,4 +1,4 @@
-//! The append-only history of validations and refreshes.
+//! The append-only history of validations, refreshes and webhook re-subscriptions.
 
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -9,6 +9,8 @@ use crate::{graph::GraphError, job::Reason};
 pub enum Step {
     Validate,
     Refresh,
+    /// The page's webhook subscription (`shared::subscriptions`): re-subscribed, or why not.
+    Subscribe,
 }
 
 #[derive(Debug, Clone)]
@@ -35,6 +37,7 @@ pub async fn record_event(db: &PgPool, e: &Event<'_>) -> Result<(), sqlx::Error>
     .bind(match e.step {
         Step::Validate => "validate",
         Step::Refresh => "refresh",
+        Step::Subscribe => "subscribe",
     })
     .bind(e.outcome)
     .bind(e.graph_latency_ms.map(clamp_i32))

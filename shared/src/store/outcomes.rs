@@ -1,4 +1,5 @@
-//! Refresh outcomes per hour, for the dashboard's chart.
+//! Refresh outcomes per hour, for the dashboard's chart (webhook re-subscriptions are not refreshes
+//! and stay out of it).
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -24,7 +25,7 @@ pub async fn hourly_outcomes(
                   CASE WHEN step = 'validate' AND outcome = 'ok' THEN 'healthy'
                        WHEN outcome = 'refreshed' THEN 'refreshed'
                        WHEN step = 'refresh' AND outcome IN ('auth', 'permission', 'not_found') THEN 'failed'
-                       WHEN outcome IN ('transient', 'rate_limited', 'invalid') THEN 'retrying'
+                       WHEN step <> 'subscribe' AND outcome IN ('transient', 'rate_limited', 'invalid') THEN 'retrying'
                   END AS outcome
            FROM fb_token_events
            WHERE created_at > now() - make_interval(hours => $1)

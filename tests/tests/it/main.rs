@@ -20,6 +20,7 @@ mod proactive;
 mod queue;
 mod retention;
 mod scopes;
+mod subscriptions;
 mod tls;
 mod waiters;
 mod watcher;

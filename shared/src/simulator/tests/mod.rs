@@ -5,6 +5,7 @@
 mod batch;
 mod faults;
 mod guards;
+mod subscriptions;
 mod world;
 
 use std::time::Duration;

@@ -1,0 +1,96 @@
+//! The daily check: a page whose token validates can still have lost its subscription, and then
+//! Chatwoot gets none of its messages. After a job found a channel healthy, at most once a day per
+//! channel (a `SET NX EX` gate in Redis, like the proactive check's), its subscriptions are read and
+//! restored when this app is missing.
+//!
+//! For a batch's healthy channels the gate is one pipelined Redis round trip, the channels that
+//! pass it are read back with one query, and their subscriptions with one Graph batch request: a
+//! cycle pays one Graph round trip per batch of 50 on the first cycle of each channel's day, and a
+//! Redis round trip per batch on the others, never a call per channel.
+
+use std::time::Duration;
+
+use tracing::warn;
+
+use super::{Target, Trigger};
+use crate::{
+    job::RefreshJob,
+    pipeline::{InfraError, Pipeline},
+    store,
+};
+
+/// How long a channel's subscription is left alone after a check.
+pub const DAILY: Duration = Duration::from_secs(24 * 3600);
+
+/// The gate key of a channel: present while its last check is less than a day old.
+pub fn gate_key(prefix: &str, channel_id: i64) -> String {
+    format!("{prefix}fb_token_refresh:subscription_checked:{channel_id}")
+}
+
+impl Pipeline {
+    /// Checks the subscriptions of the channels these jobs just found healthy, those not checked
+    /// within a day. Never fails the caller: store and Graph errors are logged and recorded.
+    pub async fn daily_subscription_check(&self, jobs: &[RefreshJob]) {
+        if jobs.is_empty() || self.graph.settings().app_id.is_none() {
+            // Without FB_APP_ID there is no "this app" to look for; token writes record that.
+            return;
+        }
+        match self.daily_targets(jobs).await {
+            Ok(targets) if !targets.is_empty() => {
+                self.check_and_record(&targets, Trigger::Daily).await;
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, channels = jobs.len(), "daily subscription check failed against the stores"),
+        }
+    }
+
+    /// The channels whose gate was open (now closed for a day), with their current tokens.
+    async fn daily_targets(&self, jobs: &[RefreshJob]) -> Result<Vec<Target>, InfraError> {
+        let mut pipe = redis::pipe();
+        for job in jobs {
+            pipe.cmd("SET")
+                .arg(gate_key(self.flags.prefix(), job.channel_id()))
+                .arg("1")
+                .arg("NX")
+                .arg("EX")
+                .arg(DAILY.as_secs());
+        }
+        let opened: Vec<Option<String>> = pipe.query_async(&mut self.redis.clone()).await?;
+        let due: Vec<&RefreshJob> = jobs.iter().zip(opened).filter(|(_, o)| o.is_some()).map(|(j, _)| j).collect();
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = due.iter().map(|j| j.channel_id()).collect();
+        let channels = store::load_channels(&self.db, &self.codec, &ids).await?;
+        Ok(channels
+            .into_iter()
+            // An unreadable row has no token to ask with; its jobs report it.
+            .filter_map(Result::ok)
+            .filter_map(|c| {
+                let job = due.iter().find(|j| j.channel_id() == c.id)?;
+                Some(Target {
+                    channel_id: c.id,
+                    page_id: c.page_id,
+                    token: c.page_token,
+                    job_id: job.job_id(),
+                    reason: job.v1().reason,
+                    attempts: 0,
+                })
+            })
+            .collect())
+    }
+}
+
+/// Closes the gate of channels just checked by another path (a token write).
+pub(super) async fn mark_checked(pipeline: &Pipeline, targets: &[Target]) -> Result<(), redis::RedisError> {
+    let mut pipe = redis::pipe();
+    for t in targets {
+        pipe.cmd("SET")
+            .arg(gate_key(pipeline.flags.prefix(), t.channel_id))
+            .arg("1")
+            .arg("EX")
+            .arg(DAILY.as_secs())
+            .ignore();
+    }
+    pipe.query_async::<()>(&mut pipeline.redis.clone()).await
+}
