@@ -85,8 +85,9 @@ async fn transient_failure_is_rescheduled_and_settles() {
     let waited = enqueue_and_wait(&env, ch, Duration::from_secs(20)).await;
     let Waited::Settled(report) = waited else { panic!("{waited:?}") };
     assert_eq!((report.outcome.as_str(), report.attempt), ("healthy", 2));
-    // Two validations; the once-a-day expiry check (debug_token) may follow, not counted.
-    assert_eq!(env.sim.count_where(|r| r.path != "/debug_token"), 2);
+    // Two validations; the once-a-day expiry (debug_token) and subscription checks may follow,
+    // not counted.
+    assert_eq!(env.sim.count_where(|r| r.path != "/debug_token" && !r.path.ends_with("/subscribed_apps")), 2);
     let dead: u64 = env.redis.clone().scard(format!("{}:dead", env.config.queue_name())).await.expect("scard");
     assert_eq!(dead, 0);
     worker.stop().await.expect("stop");
