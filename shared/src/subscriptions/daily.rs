@@ -62,22 +62,7 @@ impl Pipeline {
         }
         let ids: Vec<i64> = due.iter().map(|j| j.channel_id()).collect();
         let channels = store::load_channels(&self.db, &self.codec, &ids).await?;
-        Ok(channels
-            .into_iter()
-            // An unreadable row has no token to ask with; its jobs report it.
-            .filter_map(Result::ok)
-            .filter_map(|c| {
-                let job = due.iter().find(|j| j.channel_id() == c.id)?;
-                Some(Target {
-                    channel_id: c.id,
-                    page_id: c.page_id,
-                    token: c.page_token,
-                    job_id: job.job_id(),
-                    reason: job.v1().reason,
-                    attempts: 0,
-                })
-            })
-            .collect())
+        Ok(Target::of_jobs(channels, due.iter().copied()))
     }
 }
 

@@ -151,6 +151,26 @@ pub struct Target {
 }
 
 impl Target {
+    /// One target per readable channel, with the job that checks it (rows not readable have no
+    /// token to ask with; their own jobs report them).
+    fn of_jobs<'a>(channels: Vec<store::Loaded>, jobs: impl Iterator<Item = &'a RefreshJob> + Clone) -> Vec<Self> {
+        channels
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter_map(|c| {
+                let job = jobs.clone().find(|j| j.channel_id() == c.id)?;
+                Some(Target {
+                    channel_id: c.id,
+                    page_id: c.page_id,
+                    token: c.page_token,
+                    job_id: job.job_id(),
+                    reason: job.v1().reason,
+                    attempts: 0,
+                })
+            })
+            .collect()
+    }
+
     fn key(&self) -> (i64, Uuid, Reason) {
         (self.channel_id, self.job_id, self.reason)
     }
@@ -195,22 +215,8 @@ impl Pipeline {
                 return;
             }
         };
-        let targets: Vec<Target> = channels
-            .into_iter()
-            // Gone or unreadable since: its own next job reports it.
-            .filter_map(Result::ok)
-            .filter_map(|c| {
-                let job = jobs.iter().find(|j| j.channel_id() == c.id)?;
-                Some(Target {
-                    channel_id: c.id,
-                    page_id: c.page_id,
-                    token: c.page_token,
-                    job_id: job.job_id(),
-                    reason: job.v1().reason,
-                    attempts: 0,
-                })
-            })
-            .collect();
+        // Gone or unreadable since: its own next job reports it.
+        let targets = Target::of_jobs(channels, jobs.iter().copied());
         self.after_token_writes(&targets).await;
     }
 

@@ -78,9 +78,7 @@ pub(crate) async fn save_subscribed(db: &PgPool, rows: &[(i64, Uuid, Reason)]) -
     if rows.is_empty() {
         return Ok(());
     }
-    let ids: Vec<i32> = rows.iter().map(|r| clamp_i32(r.0)).collect();
-    let jobs: Vec<Uuid> = rows.iter().map(|r| r.1).collect();
-    let reasons: Vec<&str> = rows.iter().map(|r| r.2.as_str()).collect();
+    let (ids, jobs, reasons) = columns(rows);
     sqlx::query(
         "INSERT INTO fb_page_subscriptions AS s (channel_id, state, checked_at, job_id, reason, updated_at)
          SELECT id, 'subscribed', now(), job, reason, now() FROM unnest($1::int[], $2::uuid[], $3::text[]) AS t(id, job, reason)
@@ -103,9 +101,7 @@ pub(crate) async fn lease(db: &PgPool, rows: &[(i64, Uuid, Reason)], lease: Dura
     if rows.is_empty() {
         return Ok(());
     }
-    let ids: Vec<i32> = rows.iter().map(|r| clamp_i32(r.0)).collect();
-    let jobs: Vec<Uuid> = rows.iter().map(|r| r.1).collect();
-    let reasons: Vec<&str> = rows.iter().map(|r| r.2.as_str()).collect();
+    let (ids, jobs, reasons) = columns(rows);
     sqlx::query(
         "INSERT INTO fb_page_subscriptions AS s (channel_id, retry_at, retry_attempts, job_id, reason, updated_at)
          SELECT id, now() + make_interval(secs => $4), 0, job, reason, now()
@@ -167,4 +163,13 @@ pub(crate) async fn forget(db: &PgPool, channel_id: i64) -> Result<(), sqlx::Err
         .execute(db)
         .await?;
     Ok(())
+}
+
+/// `rows` as the three arrays an `unnest` takes.
+fn columns(rows: &[(i64, Uuid, Reason)]) -> (Vec<i32>, Vec<Uuid>, Vec<&'static str>) {
+    (
+        rows.iter().map(|r| clamp_i32(r.0)).collect(),
+        rows.iter().map(|r| r.1).collect(),
+        rows.iter().map(|r| r.2.as_str()).collect(),
+    )
 }
