@@ -20,3 +20,16 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// `eventually` for a yes-or-no check.
+pub async fn until<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    eventually(within, what, || {
+        let answer = check();
+        async move { answer.await.then_some(()) }
+    })
+    .await
+}

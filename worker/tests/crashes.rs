@@ -6,7 +6,7 @@ use std::{
 };
 
 use shared::job::Reason;
-use tests::{TestEnv, outage::ThrowawayRedis};
+use tests::{TestEnv, outage::ThrowawayRedis, wait::eventually};
 use tokio::io::AsyncReadExt;
 
 async fn cycle(env: &TestEnv) -> u64 {
@@ -36,21 +36,18 @@ async fn kill_9_mid_cycle_loses_nothing() {
     };
     let (mut doomed, mut survivor) = (spawn(), spawn());
     assert_eq!(cycle(&env).await, n as u64);
-    while env.status_count("healthy").await < 100 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(Duration::from_secs(60), "100 channels healthy before the kill", || async {
+        (env.status_count("healthy").await >= 100).then_some(())
+    })
+    .await;
     let pid = doomed.id().expect("pid").to_string();
     assert!(std::process::Command::new("kill").args(["-9", &pid]).status().expect("kill").success());
     let _ = doomed.wait().await;
     let killed = Instant::now();
-    while env.status_count("healthy").await < n as i64 {
-        assert!(
-            killed.elapsed() < Duration::from_secs(90),
-            "{} of {n} healthy 90 s after kill -9",
-            env.status_count("healthy").await
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(Duration::from_secs(90), "every channel healthy after kill -9", || async {
+        (env.status_count("healthy").await >= n as i64).then_some(())
+    })
+    .await;
     let recovered = killed.elapsed();
     assert!(survivor.try_wait().expect("status").is_none(), "survivor still running");
     let flags = env.redis_keys().await.into_iter().filter(|k| k.contains("authorization")).count();
@@ -78,12 +75,13 @@ async fn worker_loop_restarts_when_redis_goes_away() {
         .expect("worker starts");
     // Wait until the worker has registered (it polls from then on), then take Redis away.
     let key = format!("{}:workers", env.config.queue_name());
-    let mut conn = env.redis.clone();
-    let started = Instant::now();
-    while redis::AsyncCommands::zcard::<_, u64>(&mut conn, &key).await.unwrap_or(0) == 0 {
-        assert!(started.elapsed() < Duration::from_secs(30), "worker never registered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let conn = env.redis.clone();
+    eventually(Duration::from_secs(30), "the worker registered", || {
+        let mut conn = conn.clone();
+        let key = key.clone();
+        async move { (redis::AsyncCommands::zcard::<_, u64>(&mut conn, &key).await.unwrap_or(0) > 0).then_some(()) }
+    })
+    .await;
     redis.restart(Duration::from_secs(3)).await;
     // The worker is still up, and serves a job once Redis is back.
     let (code, line) =

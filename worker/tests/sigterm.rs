@@ -7,7 +7,7 @@ use shared::{
     queue::{self, Waited},
     simulator::{Fault, FaultKind, Matcher},
 };
-use tests::{TestEnv, env::fast_timings};
+use tests::{TestEnv, env::fast_timings, wait::eventually};
 
 #[tokio::test]
 async fn sigterm_finishes_in_flight_jobs_then_exits_0() {
@@ -27,9 +27,10 @@ async fn sigterm_finishes_in_flight_jobs_then_exits_0() {
         .await
         .expect("enqueue");
     // The job is in flight once its (slow) Graph call has arrived.
-    while env.sim.request_count() == 0 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(Duration::from_secs(10), "the job's Graph call under way", || async {
+        (env.sim.request_count() > 0).then_some(())
+    })
+    .await;
     let pid = child.id().expect("pid").to_string();
     let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
     assert!(killed.success());

@@ -1,7 +1,7 @@
 //! The dashboard over HTTP (no browser): login and sessions, counts, the reconnection banner and its
 //! cause, account scoping, languages, escaping, and "Try auto refresh" with a worker running.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redis::AsyncCommands;
 use reqwest::{Client, StatusCode, header, redirect::Policy};
@@ -35,17 +35,12 @@ pub async fn flagged_channels(env: &TestEnv, specs: &[(&str, i64, &str)]) -> Vec
         out.push((ch, env.inbox_of(ch).await, user_token));
     }
     let keys = PendingKeys::new(env.config.redis_key_prefix.clone());
-    let deadline = Instant::now() + Duration::from_secs(60);
     for (ch, _, _) in &out {
-        loop {
+        tests::wait::until(Duration::from_secs(60), &format!("channel {ch} flagged (worker running?)"), || async {
             let flagged = env.flags(*ch).await.reauthorization_required;
-            let owner = pending::owner(&mut env.redis.clone(), &keys, *ch).await.expect("owner");
-            if flagged && owner.is_none() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "channel {ch} not flagged in time (worker running?)");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            flagged && pending::owner(&mut env.redis.clone(), &keys, *ch).await.expect("owner").is_none()
+        })
+        .await;
     }
     out
 }

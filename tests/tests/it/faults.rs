@@ -11,19 +11,22 @@ use shared::{
 use tests::{
     TestEnv,
     outage::{TcpProxy, ThrowawayRedis},
+    wait::eventually,
 };
 
 /// Waits until all `n` channels are healthy; returns how long that took.
 async fn until_all_healthy(env: &TestEnv, n: i64, limit: Duration) -> Duration {
     let started = Instant::now();
-    loop {
-        let healthy = env.status_count("healthy").await;
-        if healthy == n {
-            return started.elapsed();
-        }
-        assert!(started.elapsed() < limit, "only {healthy} of {n} healthy after {limit:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(limit, &format!("all {n} channels healthy"), || async {
+        (env.status_count("healthy").await == n).then_some(())
+    })
+    .await;
+    started.elapsed()
+}
+
+/// Waits until at least `n` channels have a state (were tried).
+async fn until_tried(env: &TestEnv, n: i64, limit: Duration) {
+    eventually(limit, &format!("{n} channels tried"), || async { (states(env).await >= n).then_some(()) }).await;
 }
 
 async fn states(env: &TestEnv) -> i64 {
@@ -73,11 +76,7 @@ async fn graph_outage_for_a_whole_cycle_flags_nothing() {
     let worker = env.spawn_worker();
     assert_eq!(cycle(&env).await, n as u64);
     // The outage lasts until every channel has failed at least once, then a little longer.
-    let started = Instant::now();
-    while states(&env).await < n as i64 {
-        assert!(started.elapsed() < Duration::from_secs(60), "channels never tried");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_tried(&env, n as i64, Duration::from_secs(60)).await;
     let retrying: i64 = sqlx::query_scalar("SELECT count(*) FROM fb_token_states WHERE status = 'retrying'")
         .fetch_one(&env.db)
         .await
@@ -109,9 +108,7 @@ async fn postgres_unreachable_for_10s_loses_nothing() {
     env.sim.set_latency(Duration::from_millis(20));
     let worker = env.spawn_worker();
     assert_eq!(cycle(&env).await, n as u64);
-    while states(&env).await < 30 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_tried(&env, 30, Duration::from_secs(60)).await;
     proxy.cut();
     tokio::time::sleep(Duration::from_secs(10)).await;
     proxy.restore();
@@ -141,9 +138,7 @@ async fn redis_restarted_and_frozen_loses_nothing() {
     env.sim.set_latency(Duration::from_millis(20));
     let worker = env.spawn_worker();
     assert_eq!(cycle(&env).await, n as u64);
-    while states(&env).await < 30 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_tried(&env, 30, Duration::from_secs(60)).await;
     redis.restart(Duration::from_secs(2)).await;
     redis.freeze_for(Duration::from_secs(10)).await;
     let back = Instant::now();

@@ -9,7 +9,7 @@ use shared::{
     queue::{self, Timings, Waited},
     simulator::{Fault, FaultKind, Matcher},
 };
-use tests::{TestEnv, env::fast_timings};
+use tests::{TestEnv, env::fast_timings, wait::eventually};
 
 async fn enqueue_and_wait(env: &TestEnv, channel: i64, wait: Duration) -> Waited {
     let mut storage = queue::job_storage(env.redis.clone(), &env.config, &fast_timings());
@@ -193,9 +193,10 @@ async fn shutdown_finishes_in_flight_jobs() {
     let job = RefreshJob::new(ch, Reason::Manual);
     queue::enqueue(&mut storage, job.clone(), None).await.expect("enqueue");
     // Stop as soon as the Graph call is under way.
-    while env.sim.request_count() == 0 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(Duration::from_secs(10), "the Graph call under way", || async {
+        (env.sim.request_count() > 0).then_some(())
+    })
+    .await;
     worker.stop().await.expect("stop");
     let waited = queue::wait_for_report(&env.config, job.job_id(), Duration::from_millis(100)).await.expect("redis");
     assert!(matches!(&waited, Waited::Settled(r) if r.outcome == "healthy"), "{waited:?}");
@@ -214,9 +215,10 @@ async fn orphans_of_a_dead_worker_are_recovered_within_30s() {
     let mut storage = queue::job_storage(env.redis.clone(), &env.config, &production);
     let job = RefreshJob::new(ch, Reason::Manual);
     queue::enqueue(&mut storage, job.clone(), None).await.expect("enqueue");
-    while env.sim.request_count() == 0 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(Duration::from_secs(10), "the Graph call under way", || async {
+        (env.sim.request_count() > 0).then_some(())
+    })
+    .await;
     doomed.join.take().expect("running").abort();
     let killed_at = std::time::Instant::now();
     let survivor = env.spawn_worker_with(production);

@@ -2,7 +2,7 @@
 //! subscription gets it back with Chatwoot's field list; one that has it is left alone; failures
 //! are retried (from Postgres, by whichever worker) and never touch the token write.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redis::AsyncCommands;
 use reqwest::Client;
@@ -16,7 +16,7 @@ use shared::{
     store,
     subscriptions::gate_key,
 };
-use tests::{TestEnv, logs};
+use tests::{TestEnv, logs, wait::until};
 
 const ADMIN: &str = "subscriptions-admin-token";
 
@@ -53,19 +53,6 @@ async fn events(env: &TestEnv, ch: i64) -> Vec<(String, String)> {
     .fetch_all(&env.db)
     .await
     .expect("db")
-}
-
-/// Polls `check` until it holds, for at most `within`.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "not in time: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// A channel whose page token is dead and whose page lost this app's subscription.
@@ -207,7 +194,7 @@ async fn a_failing_subscription_is_retried_and_never_undoes_the_token_write() {
 
     // A worker (another process, as far as the row knows) picks the retry up from Postgres.
     let worker = env.spawn_worker();
-    eventually(Duration::from_secs(20), "re-subscribed by a retry", || async {
+    until(Duration::from_secs(20), "re-subscribed by a retry", || async {
         row(&env, ch).await.is_some_and(|r| r.0 == "resubscribed")
     })
     .await;
@@ -236,7 +223,7 @@ async fn retries_stop_after_the_last_attempt_and_leave_it_to_the_daily_check() {
     let pipeline = env.pipeline();
     assert_eq!(pipeline.process(&RefreshJob::new(ch, Reason::Cron)).await.expect("stores"), Outcome::Refreshed);
     assert_eq!(row(&env, ch).await, Some(("missing".into(), 1, true, false)));
-    eventually(Duration::from_secs(10), "the last attempt", || async {
+    until(Duration::from_secs(10), "the last attempt", || async {
         pipeline.retry_due_subscriptions(50).await.expect("stores");
         row(&env, ch).await.is_some_and(|r| !r.2)
     })
@@ -275,7 +262,7 @@ async fn two_workers_never_retry_one_page_twice() {
     let (ch, _) = refreshable_unsubscribed(&env, "306001").await;
     env.sim.fail_subscribe("306001", 2, "Service temporarily unavailable", Some(1));
     assert_eq!(env.pipeline().process(&RefreshJob::new(ch, Reason::Cron)).await.expect("stores"), Outcome::Refreshed);
-    eventually(Duration::from_secs(10), "the retry is due", || async {
+    until(Duration::from_secs(10), "the retry is due", || async {
         sqlx::query_scalar::<_, bool>("SELECT retry_at <= now() FROM fb_page_subscriptions WHERE channel_id = $1")
             .bind(ch as i32)
             .fetch_one(&env.db)

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{client, get, start, user_with_pages};
+use super::{client, get, start, until, user_with_pages};
 use crate::simulator::{Fault, FaultKind, GraphSim, Matcher};
 
 async fn raw(sim: &GraphSim, token: &str) -> reqwest::Result<(u16, String, String)> {
@@ -81,7 +81,8 @@ async fn hang_times_out_without_blocking_others() {
         let (sim, token) = (sim.clone(), token.clone());
         tokio::spawn(async move { raw(&sim, &token).await })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Logged on arrival, before it hangs.
+    until("the hung request arrived", || async { sim.request_count() == 1 }).await;
     // Meanwhile another request is answered.
     assert_eq!(get(&sim, "/1000", &[], Some(&token)).await.status, 200);
     let err = hung.await.unwrap().unwrap_err();
@@ -131,7 +132,7 @@ async fn shutdown_ends_hanging_requests_and_last_drop_stops_the_server() {
     let slow = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     let q = [("access_token", token.clone()), ("appsecret_proof", sim.proof(&token).unwrap())];
     let hung = tokio::spawn(slow.get(&url).query(&q).send());
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    until("the hung request arrived", || async { sim.request_count() == 1 }).await;
     let t = Instant::now();
     sim.shutdown().await;
     let _ = hung.await.unwrap();
@@ -144,6 +145,6 @@ async fn shutdown_ends_hanging_requests_and_last_drop_stops_the_server() {
     drop(sim);
     assert!(client().get(&url).send().await.is_ok(), "a clone keeps it running");
     drop(copy);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(client().get(&url).send().await.is_err());
+    // The server stops on its own task once the last handle is gone.
+    until("the server stopped", || async { client().get(&url).send().await.is_err() }).await;
 }

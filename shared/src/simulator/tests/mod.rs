@@ -39,6 +39,19 @@ impl Answer {
     }
 }
 
+/// Polls `check` every 10 ms until it holds, for at most 5 s (then the test fails naming `what`).
+pub(super) async fn until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not within 5 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 pub(super) async fn start() -> GraphSim {
     GraphSim::start(SimOptions::default()).await.unwrap()
 }
