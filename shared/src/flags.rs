@@ -44,12 +44,7 @@ impl FlagKeys {
     }
 
     pub fn authorization_error_count(&self, channel_id: i64) -> String {
-        match self.style {
-            FlagStyle::Seed => format!("{}authorization_error_count:channel_facebook_page:{channel_id}", self.prefix),
-            FlagStyle::Chatwoot => {
-                format!("{}alfred:AUTHORIZATION_ERROR_COUNT:channel_facebook_page:{channel_id}", self.prefix)
-            }
-        }
+        format!("{}{channel_id}", self.authorization_error_count_prefix())
     }
 
     fn counted(&self, job_id: Uuid) -> String {
@@ -84,8 +79,10 @@ impl FlagKeys {
 
     /// What precedes the channel id in a count key.
     pub fn authorization_error_count_prefix(&self) -> String {
-        let key = self.authorization_error_count(0);
-        key[..key.len() - 1].to_owned()
+        match self.style {
+            FlagStyle::Seed => format!("{}authorization_error_count:channel_facebook_page:", self.prefix),
+            FlagStyle::Chatwoot => format!("{}alfred:AUTHORIZATION_ERROR_COUNT:channel_facebook_page:", self.prefix),
+        }
     }
 }
 

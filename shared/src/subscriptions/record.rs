@@ -69,26 +69,17 @@ impl Pipeline {
                     } else {
                         "Webhook re-subscription"
                     };
-                    match retry_at {
-                        Some(_) => warn!(
-                            channel.id = target.channel_id,
-                            error.kind = e.kind.as_str(),
-                            error.code = e.code,
-                            attempt = attempts,
-                            "{what} failed for page {}: {}; will retry",
-                            target.page_id,
-                            e.message
-                        ),
-                        None => warn!(
-                            channel.id = target.channel_id,
-                            error.kind = e.kind.as_str(),
-                            error.code = e.code,
-                            attempt = attempts,
-                            "{what} failed for page {}: {}; no attempt left, the daily check takes over",
-                            target.page_id,
-                            e.message
-                        ),
-                    }
+                    let then =
+                        if retry_at.is_some() { "will retry" } else { "no attempt left, the daily check takes over" };
+                    warn!(
+                        channel.id = target.channel_id,
+                        error.kind = e.kind.as_str(),
+                        error.code = e.code,
+                        attempt = attempts,
+                        "{what} failed for page {}: {}; {then}",
+                        target.page_id,
+                        e.message
+                    );
                     self.save_verdict(target, verdict, (attempts, retry_at), latency).await?;
                 }
             }

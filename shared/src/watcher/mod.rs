@@ -27,7 +27,6 @@ use crate::{
     graph::{ErrorKind, GraphError},
     intake::{Decision, Intake, IntakeError},
     metrics::Metrics,
-    store::events::clamp_i32,
 };
 
 pub use sweep::Pass;
@@ -135,27 +134,7 @@ impl Observer {
     }
 
     async fn report(&self, channel_id: i64, claimed: claim::Claimed) -> Result<Seen, WatchError> {
-        let status: Option<Option<String>> = sqlx::query_scalar(
-            "SELECT s.status FROM channel_facebook_pages c LEFT JOIN fb_token_states s ON s.channel_id = c.id
-             WHERE c.id = $1",
-        )
-        .bind(clamp_i32(channel_id))
-        .fetch_optional(&self.intake.db)
-        .await?;
-        let seen = match status {
-            _ if i32::try_from(channel_id).is_err() => Seen::UnknownChannel,
-            None => Seen::UnknownChannel,
-            Some(Some(s)) if claimed.flagged && s == "reauthorization_required" => Seen::AlreadyFlagged,
-            Some(_) => match self.intake.report(channel_id, &chatwoot_counted(claimed.count), None).await? {
-                Decision::AlreadyReplaced
-                    if claim::forget(&mut self.intake.redis.clone(), &self.keys, channel_id, claimed.count).await? =>
-                {
-                    self.commands(1);
-                    Seen::Forgotten
-                }
-                decision => Seen::Reported(decision),
-            },
-        };
+        let seen = self.decide(channel_id, claimed).await?;
         self.commands(1);
         claim::settle(&mut self.intake.redis.clone(), &self.keys, channel_id).await?;
         Metrics::count(&self.metrics.watcher_observations, seen.name());
@@ -163,22 +142,41 @@ impl Observer {
         Ok(seen)
     }
 
+    async fn decide(&self, channel_id: i64, claimed: claim::Claimed) -> Result<Seen, WatchError> {
+        // Chatwoot's ids are `integer`: a key naming anything else is no channel of ours.
+        let Ok(id) = i32::try_from(channel_id) else { return Ok(Seen::UnknownChannel) };
+        let status: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT s.status FROM channel_facebook_pages c LEFT JOIN fb_token_states s ON s.channel_id = c.id
+             WHERE c.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.intake.db)
+        .await?;
+        match status {
+            None => return Ok(Seen::UnknownChannel),
+            Some(Some(s)) if claimed.flagged && s == "reauthorization_required" => return Ok(Seen::AlreadyFlagged),
+            Some(_) => {}
+        }
+        let decision = self.intake.report(channel_id, &chatwoot_counted(claimed.count), None).await?;
+        if decision != Decision::AlreadyReplaced {
+            return Ok(Seen::Reported(decision));
+        }
+        self.commands(1);
+        let forgotten = claim::forget(&mut self.intake.redis.clone(), &self.keys, channel_id, claimed.count).await?;
+        Ok(if forgotten { Seen::Forgotten } else { Seen::Reported(decision) })
+    }
+
     async fn report_lapsed(&self, channel_id: i64) -> Result<(), WatchError> {
         let mut redis = self.intake.redis.clone();
         self.commands(1);
-        let (count, flag): (Option<String>, Option<String>) = redis::pipe()
-            .get(self.keys.authorization_error_count(channel_id))
-            .get(self.keys.reauthorization_required(channel_id))
-            .query_async(&mut redis)
-            .await?;
-        match count.and_then(|c| c.parse::<i64>().ok()).filter(|c| *c > 0) {
-            Some(count) => {
-                self.report(channel_id, claim::Claimed { count, flagged: flag.is_some() }).await?;
-            }
-            None => {
-                self.commands(1);
-                claim::settle(&mut redis, &self.keys, channel_id).await?;
-            }
+        let flags = crate::flags::read(&mut redis, &self.keys, channel_id).await?;
+        if flags.authorization_error_count > 0 {
+            let claimed =
+                claim::Claimed { count: flags.authorization_error_count, flagged: flags.reauthorization_required };
+            self.report(channel_id, claimed).await?;
+        } else {
+            self.commands(1);
+            claim::settle(&mut redis, &self.keys, channel_id).await?;
         }
         Ok(())
     }

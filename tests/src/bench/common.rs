@@ -27,6 +27,15 @@ pub fn secs(d: Duration) -> f64 {
     round(d.as_secs_f64(), 3)
 }
 
+/// Nearest-rank percentile (`p` in percent) of sorted values.
+pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted.get(rank.min(sorted.len()) - 1).copied()
+}
+
 pub fn say(msg: impl AsRef<str>) {
     eprintln!("[bench] {}", msg.as_ref());
 }

@@ -33,7 +33,7 @@ use shared::{
 
 use super::{
     args::Options,
-    common::{Drainer, expired_token_report, say, secs},
+    common::{Drainer, expired_token_report, percentile, say, secs},
     cycle::{CycleSignals, run_cycle, time_limit},
     env::BenchEnv,
     procfs::{self, round},
@@ -185,15 +185,6 @@ async fn take_sample(
         sample.error = Some(format!("settled as {:?}, not refreshed", sample.outcome));
     }
     sample
-}
-
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
-    sorted.get(rank.min(sorted.len()) - 1).copied()
 }
 
 /// Figures of one (phase, path): milliseconds over the refreshed samples.

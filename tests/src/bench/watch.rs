@@ -38,17 +38,16 @@ fn redis_cpu(usage: &serde_json::Value) -> (f64, f64) {
     (usage["redis_cpu_s"].as_f64().unwrap_or(0.0), usage["wall_s"].as_f64().unwrap_or(1.0).max(0.001))
 }
 
+/// Milliseconds at the `p`-th percentile (nearest rank) of sorted latencies.
 fn percentile(sorted: &[Duration], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(i).map(|d| round(d.as_secs_f64() * 1000.0, 1))
+    let ms: Vec<f64> = sorted.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    super::common::percentile(&ms, p * 100.0).map(|v| round(v, 1))
 }
 
 /// What one mode's phase measured.
 struct Phase {
     mode: &'static str,
+    /// Sorted.
     latencies: Vec<Duration>,
     lost: u64,
     json: serde_json::Value,
@@ -106,9 +105,8 @@ pub async fn run(env: &BenchEnv, opts: &Options, exe: &Path) -> anyhow::Result<O
     let lost: u64 = phases.iter().map(|p| p.lost).sum();
     let ok = lost == 0 && refreshed as usize == increments * phases.len() && worker_ok;
     let lines: Vec<Vec<String>> = phases
-        .iter_mut()
+        .iter()
         .map(|p| {
-            p.latencies.sort();
             let q = |x| super::report::fixed(percentile(&p.latencies, x), 1);
             vec![
                 p.mode.to_owned(),
@@ -221,8 +219,7 @@ async fn phase(
     let busy_commands = metrics.watcher_redis_commands.get() - c2;
     stop.cancel();
     let _ = task.await;
-    let mut sorted = latencies.clone();
-    sorted.sort();
+    latencies.sort();
     let observed: HashMap<String, u64> = ["enqueued", "coalesced", "deferred", "already_replaced", "forgotten"]
         .iter()
         .map(|o| {
@@ -236,7 +233,7 @@ async fn phase(
         "mode": mode,
         "increments": targets.len(),
         "notice_to_refresh_ms": {
-            "p50": percentile(&sorted, 0.5), "p99": percentile(&sorted, 0.99), "max": percentile(&sorted, 1.0),
+            "p50": percentile(&latencies, 0.5), "p99": percentile(&latencies, 0.99), "max": percentile(&latencies, 1.0),
         },
         "lost": lost,
         "observations": observed,
