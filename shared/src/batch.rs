@@ -11,6 +11,7 @@ use tracing::warn;
 use uuid::Uuid;
 
 use crate::{
+    flags,
     graph::{ErrorKind, GraphError, PageLookup},
     job::{BatchJob, RefreshJob},
     locks::{self, LockKeys},
@@ -25,6 +26,8 @@ use crate::{
 pub struct BatchOutcome {
     /// Validated: flags cleared, state written. Their markers can be released.
     pub healthy: Vec<i64>,
+    /// The same channels as read for the batch (what follows a healthy check needs their tokens).
+    pub healthy_channels: Vec<Channel>,
     /// Channels no longer there.
     pub missing: Vec<i64>,
     /// Refreshed or failed by a sweep: settle each like a single job's outcome.
@@ -127,10 +130,11 @@ impl Pipeline {
                 }
             }
         }
-        let mut redis = self.redis.clone();
+        let pages: Vec<&str> = channels.iter().map(|c| c.page_id.as_str()).collect();
+        let waits = pauses::remaining_many(&mut self.redis.clone(), &self.pauses, &pages).await?;
         let mut to_check = Vec::with_capacity(channels.len());
-        for channel in channels {
-            match pauses::remaining(&mut redis, &self.pauses, &channel.page_id).await? {
+        for (channel, wait) in channels.into_iter().zip(waits) {
+            match wait {
                 Some(wait) => {
                     // Waits like a single job would: state `retrying`, no attempt used.
                     let single = job.single(channel.id);
@@ -158,15 +162,15 @@ impl Pipeline {
         self.metrics.observe("validate_batch", started.elapsed().as_secs_f64());
         // Keyed by the decrypted user token's digest: equal tokens are unequal ciphertexts.
         let mut failing: HashMap<Vec<u8>, Vec<(RefreshJob, Channel)>> = HashMap::new();
+        let mut healthy = Vec::with_capacity(to_check.len());
         for (channel, answer) in to_check.into_iter().zip(answers) {
             let single = job.single(channel.id);
             match answer {
                 Ok(usage) => {
-                    self.record_validation(&single, &channel, None, latency).await?;
+                    Metrics::count(&self.metrics.validations, "ok");
                     // Cycles make most of the calls: their usage must pause like single calls'.
                     self.pause_if_near_limit(&channel, usage).await?;
-                    self.succeed(&single, &channel, false).await?;
-                    out.healthy.push(channel.id);
+                    healthy.push((single, channel));
                 }
                 Err(error) => {
                     self.record_validation(&single, &channel, Some(&error), latency).await?;
@@ -184,10 +188,38 @@ impl Pipeline {
                 }
             }
         }
+        self.settle_healthy(job, &healthy, latency).await?;
+        out.healthy = healthy.iter().map(|(_, c)| c.id).collect();
+        out.healthy_channels = healthy.into_iter().map(|(_, c)| c).collect();
         for (_, group) in failing {
             self.sweep(group, &mut out).await?;
         }
         Ok(out)
+    }
+
+    /// The healthy channels of a batch, settled together: one script clears their flags, one
+    /// transaction writes their states (and the history and webhook rows of those that changed).
+    async fn settle_healthy(
+        &self,
+        job: &BatchJob,
+        healthy: &[(RefreshJob, Channel)],
+        latency: Duration,
+    ) -> Result<(), InfraError> {
+        if healthy.is_empty() {
+            return Ok(());
+        }
+        let owners: Vec<_> = healthy.iter().map(|(_, c)| c.owner()).collect();
+        flags::clear_many(&mut self.redis.clone(), &self.flags, &owners).await?;
+        let channels: Vec<(i64, Uuid, &str)> =
+            healthy.iter().map(|(j, c)| (c.id, j.job_id(), c.page_id.as_str())).collect();
+        let batch = store::HealthyBatch {
+            batch_id: job.v1().job_id,
+            reason: job.v1().reason,
+            channels: &channels,
+            graph_latency_ms: i64::try_from(latency.as_millis()).unwrap_or(i64::MAX),
+        };
+        store::save_healthy_many(&self.db, &self.config, &batch).await?;
+        Ok(())
     }
 
     /// One `/me/accounts` sweep for every failing page of one user token, then each page settles

@@ -106,7 +106,7 @@ pub struct Counted {
 /// placeholder). ARGV: threshold, marker TTL, job id, channel id, whether to stamp the cache key,
 /// the cache key's TTL.
 const COUNT_ONCE: &str = r#"
-if redis.call('GET', KEYS[4]) ~= ARGV[3] then
+if held(redis.call('GET', KEYS[4]), now_ms()) ~= ARGV[3] then
   return false
 end
 local n
@@ -152,7 +152,7 @@ pub async fn count_confirmed_failure(
     lock: &str,
 ) -> redis::RedisResult<Option<Counted>> {
     let cache_key = keys.inbox_cache_key(channel.account_id);
-    let answer: Option<(i64, i64, i64)> = Script::new(COUNT_ONCE)
+    let answer: Option<(i64, i64, i64)> = Script::new(&format!("{}{COUNT_ONCE}", crate::leases::LUA_HELPERS))
         .key(keys.authorization_error_count(channel.id))
         .key(keys.reauthorization_required(channel.id))
         .key(keys.counted(job_id))
@@ -192,6 +192,63 @@ pub async fn clear(redis: &mut ConnectionManager, keys: &FlagKeys, channel: Owne
         .invoke_async(redis)
         .await?;
     Ok(had == 1)
+}
+
+/// KEYS: every channel's flag and count (flag1, count1, flag2, count2, …), the watcher's seen
+/// hash, then each channel's inbox cache key (or a placeholder). ARGV: whether to stamp the cache
+/// keys, their TTL, then the channel ids. The common case, a batch of healthy channels none of
+/// which had a flag or a count, costs one `EXISTS` and one `HDEL`. Returns, per channel, whether a
+/// flag was cleared.
+const CLEAR_MANY: &str = r#"
+local n = (#KEYS - 1) / 3
+local seen = KEYS[2 * n + 1]
+redis.call('HDEL', seen, unpack(ARGV, 3))
+local out = {}
+for i = 1, n do out[i] = 0 end
+if redis.call('EXISTS', unpack(KEYS, 1, 2 * n)) == 0 then return out end
+local now
+for i = 1, n do
+  local had = redis.call('DEL', KEYS[2 * i - 1])
+  redis.call('DEL', KEYS[2 * i])
+  if had == 1 then
+    out[i] = 1
+    if ARGV[1] == '1' then
+      now = now or redis.call('TIME')[1]
+      redis.call('SET', KEYS[2 * n + 1 + i], now, 'EX', ARGV[2])
+    end
+  end
+end
+return out
+"#;
+
+/// [`clear`] for many channels in one script (a batch's healthy channels); per channel, whether
+/// a flag was cleared.
+pub async fn clear_many(
+    redis: &mut ConnectionManager,
+    keys: &FlagKeys,
+    channels: &[Owner],
+) -> redis::RedisResult<Vec<bool>> {
+    let mut out = Vec::with_capacity(channels.len());
+    // Lua's `unpack` has a stack limit; a cycle's batch is 50.
+    for part in channels.chunks(500) {
+        let script = Script::new(CLEAR_MANY);
+        let mut call = script.prepare_invoke();
+        for c in part {
+            call.key(keys.reauthorization_required(c.id)).key(keys.authorization_error_count(c.id));
+        }
+        call.key(keys.counter_seen());
+        let stamp = part.first().is_some_and(|c| keys.inbox_cache_key(c.account_id).is_some());
+        for c in part {
+            call.key(keys.inbox_cache_key(c.account_id).unwrap_or_else(|| keys.counter_seen()));
+        }
+        call.arg(if stamp { "1" } else { "0" }).arg(INBOX_CACHE_KEY_TTL_SECS);
+        for c in part {
+            call.arg(c.id);
+        }
+        let had: Vec<i64> = call.invoke_async(redis).await?;
+        out.extend(had.into_iter().map(|h| h == 1));
+    }
+    Ok(out)
 }
 
 pub async fn read(redis: &mut ConnectionManager, keys: &FlagKeys, channel_id: i64) -> redis::RedisResult<FlagState> {

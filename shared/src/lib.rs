@@ -9,6 +9,7 @@ pub mod followup;
 pub mod graph;
 pub mod intake;
 pub mod job;
+pub mod leases;
 pub mod locks;
 pub mod metrics;
 pub mod pauses;

@@ -51,3 +51,38 @@ pub async fn remaining(
     let ms = app.max(page);
     Ok((ms > 0).then(|| Duration::from_millis(ms as u64)))
 }
+
+/// KEYS: the app's pause, then each page's. Returns per page the milliseconds still to wait (0 or
+/// less when none): one `PTTL` and one `MGET` for a batch, a `PTTL` more only for a paused page.
+const REMAINING_MANY: &str = r#"
+local app = redis.call('PTTL', KEYS[1])
+local pages = redis.call('MGET', unpack(KEYS, 2))
+local out = {}
+for i = 2, #KEYS do
+  local ms = app
+  if pages[i - 1] then ms = math.max(ms, redis.call('PTTL', KEYS[i])) end
+  out[i - 1] = ms
+end
+return out
+"#;
+
+/// [`remaining`] for many pages (a batch) in one round trip.
+pub async fn remaining_many(
+    redis: &mut ConnectionManager,
+    keys: &PauseKeys,
+    page_ids: &[&str],
+) -> redis::RedisResult<Vec<Option<Duration>>> {
+    let mut out = Vec::with_capacity(page_ids.len());
+    // Lua's `unpack` has a stack limit; a batch is 50 pages.
+    for part in page_ids.chunks(500) {
+        let script = redis::Script::new(REMAINING_MANY);
+        let mut call = script.prepare_invoke();
+        call.key(keys.app());
+        for page in part {
+            call.key(keys.page(page));
+        }
+        let ms: Vec<i64> = call.invoke_async(redis).await?;
+        out.extend(ms.into_iter().map(|ms| (ms > 0).then(|| Duration::from_millis(ms as u64))));
+    }
+    Ok(out)
+}

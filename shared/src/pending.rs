@@ -1,11 +1,14 @@
 //! One refresh per channel at a time: a marker per channel names the job that is queued or running
 //! for it. Whoever sets it enqueues; everyone else (the same cycle, the next cycle, a storm of send
-//! failures) coalesces into that job. The job's end releases it; a lost job's marker expires.
+//! failures) coalesces into that job. The job's end releases it; a lost job's marker lapses. Markers
+//! are leases (`crate::leases`): a cycle claims a chunk's channels with one `MGET` and one `MSET`.
 
 use std::time::Duration;
 
-use redis::{Script, aio::ConnectionManager};
+use redis::aio::ConnectionManager;
 use uuid::Uuid;
+
+use crate::leases;
 
 /// How long a marker outlives its last renewal: longer than any queue wait, short enough that a
 /// job lost with its marker blocks the channel only briefly.
@@ -33,15 +36,20 @@ pub async fn claim_many(
     keys: &PendingKeys,
     claims: &[(i64, impl std::fmt::Display)],
 ) -> redis::RedisResult<Vec<bool>> {
-    if claims.is_empty() {
-        return Ok(vec![]);
-    }
-    let mut pipe = redis::pipe();
-    for (channel, job) in claims {
-        pipe.cmd("SET").arg(keys.channel(*channel)).arg(job.to_string()).arg("NX").arg("EX").arg(MARKER_TTL.as_secs());
-    }
-    let answers: Vec<Option<String>> = pipe.query_async(redis).await?;
-    Ok(answers.into_iter().map(|a| a.is_some()).collect())
+    leases::take(redis, &leases_of(keys, claims), MARKER_TTL).await
+}
+
+/// Releases the markers these jobs still own (a batch's healthy channels), in one round trip.
+pub async fn release_many(
+    redis: &mut ConnectionManager,
+    keys: &PendingKeys,
+    claims: &[(i64, impl std::fmt::Display)],
+) -> redis::RedisResult<()> {
+    leases::drop(redis, &leases_of(keys, claims)).await.map(|_| ())
+}
+
+fn leases_of(keys: &PendingKeys, claims: &[(i64, impl std::fmt::Display)]) -> Vec<(String, String)> {
+    claims.iter().map(|(channel, job)| (keys.channel(*channel), job.to_string())).collect()
 }
 
 /// The job that owns the channel now, if any.
@@ -75,21 +83,12 @@ pub async fn marker(
     keys: &PendingKeys,
     channel_id: i64,
 ) -> redis::RedisResult<Option<Marker>> {
-    let v: Option<String> = redis::cmd("GET").arg(keys.channel(channel_id)).query_async(redis).await?;
+    let v = leases::holder(redis, &keys.channel(channel_id)).await?;
     Ok(v.and_then(|s| match s.strip_prefix("batch:") {
         Some(b) => b.parse().ok().map(Marker::Batch),
         None => s.parse().ok().map(Marker::Job),
     }))
 }
-
-const HANDOVER: &str = r#"
-local cur = redis.call('GET', KEYS[1])
-if cur == ARGV[1] or not cur then
-  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-  return 1
-end
-return 0
-"#;
 
 /// The job settled: the channel is free for the next refresh (only if this job still owns it).
 pub async fn release(
@@ -98,8 +97,7 @@ pub async fn release(
     channel_id: i64,
     job: impl std::fmt::Display,
 ) -> redis::RedisResult<()> {
-    crate::redis_ops::delete_if(redis, &keys.channel(channel_id), &job.to_string()).await?;
-    Ok(())
+    release_many(redis, keys, &[(channel_id, job)]).await
 }
 
 /// The job continues as `to` (a re-check) or runs again after `for_at_least`: keep the channel
@@ -112,13 +110,7 @@ pub async fn hand_over(
     to: impl std::fmt::Display,
     for_at_least: Duration,
 ) -> redis::RedisResult<()> {
-    let ttl = (for_at_least + MARKER_TTL).as_secs();
-    let _: i64 = Script::new(HANDOVER)
-        .key(keys.channel(channel_id))
-        .arg(from.to_string())
-        .arg(to.to_string())
-        .arg(ttl)
-        .invoke_async(redis)
+    leases::hand_over(redis, &keys.channel(channel_id), &from.to_string(), &to.to_string(), for_at_least + MARKER_TTL)
         .await?;
     Ok(())
 }

@@ -56,6 +56,16 @@ impl Pipeline {
         let Some(Ok(channel)) = store::load_channel(&self.db, &self.codec, channel_id).await? else {
             return Ok(Proactive::Skipped);
         };
+        self.proactive_check_channel(&channel, window, force).await
+    }
+
+    /// [`Pipeline::proactive_check`] of a channel already read (a batch has them at hand).
+    pub async fn proactive_check_channel(
+        &self,
+        channel: &store::Channel,
+        window: Duration,
+        force: bool,
+    ) -> Result<Proactive, InfraError> {
         let mut redis = self.redis.clone();
         let key = checked_key(self.flags.prefix(), &channel.user_token);
         if force {

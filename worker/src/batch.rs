@@ -47,10 +47,10 @@ pub async fn handle_batch(state: &WorkerState, job: &BatchJob) -> Result<(), Box
         }
         return Ok(());
     }
-    for &c in out.healthy.iter().chain(&out.missing) {
-        if let Err(e) = pending::release(&mut redis, &keys, c, &marker).await {
-            warn!(error = %e, channel.id = c, "could not release the channel's marker");
-        }
+    let done: Vec<(i64, &str)> = out.healthy.iter().chain(&out.missing).map(|&c| (c, marker.as_str())).collect();
+    if let Err(e) = pending::release_many(&mut redis, &keys, &done).await {
+        // They lapse on their own.
+        warn!(error = %e, channels = done.len(), "could not release the channels' markers");
     }
     for (single, after) in &out.later {
         queue::enqueue(&mut storage, single.clone(), Some(*after)).await?;
@@ -71,6 +71,6 @@ pub async fn handle_batch(state: &WorkerState, job: &BatchJob) -> Result<(), Box
     // Last: the settled channels' reports and the hand-overs wait for no subscription check.
     state.pipeline.after_batch_refreshes(&out).await;
     let healthy: Vec<_> = out.healthy.iter().map(|&c| job.single(c)).collect();
-    crate::proactive::after_healthy_many(state, &healthy).await;
+    crate::proactive::after_healthy_many(state, &healthy, &out.healthy_channels).await;
     Ok(())
 }

@@ -9,30 +9,52 @@ use shared::{
     job::{Reason, RefreshJob},
     proactive::Proactive,
     queue,
+    store::Channel,
 };
 use tracing::{debug, warn};
 
 use crate::WorkerState;
 
 pub async fn after_healthy(state: &WorkerState, job: &RefreshJob) {
-    after_healthy_many(state, std::slice::from_ref(job)).await;
+    let channel_id = job.channel_id();
+    if proactive_enabled(state) {
+        let checked = state.pipeline.proactive_check(channel_id, window(state), job.v1().reason == Reason::Proactive);
+        settle_proactive(state, channel_id, checked.await).await;
+    }
+    state.pipeline.daily_subscription_check(std::slice::from_ref(job)).await;
 }
 
-/// For the healthy channels of a batch: the proactive check of each, and one subscription check
-/// for all (one Graph batch request for those due today, none for the others).
-pub async fn after_healthy_many(state: &WorkerState, jobs: &[RefreshJob]) {
-    for job in jobs {
-        proactive(state, job.channel_id(), job.v1().reason).await;
+/// For the healthy channels of a batch, as read for it: one proactive check per user token (the
+/// check is of the user token, and one batch holds many pages of one user), and one subscription
+/// check for all (one Graph batch request for those due today, none for the others).
+pub async fn after_healthy_many(state: &WorkerState, jobs: &[RefreshJob], channels: &[Channel]) {
+    if proactive_enabled(state) {
+        let mut seen = std::collections::HashSet::new();
+        for channel in channels {
+            if !seen.insert(shared::store::user_token_digest(&channel.user_token)) {
+                continue;
+            }
+            let checked = state.pipeline.proactive_check_channel(channel, window(state), false).await;
+            settle_proactive(state, channel.id, checked).await;
+        }
     }
     state.pipeline.daily_subscription_check(jobs).await;
 }
 
-async fn proactive(state: &WorkerState, channel_id: i64, reason: Reason) {
-    let window = Duration::from_secs(u64::from(state.config.proactive_refresh_days) * 86_400);
-    if state.config.fb_app_id.is_none() || state.config.fb_app_secret.is_none() {
-        return;
-    }
-    match state.pipeline.proactive_check(channel_id, window, reason == Reason::Proactive).await {
+fn proactive_enabled(state: &WorkerState) -> bool {
+    state.config.fb_app_id.is_some() && state.config.fb_app_secret.is_some()
+}
+
+fn window(state: &WorkerState) -> Duration {
+    Duration::from_secs(u64::from(state.config.proactive_refresh_days) * 86_400)
+}
+
+async fn settle_proactive(
+    state: &WorkerState,
+    channel_id: i64,
+    checked: Result<Proactive, shared::pipeline::InfraError>,
+) {
+    match checked {
         Ok(Proactive::Checked { next_check: Some(at), .. }) => schedule(state, channel_id, at).await,
         Ok(Proactive::Failed(e)) => {
             debug!(channel.id = channel_id, error = %e, "proactive check could not read the token")

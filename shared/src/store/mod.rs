@@ -6,6 +6,7 @@ mod channels;
 pub mod chatwoot_users;
 mod dead;
 pub mod events;
+mod healthy;
 mod inboxes;
 pub mod installation;
 mod outcomes;
@@ -29,6 +30,7 @@ pub use dead::{
     kept_payload, mark_redriven, open_dead_count, open_dead_jobs, record_dead_job, record_panic, record_poison,
 };
 pub use events::{Event, Step, record_event};
+pub use healthy::{HealthyBatch, HealthyWritten, save_healthy_many};
 pub use inboxes::*;
 pub use outcomes::{HourlyOutcome, hourly_outcomes};
 pub use states::{FailureCount, StateUpdate, TokenState, load_state, save_state};

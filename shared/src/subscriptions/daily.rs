@@ -1,9 +1,9 @@
 //! The daily check: a page whose token validates can still have lost its subscription, and then
 //! Chatwoot gets none of its messages. After a job found a channel healthy, at most once a day per
-//! channel (a `SET NX EX` gate in Redis, like the proactive check's), its subscriptions are read and
+//! channel (a gate in Redis: a lease that lapses after a day), its subscriptions are read and
 //! restored when this app is missing.
 //!
-//! For a batch's healthy channels the gate is one pipelined Redis round trip, the channels that
+//! For a batch's healthy channels the gate is one Redis script (an MGET and an MSET), the channels that
 //! pass it are read back with one query, and their subscriptions with one Graph batch request: a
 //! cycle pays one Graph round trip per batch of 50 on the first cycle of each channel's day, and a
 //! Redis round trip per batch on the others, never a call per channel.
@@ -46,17 +46,12 @@ impl Pipeline {
 
     /// The channels whose gate was open (now closed for a day), with their current tokens.
     async fn daily_targets(&self, jobs: &[RefreshJob]) -> Result<Vec<Target>, InfraError> {
-        let mut pipe = redis::pipe();
-        for job in jobs {
-            pipe.cmd("SET")
-                .arg(gate_key(self.flags.prefix(), job.channel_id()))
-                .arg("1")
-                .arg("NX")
-                .arg("EX")
-                .arg(DAILY.as_secs());
-        }
-        let opened: Vec<Option<String>> = pipe.query_async(&mut self.redis.clone()).await?;
-        let due: Vec<&RefreshJob> = jobs.iter().zip(opened).filter(|(_, o)| o.is_some()).map(|(j, _)| j).collect();
+        // A lease per channel that lapses after a day: a batch opens all its gates with one MGET
+        // and one MSET (`crate::leases`).
+        let gates: Vec<(String, String)> =
+            jobs.iter().map(|j| (gate_key(self.flags.prefix(), j.channel_id()), "checked".to_owned())).collect();
+        let opened = crate::leases::take(&mut self.redis.clone(), &gates, DAILY).await?;
+        let due: Vec<&RefreshJob> = jobs.iter().zip(opened).filter(|(_, o)| *o).map(|(j, _)| j).collect();
         if due.is_empty() {
             return Ok(Vec::new());
         }

@@ -63,7 +63,7 @@ pub fn event_body(event: &str, event_id: Uuid, change: &StatusChange) -> Value {
 /// as `HISTORY_RETENTION_DAYS`: a channel flagged longer ago than that, then caught by a transient
 /// error, recovers without a `token.healthy` (a move straight from `reauthorization_required`
 /// always sends one).
-async fn problem_announced(db: &PgPool, change: &StatusChange) -> Result<bool, sqlx::Error> {
+async fn problem_announced(db: &mut sqlx::PgConnection, change: &StatusChange) -> Result<bool, sqlx::Error> {
     let last: Option<String> = sqlx::query_scalar(
         "SELECT body->>'event' FROM fb_webhook_deliveries
          WHERE body->>'channel_id' = $1 AND body->>'event' = ANY($2)
@@ -86,10 +86,25 @@ pub async fn enqueue(db: &PgPool, config: &Config, change: &StatusChange) -> Res
     if config.webhook_urls.is_empty() {
         return Ok(0);
     }
+    enqueue_in(&mut *db.acquire().await?, config, change).await
+}
+
+/// [`enqueue`] on a connection, so the outbox rows commit with the state change they announce.
+pub async fn enqueue_in(
+    db: &mut sqlx::PgConnection,
+    config: &Config,
+    change: &StatusChange,
+) -> Result<usize, sqlx::Error> {
+    if config.webhook_urls.is_empty() {
+        return Ok(0);
+    }
     let Some(event) = event_type(&change.from, &change.to) else {
         return Ok(0);
     };
-    if event == EVENT_HEALTHY && change.from != "reauthorization_required" && !problem_announced(db, change).await? {
+    if event == EVENT_HEALTHY
+        && change.from != "reauthorization_required"
+        && !problem_announced(&mut *db, change).await?
+    {
         return Ok(0);
     }
     let event_id = Uuid::now_v7();

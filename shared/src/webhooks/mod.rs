@@ -65,7 +65,8 @@ pub use deliver::{
     CONCURRENCY, LEASE, MAX_ATTEMPTS, REQUEST_TIMEOUT, deliver_due, endpoint_hash, redact_url, run_delivery,
 };
 pub use event::{
-    EVENT_DATA_ACCESS_EXPIRING, EVENT_HEALTHY, EVENT_REAUTHORIZATION_REQUIRED, enqueue, event_body, event_type,
+    EVENT_DATA_ACCESS_EXPIRING, EVENT_HEALTHY, EVENT_REAUTHORIZATION_REQUIRED, enqueue, enqueue_in, event_body,
+    event_type,
 };
 pub use signature::{STANDARD_SECRET_PREFIX, signature, standard_key, standard_signature};
 
