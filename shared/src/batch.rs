@@ -210,8 +210,8 @@ impl Pipeline {
         }
         let owners: Vec<_> = healthy.iter().map(|(_, c)| c.owner()).collect();
         flags::clear_many(&mut self.redis.clone(), &self.flags, &owners).await?;
-        let channels: Vec<(i64, Uuid, &str)> =
-            healthy.iter().map(|(j, c)| (c.id, j.job_id(), c.page_id.as_str())).collect();
+        let channels: Vec<(i64, i64, Uuid, &str)> =
+            healthy.iter().map(|(j, c)| (c.id, c.account_id, j.job_id(), c.page_id.as_str())).collect();
         let batch = store::HealthyBatch {
             batch_id: job.v1().job_id,
             reason: job.v1().reason,

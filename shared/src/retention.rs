@@ -5,6 +5,8 @@
 //! What goes, by age (`now() - HISTORY_RETENTION_DAYS`, on the database's clock):
 //! - `fb_token_events` rows by `created_at`;
 //! - `fb_send_failures` rows by `received_at`;
+//! - `fb_validation_batches` rows (a cycle batch's count of channels that stayed healthy) by
+//!   `created_at`;
 //! - `fb_webhook_deliveries` rows by `created_at`, only once delivered or given up. A row still
 //!   waiting for delivery stays whatever its age: deleting it would drop a notification silently.
 //!
@@ -58,12 +60,13 @@ pub struct Deleted {
     pub token_events: u64,
     pub send_failures: u64,
     pub webhook_deliveries: u64,
+    pub validation_batches: u64,
     pub statements: u64,
 }
 
 impl Deleted {
     pub fn total(&self) -> u64 {
-        self.token_events + self.send_failures + self.webhook_deliveries
+        self.token_events + self.send_failures + self.webhook_deliveries + self.validation_batches
     }
 }
 
@@ -76,7 +79,7 @@ struct Rule {
 
 // `= ANY(ARRAY(…))` rather than `IN (…)`: the ids are collected first and then deleted through the
 // primary key, whatever the planner thinks of the subquery.
-const RULES: [Rule; 3] = [
+const RULES: [Rule; 4] = [
     Rule {
         table: "fb_token_events",
         delete_batch: "DELETE FROM fb_token_events WHERE id = ANY(ARRAY(
@@ -95,6 +98,12 @@ const RULES: [Rule; 3] = [
              SELECT id FROM fb_webhook_deliveries
              WHERE created_at < $1 AND (delivered_at IS NOT NULL OR given_up_at IS NOT NULL) LIMIT $2))",
         count: |d| &mut d.webhook_deliveries,
+    },
+    Rule {
+        table: "fb_validation_batches",
+        delete_batch: "DELETE FROM fb_validation_batches WHERE (job_id, account_id) IN (
+             SELECT job_id, account_id FROM fb_validation_batches WHERE created_at < $1 LIMIT $2)",
+        count: |d| &mut d.validation_batches,
     },
 ];
 
@@ -178,6 +187,7 @@ pub async fn run_retention(db: PgPool, days: u32, metrics: Option<Metrics>, shut
                 token_events = d.token_events,
                 send_failures = d.send_failures,
                 webhook_deliveries = d.webhook_deliveries,
+                validation_batches = d.validation_batches,
                 statements = d.statements,
                 elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                 "deleted history older than the retention period"

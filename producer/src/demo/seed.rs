@@ -105,7 +105,7 @@ async fn claim_and_truncate(db: &PgPool, database: &str) -> anyhow::Result<()> {
     .await?;
     sqlx::query(
         "TRUNCATE channel_facebook_pages, inboxes, fb_token_states, fb_token_events, fb_send_failures,
-                  fb_webhook_deliveries, fb_dead_jobs, fb_page_subscriptions RESTART IDENTITY",
+                  fb_webhook_deliveries, fb_dead_jobs, fb_page_subscriptions, fb_validation_batches RESTART IDENTITY",
     )
     .execute(&mut *tx)
     .await?;

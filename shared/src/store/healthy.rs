@@ -14,8 +14,8 @@ use crate::{config::Config, job::Reason, webhooks};
 pub struct HealthyBatch<'a> {
     pub batch_id: Uuid,
     pub reason: Reason,
-    /// `(channel id, the channel's own job id, page id)`.
-    pub channels: &'a [(i64, Uuid, &'a str)],
+    /// `(channel id, account id, the channel's own job id, page id)`.
+    pub channels: &'a [(i64, i64, Uuid, &'a str)],
     pub graph_latency_ms: i64,
 }
 
@@ -34,7 +34,7 @@ pub async fn save_healthy_many(
     if batch.channels.is_empty() {
         return Ok(HealthyWritten::default());
     }
-    let mut ids: Vec<i32> = batch.channels.iter().map(|(c, _, _)| clamp_i32(*c)).collect();
+    let mut ids: Vec<i32> = batch.channels.iter().map(|(c, _, _, _)| clamp_i32(*c)).collect();
     // One order for every writer, so two transactions never wait on each other's rows in turn.
     ids.sort_unstable();
     let latency = clamp_i32(batch.graph_latency_ms);
@@ -63,9 +63,9 @@ pub async fn save_healthy_many(
         .map(|(c, s)| (i64::from(c), s.unwrap_or_else(|| "none".to_owned())))
         .collect();
     if !changed.is_empty() {
-        let job_of = |c: i64| batch.channels.iter().find(|(id, _, _)| *id == c);
+        let job_of = |c: i64| batch.channels.iter().find(|(id, _, _, _)| *id == c);
         let (cs, jobs): (Vec<i32>, Vec<Uuid>) =
-            changed.iter().filter_map(|(c, _)| job_of(*c)).map(|(c, j, _)| (clamp_i32(*c), *j)).unzip();
+            changed.iter().filter_map(|(c, _)| job_of(*c)).map(|(c, _, j, _)| (clamp_i32(*c), *j)).unzip();
         sqlx::query(
             "INSERT INTO fb_token_events (channel_id, job_id, reason, step, outcome, graph_latency_ms)
              SELECT c, j, $3, 'validate', 'ok', $4 FROM unnest($1::int[], $2::uuid[]) AS t(c, j)",
@@ -77,7 +77,7 @@ pub async fn save_healthy_many(
         .execute(&mut *tx)
         .await?;
         for (channel_id, from) in &changed {
-            let Some((_, _, page_id)) = job_of(*channel_id) else { continue };
+            let Some((_, _, _, page_id)) = job_of(*channel_id) else { continue };
             let change = webhooks::StatusChange {
                 channel_id: *channel_id,
                 page_id: (*page_id).to_owned(),
@@ -89,17 +89,30 @@ pub async fn save_healthy_many(
             webhooks::enqueue_in(&mut tx, config, &change).await?;
         }
     }
-    let unchanged = batch.channels.len() - changed.len();
+    // Per account: (channels found healthy, of which healthy before).
+    let mut per_account: std::collections::BTreeMap<i32, (i32, i32)> = std::collections::BTreeMap::new();
+    for (c, account, _, _) in batch.channels {
+        let entry = per_account.entry(clamp_i32(*account)).or_default();
+        entry.0 += 1;
+        if !changed.iter().any(|(id, _)| id == c) {
+            entry.1 += 1;
+        }
+    }
+    let accounts: Vec<i32> = per_account.keys().copied().collect();
+    let healthy: Vec<i32> = per_account.values().map(|v| v.0).collect();
+    let unchanged: Vec<i32> = per_account.values().map(|v| v.1).collect();
     sqlx::query(
-        "INSERT INTO fb_validation_batches (job_id, reason, healthy, unchanged, graph_latency_ms)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (job_id) DO UPDATE SET healthy = fb_validation_batches.healthy + EXCLUDED.healthy,
+        "INSERT INTO fb_validation_batches (job_id, account_id, reason, healthy, unchanged, graph_latency_ms)
+         SELECT $1, a, $2, h, u, $6 FROM unnest($3::int[], $4::int[], $5::int[]) AS t(a, h, u)
+         ON CONFLICT (job_id, account_id) DO UPDATE SET
+           healthy = fb_validation_batches.healthy + EXCLUDED.healthy,
            unchanged = fb_validation_batches.unchanged + EXCLUDED.unchanged",
     )
     .bind(batch.batch_id)
     .bind(batch.reason.as_str())
-    .bind(i32::try_from(batch.channels.len()).unwrap_or(i32::MAX))
-    .bind(i32::try_from(unchanged).unwrap_or(i32::MAX))
+    .bind(&accounts)
+    .bind(&healthy)
+    .bind(&unchanged)
     .bind(latency)
     .execute(&mut *tx)
     .await?;

@@ -20,8 +20,8 @@ pub async fn hourly_outcomes(
     accounts: Option<&[i64]>,
 ) -> Result<Vec<HourlyOutcome>, sqlx::Error> {
     let rows: Vec<(DateTime<Utc>, String, i64)> = sqlx::query_as(
-        "SELECT hour, outcome, count(*) FROM (
-           SELECT date_trunc('hour', created_at) AS hour,
+        "SELECT hour, outcome, sum(n)::int8 FROM (
+           SELECT date_trunc('hour', created_at) AS hour, 1 AS n,
                   CASE WHEN step = 'validate' AND outcome = 'ok' THEN 'healthy'
                        WHEN outcome = 'refreshed' THEN 'refreshed'
                        WHEN step = 'refresh' AND outcome IN ('auth', 'permission', 'not_found') THEN 'failed'
@@ -31,7 +31,13 @@ pub async fn hourly_outcomes(
            WHERE created_at > now() - make_interval(hours => $1)
              AND ($2::int8[] IS NULL OR channel_id IN (
                    SELECT channel_id FROM inboxes
-                   WHERE account_id = ANY($2) AND channel_type = 'Channel::FacebookPage'))) e
+                   WHERE account_id = ANY($2) AND channel_type = 'Channel::FacebookPage'))
+           UNION ALL
+           -- A batch's channels that stayed healthy have no event row, only their batch's count.
+           SELECT date_trunc('hour', created_at), unchanged, 'healthy'
+           FROM fb_validation_batches
+           WHERE created_at > now() - make_interval(hours => $1) AND unchanged > 0
+             AND ($2::int8[] IS NULL OR account_id = ANY($2))) e
          WHERE outcome IS NOT NULL
          GROUP BY 1, 2 ORDER BY 1, 2",
     )

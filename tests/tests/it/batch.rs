@@ -210,3 +210,65 @@ async fn a_batch_and_a_single_job_never_work_on_one_channel_at_once() {
     assert_eq!(env.flags(ch).await.authorization_error_count, 2);
     assert_eq!(validations(), 2, "one validation in round 2");
 }
+
+/// A cycle over channels already healthy writes one state upsert and one summary row per batch,
+/// no event row per channel; a channel that was flagged is cleared in the same step, gets its
+/// event row, and its `token.healthy` outbox row commits with its state. The chart counts both.
+#[tokio::test]
+async fn a_later_cycle_writes_a_summary_per_batch_and_rows_only_for_changes() {
+    let env = TestEnv::with(|c| c.webhook_urls = vec!["http://127.0.0.1:9/hook".into()]).await;
+    let ids = env.seed_healthy(120, 190_000).await;
+    let worker = env.spawn_worker();
+    cycle_and_settle(&env, 120).await;
+    let events = |env: &TestEnv| {
+        let db = env.db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM fb_token_events WHERE step = 'validate'")
+                .fetch_one(&db)
+                .await
+                .expect("db")
+        }
+    };
+    assert_eq!(events(&env).await, 120, "a first check is a state change: one row each");
+    // One channel was flagged meanwhile (a person's page, say, before it was fixed by hand).
+    let flagged = ids[7];
+    sqlx::query(
+        "UPDATE fb_token_states SET status = 'reauthorization_required', token_valid = false WHERE channel_id = $1",
+    )
+    .bind(flagged as i32)
+    .execute(&env.db)
+    .await
+    .expect("db");
+    let keys = env.flag_keys();
+    let _: () = redis::AsyncCommands::set(&mut env.redis.clone(), keys.reauthorization_required(flagged), "true")
+        .await
+        .expect("set");
+    let _: () = redis::AsyncCommands::set(&mut env.redis.clone(), keys.authorization_error_count(flagged), 2)
+        .await
+        .expect("set");
+
+    cycle_and_settle(&env, 120).await;
+    worker.stop().await.expect("stop");
+    assert_eq!(env.status_count("healthy").await, 120);
+    assert_eq!(env.flags(flagged).await, Default::default(), "both keys cleared");
+    assert_eq!(events(&env).await, 121, "the second cycle wrote a row for the one change only");
+    let (rows, unchanged): (i64, i64) =
+        sqlx::query_as("SELECT count(*), coalesce(sum(unchanged), 0)::int8 FROM fb_validation_batches")
+            .fetch_one(&env.db)
+            .await
+            .expect("db");
+    assert_eq!(unchanged, 119, "the second cycle's channels that stayed healthy");
+    assert_eq!(rows, 6, "one row per batch (and account) and cycle: 3 batches of at most 50, twice");
+    let outbox: Vec<String> =
+        sqlx::query_scalar("SELECT body->>'event' FROM fb_webhook_deliveries WHERE body->>'channel_id' = $1")
+            .bind(flagged.to_string())
+            .fetch_all(&env.db)
+            .await
+            .expect("db");
+    assert_eq!(outbox, vec!["token.healthy".to_owned()]);
+    let chart = shared::store::hourly_outcomes(&env.db, 24, None).await.expect("chart");
+    let healthy: i64 = chart.iter().filter(|h| h.outcome == "healthy").map(|h| h.count).sum();
+    assert_eq!(healthy, 240, "two cycles of 120, whether or not a channel got an event row");
+    let other_account = shared::store::hourly_outcomes(&env.db, 24, Some(&[999])).await.expect("chart");
+    assert!(other_account.is_empty(), "{other_account:?}");
+}

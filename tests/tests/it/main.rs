@@ -12,6 +12,7 @@ mod cycles;
 mod dashboard;
 mod faults;
 mod leaks;
+mod leases;
 mod limits;
 mod ops;
 mod panics;

@@ -83,9 +83,24 @@ async fn retention_deletes_old_history_and_keeps_new_and_undelivered_rows() {
     webhook(db, 4, 365.0, "pending").await;
     webhook(db, 2, 29.9, "delivered").await;
     webhook(db, 3, 0.0, "pending").await;
+    // A cycle batch's summary rows: account ids say their age as above.
+    for (account, days) in [(1, 31.0), (2, 29.9), (3, 0.0)] {
+        sqlx::query(
+            "INSERT INTO fb_validation_batches (job_id, account_id, reason, healthy, unchanged, created_at)
+             VALUES ($1, $2, 'cron', 50, 50, now() - make_interval(secs => $3 * 86400))",
+        )
+        .bind(uuid::Uuid::new_v4())
+        .bind(account)
+        .bind(days)
+        .execute(db)
+        .await
+        .expect("insert");
+    }
 
     let deleted = retention::run_once(db, 30).await.expect("run").expect("not locked");
     assert_eq!((deleted.token_events, deleted.send_failures, deleted.webhook_deliveries), (3, 1, 2), "{deleted:?}");
+    assert_eq!(deleted.validation_batches, 1, "{deleted:?}");
+    assert_eq!(ids(db, "SELECT account_id FROM fb_validation_batches").await, vec![2, 3]);
     assert_eq!(ids(db, "SELECT channel_id FROM fb_token_events").await, vec![2, 2, 3]);
     assert_eq!(ids(db, "SELECT channel_id FROM fb_send_failures").await, vec![2, 3]);
     let urls: Vec<i32> = ids(db, "SELECT substring(url from '[0-9]+$')::int FROM fb_webhook_deliveries").await;
@@ -93,7 +108,7 @@ async fn retention_deletes_old_history_and_keeps_new_and_undelivered_rows() {
 
     // Nothing else is old now; a second run deletes nothing, in one statement per table.
     let again = retention::run_once(db, 30).await.expect("run").expect("not locked");
-    assert_eq!(again, Deleted { statements: 3, ..Deleted::default() });
+    assert_eq!(again, Deleted { statements: 4, ..Deleted::default() });
     // A shorter period reaches the rows that were inside the first one.
     let shorter = retention::run_once(db, 7).await.expect("run").expect("not locked");
     assert_eq!((shorter.token_events, shorter.send_failures, shorter.webhook_deliveries), (2, 1, 1), "{shorter:?}");
