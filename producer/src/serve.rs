@@ -53,7 +53,9 @@ pub async fn serve(
     });
     let app = crate::api::router(state);
     let stop = shutdown.clone();
-    axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await?;
+    axum::serve(shared::listener::nodelay(listener), app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await?;
     shutdown.cancel();
     let _ = cron.await;
     let _ = drainer.await;

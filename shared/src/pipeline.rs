@@ -47,6 +47,8 @@ pub struct Pipeline {
     pub config: std::sync::Arc<crate::config::Config>,
     /// Reads and writes the token columns (Rails envelopes when Chatwoot's keys are set).
     pub codec: Codec,
+    /// Recent `/me/accounts` sweeps, shared by this process's jobs.
+    pub sweeps: crate::sweeps::Sweeps,
 }
 
 /// What one run of a job settled.
@@ -369,8 +371,16 @@ impl Pipeline {
     /// The user token's view of the page, and a check that the token it gives really works (the
     /// same dead token handed back would otherwise count as a refresh).
     async fn find_and_check(&self, job: &RefreshJob, channel: &Channel) -> Result<Secret, GraphError> {
-        let lookup = self.graph.find_page_token(&channel.user_token, &channel.page_id).await?;
-        let token = self.check_found(channel, lookup).await?;
+        let (lookup, shared) = self.sweeps.find(&self.graph, &channel.user_token, &channel.page_id).await?;
+        let token = match self.check_found(channel, lookup).await {
+            // Another job's sweep may be older than this failure: only a sweep of our own may
+            // confirm it.
+            Err(_) if shared => {
+                let lookup = self.sweeps.fresh(&self.graph, &channel.user_token, &channel.page_id).await?;
+                self.check_found(channel, lookup).await?
+            }
+            checked => checked?,
+        };
         // Held to what the old token failed at, else a token that cannot send counts as a refresh.
         self.check_needs(job, &token).await?;
         Ok(token)

@@ -143,13 +143,22 @@ pub async fn enqueue_front(
 }
 
 const MANY_TO_FRONT: &str = r#"
+local moved = 0
 for i = #ARGV, 1, -1 do
   if redis.call('ZREM', KEYS[1], ARGV[i]) == 1 then
     redis.call('LPUSH', KEYS[2], ARGV[i])
+    moved = moved + 1
   end
 end
+if moved > 0 then redis.call('PUBLISH', KEYS[3], moved) end
 return 0
 "#;
+
+/// The channel a worker listens on to fetch at once when a job was put at the head of the queue
+/// (a person or a failed send is waiting on it), instead of at its next poll.
+pub fn wake_channel(config: &Config) -> String {
+    format!("{}:wake", config.queue_name())
+}
 
 /// `enqueue_front` for many jobs in two round trips; the first of `jobs` ends up first in the
 /// queue. Jobs already pushed (the same ids) are not pushed again. A job a fetch already moved is
@@ -174,6 +183,7 @@ pub async fn enqueue_front_many(
     let _: i64 = redis::Script::new(MANY_TO_FRONT)
         .key(format!("{q}:scheduled"))
         .key(format!("{q}:active"))
+        .key(wake_channel(config))
         .arg(&ids)
         .invoke_async(redis)
         .await

@@ -95,6 +95,7 @@ impl TestEnv {
             metrics: Metrics::default(),
             usage_threshold: self.config.rate_limit_usage_threshold,
             codec: self.config.codec(),
+            sweeps: Default::default(),
             config: Arc::new(self.config.clone()),
         }
     }

@@ -68,6 +68,7 @@ impl WorkerState {
             metrics: shared::metrics::Metrics::default(),
             usage_threshold: config.rate_limit_usage_threshold,
             codec: config.codec(),
+            sweeps: Default::default(),
             config: config.clone(),
         };
         let storage = queue::job_storage(redis.clone(), &config, &timings);

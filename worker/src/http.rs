@@ -27,7 +27,9 @@ pub async fn serve(listener: TcpListener, state: WorkerState, shutdown: Cancella
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state);
-    let _ = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
+    let _ = axum::serve(shared::listener::nodelay(listener), app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
 }
 
 async fn healthz() -> &'static str {

@@ -9,6 +9,7 @@ pub mod name;
 pub mod proactive;
 pub mod signals;
 pub mod supervise;
+pub mod wake;
 
 use std::{sync::Arc, time::Duration};
 

@@ -74,8 +74,12 @@ pub async fn run_worker_loop(state: WorkerState, shutdown: CancellationToken) ->
         // heartbeat expires.
         let name = unique_worker_name();
         info!(worker = %name, concurrency = state.config.worker_concurrency, queue = %state.config.queue_name(), "worker starting");
-        let backend = queue::raw_storage(state.redis.clone(), &state.config, &state.timings)
-            .poll_with_interval(state.timings.poll_interval);
+        // A push to the head of the queue wakes the fetch at once; the poll finds the rest.
+        let strategy = apalis::prelude::Strategy::new()
+            .stream(crate::wake::listen(&state.config))
+            .interval(state.timings.poll_interval);
+        let backend =
+            queue::raw_storage(state.redis.clone(), &state.config, &state.timings).poll_with_strategy(strategy);
         let worker = WorkerBuilder::new(name.as_str())
             .backend(backend)
             .concurrency(state.config.worker_concurrency)

@@ -152,7 +152,26 @@ impl GraphClient {
         for id in page_ids {
             check_page_id(id)?;
         }
-        let mut left: std::collections::HashSet<&str> = page_ids.iter().map(String::as_str).collect();
+        self.sweep(user_token, Some(page_ids)).await
+    }
+
+    /// Every page of the user, from one sweep to the end of the list (`crate::sweeps` shares it
+    /// between the jobs of several of the user's pages).
+    pub async fn all_page_tokens(
+        &self,
+        user_token: &Secret,
+    ) -> Result<std::collections::HashMap<String, PageLookup>, GraphError> {
+        self.sweep(user_token, None).await
+    }
+
+    /// `wanted`: stop once these showed up (and name the missing ones `NotManaged`); `None`: all.
+    async fn sweep(
+        &self,
+        user_token: &Secret,
+        wanted: Option<&[String]>,
+    ) -> Result<std::collections::HashMap<String, PageLookup>, GraphError> {
+        let all = wanted.is_none();
+        let mut left: std::collections::HashSet<&str> = wanted.unwrap_or_default().iter().map(String::as_str).collect();
         let mut found = std::collections::HashMap::new();
         let mut url = format!("{}/me/accounts", self.settings.base_url);
         let mut params: Vec<(String, String)> = vec![("fields".into(), "id,name,access_token".into())];
@@ -168,13 +187,13 @@ impl GraphClient {
                 // there" would count a failure against a token on no evidence.
                 let id =
                     page.get("id").and_then(id_string).ok_or_else(|| malformed("a /me/accounts entry has no id"))?;
-                if left.remove(id.as_str()) {
+                if all || left.remove(id.as_str()) {
                     found.insert(id, page_lookup(page)?);
                 }
             }
             let next = body.pointer("/paging/next").and_then(Value::as_str);
             match next {
-                Some(next) if !left.is_empty() => (url, params) = self.split_next(next)?,
+                Some(next) if all || !left.is_empty() => (url, params) = self.split_next(next)?,
                 _ => {
                     for id in left {
                         found.insert(id.to_owned(), PageLookup::NotManaged);

@@ -15,6 +15,7 @@ mod usage;
 
 pub use answer::from_error_object;
 pub use batch::MAX_BATCH;
+pub(crate) use client::check_page_id;
 pub(crate) use client::describe as describe_transport;
 pub use client::{GraphClient, GraphSettings, PageInfo, PageLookup};
 pub use error::{ErrorKind, GraphError, classify};

@@ -108,6 +108,7 @@ impl GraphSim {
     pub async fn start_on(opts: SimOptions, addr: SocketAddr) -> std::io::Result<GraphSim> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
+        let nodelay = crate::listener::nodelay;
         let (stop_tx, stop_rx) = watch::channel(false);
         let sim = Arc::new(Sim::new(opts, addr, stop_rx.clone()));
         let app = Router::new()
@@ -119,7 +120,7 @@ impl GraphSim {
             let signal = async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(signal).await {
+            if let Err(e) = axum::serve(nodelay(listener), app).with_graceful_shutdown(signal).await {
                 tracing::warn!(error = %e, "Graph simulator server stopped with an error");
             }
         });

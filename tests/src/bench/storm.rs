@@ -142,11 +142,15 @@ pub async fn storm_one(env: &BenchEnv, opts: &Options, exe: &Path) -> anyhow::Re
     Ok(Outcome::single(json, row, ok))
 }
 
+/// Pages per user token in `storm-many`.
+pub const STORM_PAGES_PER_USER: usize = 10;
+
 pub async fn storm_many(env: &BenchEnv, opts: &Options, exe: &Path) -> anyhow::Result<Outcome> {
     let n = opts.storm_channels;
     say(format!("storm-many: seeding {n} channels with dead, refreshable page tokens"));
-    // One page per user, so each refresh finds its page on the first `/me/accounts` page.
-    let seeded = env.seed(n, 4_000_000, 1).await?;
+    // Ten pages per user (5,000 user tokens for 50,000 channels): the reports about one user's
+    // pages should cost that user one `/me/accounts` sweep, not one per page.
+    let seeded = env.seed(n, 4_000_000, STORM_PAGES_PER_USER).await?;
     for (page, user) in &seeded.pages {
         env.sim.kill_page_token(page, user, 190, Some(463), KILL_MESSAGE);
     }
@@ -232,6 +236,8 @@ pub async fn storm_many(env: &BenchEnv, opts: &Options, exe: &Path) -> anyhow::R
         "channels_per_s": per_s,
         "refresh_calls": refresh_calls,
         "refresh_calls_per_channel": round(refresh_calls as f64 / n as f64, 3),
+        "user_tokens": n.div_ceil(STORM_PAGES_PER_USER),
+        "refresh_calls_per_user_token": round(refresh_calls as f64 / n.div_ceil(STORM_PAGES_PER_USER) as f64, 3),
         "graph_requests": requests,
         "graph_requests_per_channel": per_channel,
         "intake": tally.json(),

@@ -434,3 +434,43 @@ async fn a_failure_of_a_token_replaced_meanwhile_is_not_counted() {
     assert_eq!(outcome, Outcome::Superseded);
     assert_eq!(env.flags(ch).await, Default::default(), "nothing counted");
 }
+
+/// Reports about many pages of one user token cost one `/me/accounts` sweep between them; and
+/// an answer shared from another job's sweep is never the evidence for a count: the page whose
+/// shared answer names a dead token sweeps again itself, and is refreshed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_sweep_serves_the_pages_of_one_user_and_never_counts_a_failure_alone() {
+    let env = TestEnv::new().await;
+    let user_token = env.sim.add_user("u-sweep");
+    let mut channels = Vec::new();
+    for i in 0..10 {
+        let page = format!("9910{i:02}");
+        env.sim.add_page(&page, "p");
+        let token = env.sim.grant("u-sweep", &page);
+        channels.push((env.insert_channel(1, &page, &token, &user_token).await, page.clone()));
+        env.sim.kill_page_token(
+            &page,
+            "u-sweep",
+            190,
+            Some(463),
+            "Error validating access token: Session has expired.",
+        );
+    }
+    let pipeline = env.pipeline();
+    let runs = channels.iter().map(|(ch, _)| {
+        let pipeline = pipeline.clone();
+        let job = RefreshJob::new(*ch, Reason::SendFailure);
+        async move { pipeline.run_job(&job).await.expect("stores") }
+    });
+    let outcomes = futures::future::join_all(runs).await;
+    assert!(outcomes.iter().all(|o| *o == Outcome::Refreshed), "{outcomes:?}");
+    assert_eq!(env.sim.count_where(|r| r.path == "/me/accounts"), 1, "one sweep for ten pages");
+    // The new token of one page dies within the shared answer's lifetime: the shared answer
+    // still names it, so the job sweeps again itself, finds a live one, and counts nothing.
+    let (ch, page) = &channels[3];
+    env.sim.kill_page_token(page, "u-sweep", 190, Some(463), "Error validating access token: Session has expired.");
+    let outcome = pipeline.run_job(&RefreshJob::new(*ch, Reason::SendFailure)).await.expect("stores");
+    assert_eq!(outcome, Outcome::Refreshed);
+    assert_eq!(env.sim.count_where(|r| r.path == "/me/accounts"), 2, "a sweep of its own");
+    assert_eq!(env.flags(*ch).await, Default::default(), "nothing counted");
+}
