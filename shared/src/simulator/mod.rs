@@ -352,6 +352,12 @@ impl GraphSim {
         let mut log = lock(&self.sim().log);
         log.entries.clear();
         self.sim().count.store(0, Ordering::Relaxed);
+        self.sim().batch_items.store(0, Ordering::Relaxed);
+    }
+
+    /// Items of batch requests since the last `reset_log`, counted even while logging is off.
+    pub fn batch_item_count(&self) -> usize {
+        self.sim().batch_items.load(Ordering::Relaxed)
     }
 
     /// Stops (`false`) or resumes keeping log entries, for long benchmarks; `request_count` still counts.

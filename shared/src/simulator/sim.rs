@@ -31,6 +31,8 @@ pub(crate) struct Sim {
     pub log: Mutex<RequestLog>,
     /// HTTP requests received (a batch counts once).
     pub count: AtomicUsize,
+    /// Items of batch requests answered (Facebook counts each against the app's limits).
+    pub batch_items: AtomicUsize,
     latency_nanos: AtomicU64,
     /// Tokens unknown to the world answer "Malformed access token <token>", as Graph does for a
     /// token it cannot parse, instead of "Cannot parse access token".
@@ -60,6 +62,7 @@ impl Sim {
             faults: Mutex::new(FaultStack::default()),
             log: Mutex::new(RequestLog::default()),
             count: AtomicUsize::new(0),
+            batch_items: AtomicUsize::new(0),
             latency_nanos: AtomicU64::new(latency),
             echo_malformed: AtomicBool::new(false),
             stop,
@@ -124,6 +127,7 @@ impl Sim {
 
     pub fn record(&self, entries: Vec<LoggedRequest>) {
         self.count.fetch_add(1, Ordering::Relaxed);
+        self.batch_items.fetch_add(entries.iter().filter(|e| e.batch_item).count(), Ordering::Relaxed);
         let mut log = lock(&self.log);
         if log.enabled {
             log.entries.extend(entries);

@@ -40,6 +40,8 @@ pub struct CycleRun {
     pub peak_backlog: u64,
     /// Graph HTTP requests during the cycle (a batch counts once).
     pub graph_requests: usize,
+    /// Items of those batch requests (Facebook counts each against the app's rate limit).
+    pub graph_batch_items: usize,
     /// The `cpu` object: where CPU time went during the cycle.
     pub cpu: Value,
 }
@@ -138,7 +140,16 @@ pub async fn run_cycle(
     finish(signals);
     let peak_backlog = sampler.stop().await;
     let cpu = Usage::take(&workers.pids()).since(&usage0);
-    Ok(CycleRun { count, enqueue_s, done_s, problem, peak_backlog, graph_requests: env.sim.request_count(), cpu })
+    Ok(CycleRun {
+        count,
+        enqueue_s,
+        done_s,
+        problem,
+        peak_backlog,
+        graph_requests: env.sim.request_count(),
+        graph_batch_items: env.sim.batch_item_count(),
+        cpu,
+    })
 }
 
 /// `name`: `cycle`, or `cycle-encrypted` on an encrypted `env`. Two cycles over the same
@@ -219,6 +230,8 @@ async fn pass(
         "channels_per_s": per_s,
         "graph_requests": run.graph_requests,
         "graph_requests_per_channel": per_channel,
+        "graph_batch_items": run.graph_batch_items,
+        "graph_batch_items_per_min_per_app": run.done_s.map(|d| round(run.graph_batch_items as f64 * 60.0 / d.as_secs_f64(), 0)),
         "peak_backlog": run.peak_backlog,
         "backlog_max": env.config.queue_backlog_max,
         "backlog_over_max": run.peak_backlog > env.config.queue_backlog_max,
