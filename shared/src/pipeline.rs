@@ -51,6 +51,31 @@ pub struct Pipeline {
     pub sweeps: crate::sweeps::Sweeps,
 }
 
+impl Pipeline {
+    /// The one way to build a pipeline: the worker, the producer's inline runs and the tests all
+    /// get their Graph client, key names, policies and codec from the same `config`.
+    pub fn new(
+        db: PgPool,
+        redis: ConnectionManager,
+        config: std::sync::Arc<crate::config::Config>,
+    ) -> Result<Self, GraphError> {
+        Ok(Self {
+            db,
+            redis,
+            graph: GraphClient::from_config(&config)?,
+            flags: FlagKeys::new(config.redis_key_prefix.clone(), config.flag_style),
+            pauses: PauseKeys::new(config.redis_key_prefix.clone()),
+            threshold: config.authorization_error_threshold,
+            retry: config.retry.clone(),
+            metrics: Metrics::default(),
+            usage_threshold: config.rate_limit_usage_threshold,
+            codec: config.codec(),
+            sweeps: crate::sweeps::Sweeps::default(),
+            config,
+        })
+    }
+}
+
 /// What one run of a job settled.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {

@@ -4,9 +4,6 @@ use redis::{AsyncCommands, aio::ConnectionManager};
 use shared::{
     config::{Config, FlagStyle},
     flags::{self, FlagKeys, FlagState},
-    graph::GraphClient,
-    metrics::Metrics,
-    pauses::PauseKeys,
     pipeline::Pipeline,
     queue::{self, Timings},
     retry::RetryPolicy,
@@ -84,20 +81,7 @@ impl TestEnv {
     }
 
     pub fn pipeline(&self) -> Pipeline {
-        Pipeline {
-            db: self.db.clone(),
-            redis: self.redis.clone(),
-            graph: GraphClient::from_config(&self.config).expect("graph client"),
-            flags: self.flag_keys(),
-            pauses: PauseKeys::new(self.config.redis_key_prefix.clone()),
-            threshold: self.config.authorization_error_threshold,
-            retry: self.config.retry.clone(),
-            metrics: Metrics::default(),
-            usage_threshold: self.config.rate_limit_usage_threshold,
-            codec: self.config.codec(),
-            sweeps: Default::default(),
-            config: Arc::new(self.config.clone()),
-        }
+        Pipeline::new(self.db.clone(), self.redis.clone(), Arc::new(self.config.clone())).expect("pipeline")
     }
 
     pub async fn worker_state(&self) -> worker::WorkerState {

@@ -7,11 +7,8 @@ use apalis::prelude::{BoxDynError, Data};
 use redis::aio::ConnectionManager;
 use shared::{
     config::Config,
-    flags::FlagKeys,
     followup,
-    graph::GraphClient,
     job::{QueueJob, RefreshJob},
-    pauses::PauseKeys,
     pipeline::{Outcome, Pipeline},
     queue::{self, JobReport, JobStorage, Timings},
     store,
@@ -56,21 +53,7 @@ impl WorkerState {
         // credentials completed from the database go into the one config the state hands out.
         let config = Arc::new(store::installation::with_app_credentials(&db, &config).await?);
         let redis = queue::connect(&config).await?;
-        let graph = GraphClient::from_config(&config)?;
-        let pipeline = Pipeline {
-            db,
-            redis: redis.clone(),
-            graph,
-            flags: FlagKeys::new(config.redis_key_prefix.clone(), config.flag_style),
-            pauses: PauseKeys::new(config.redis_key_prefix.clone()),
-            threshold: config.authorization_error_threshold,
-            retry: config.retry.clone(),
-            metrics: shared::metrics::Metrics::default(),
-            usage_threshold: config.rate_limit_usage_threshold,
-            codec: config.codec(),
-            sweeps: Default::default(),
-            config: config.clone(),
-        };
+        let pipeline = Pipeline::new(db, redis.clone(), config.clone())?;
         let storage = queue::job_storage(redis.clone(), &config, &timings);
         Ok(Self { config, timings, pipeline, storage, redis, loop_state: Default::default() })
     }
