@@ -15,12 +15,20 @@ use redis::{Script, aio::ConnectionManager};
 
 use crate::redis_ops::millis;
 
-/// Lua: `held(value, now_ms)` → the owner when the lease is still held, else `nil`; and `now_ms()`.
+/// Lua: `held(value, now_ms)` → the owner when the lease is still held, else `nil`; `now_ms()`; and
+/// `write_all(key_value_pairs, ttl, native)`, the one write of `TAKE` and `RENEW`.
 /// Prepended to every script that reads a lease (the flag counter checks the channel lock so).
 pub const LUA_HELPERS: &str = r#"
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function write_all(writes, ttl, native)
+  if #writes == 0 then return end
+  redis.call('MSET', unpack(writes))
+  if native == '1' then
+    for i = 1, #writes, 2 do redis.call('PEXPIRE', writes[i], ttl) end
+  end
 end
 local function held(value, now)
   if not value then return nil end
@@ -47,12 +55,7 @@ for i, key in ipairs(KEYS) do
     writes[#writes + 1] = ARGV[i + 2] .. '@' .. (now + ttl)
   end
 end
-if #writes > 0 then
-  redis.call('MSET', unpack(writes))
-  if ARGV[2] == '1' then
-    for i = 1, #writes, 2 do redis.call('PEXPIRE', writes[i], ttl) end
-  end
-end
+write_all(writes, ttl, ARGV[2])
 return out
 "#;
 
@@ -72,12 +75,7 @@ for i, key in ipairs(KEYS) do
     out[i] = 0
   end
 end
-if #writes > 0 then
-  redis.call('MSET', unpack(writes))
-  if ARGV[2] == '1' then
-    for i = 1, #writes, 2 do redis.call('PEXPIRE', writes[i], ttl) end
-  end
-end
+write_all(writes, ttl, ARGV[2])
 return out
 "#;
 
