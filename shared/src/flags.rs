@@ -127,17 +127,9 @@ end
 return {n, counted, redis.call('EXISTS', KEYS[2])}
 "#;
 
-/// KEYS: flag, count, watcher's seen hash, inbox cache key (or a placeholder). ARGV: channel id,
-/// whether to stamp the cache key, its TTL. Returns whether a flag was cleared.
-const CLEAR: &str = r#"
-local had = redis.call('DEL', KEYS[1])
-redis.call('DEL', KEYS[2])
-redis.call('HDEL', KEYS[3], ARGV[1])
-if had == 1 and ARGV[2] == '1' then
-  redis.call('SET', KEYS[4], redis.call('TIME')[1], 'EX', ARGV[3])
-end
-return had
-"#;
+/// Built once: the count reads the channel lock as a lease.
+static COUNT_ONCE_SCRIPT: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(&format!("{}{COUNT_ONCE}", crate::leases::LUA_HELPERS)));
 
 /// Counts a confirmed failure once for this job, and sets the flag at the threshold, atomically.
 /// Only while `lock` (the channel's lock) still names this job: a job that lost it (a slow call
@@ -152,7 +144,7 @@ pub async fn count_confirmed_failure(
     lock: &str,
 ) -> redis::RedisResult<Option<Counted>> {
     let cache_key = keys.inbox_cache_key(channel.account_id);
-    let answer: Option<(i64, i64, i64)> = Script::new(&format!("{}{COUNT_ONCE}", crate::leases::LUA_HELPERS))
+    let answer: Option<(i64, i64, i64)> = COUNT_ONCE_SCRIPT
         .key(keys.authorization_error_count(channel.id))
         .key(keys.reauthorization_required(channel.id))
         .key(keys.counted(job_id))
@@ -180,18 +172,7 @@ pub struct Owner {
 /// A success: the token works, so the inbox must not be told otherwise. Returns whether a flag was
 /// set (and is now cleared).
 pub async fn clear(redis: &mut ConnectionManager, keys: &FlagKeys, channel: Owner) -> redis::RedisResult<bool> {
-    let cache_key = keys.inbox_cache_key(channel.account_id);
-    let had: i64 = Script::new(CLEAR)
-        .key(keys.reauthorization_required(channel.id))
-        .key(keys.authorization_error_count(channel.id))
-        .key(keys.counter_seen())
-        .key(cache_key.clone().unwrap_or_else(|| keys.counter_seen()))
-        .arg(channel.id)
-        .arg(if cache_key.is_some() { "1" } else { "0" })
-        .arg(INBOX_CACHE_KEY_TTL_SECS)
-        .invoke_async(redis)
-        .await?;
-    Ok(had == 1)
+    Ok(clear_many(redis, keys, &[channel]).await?.first() == Some(&true))
 }
 
 /// KEYS: every channel's flag and count (flag1, count1, flag2, count2, …), the watcher's seen
@@ -221,6 +202,8 @@ end
 return out
 "#;
 
+static CLEAR_MANY_SCRIPT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| Script::new(CLEAR_MANY));
+
 /// [`clear`] for many channels in one script (a batch's healthy channels); per channel, whether
 /// a flag was cleared.
 pub async fn clear_many(
@@ -231,8 +214,7 @@ pub async fn clear_many(
     let mut out = Vec::with_capacity(channels.len());
     // Lua's `unpack` has a stack limit; a cycle's batch is 50.
     for part in channels.chunks(500) {
-        let script = Script::new(CLEAR_MANY);
-        let mut call = script.prepare_invoke();
+        let mut call = CLEAR_MANY_SCRIPT.prepare_invoke();
         for c in part {
             call.key(keys.reauthorization_required(c.id)).key(keys.authorization_error_count(c.id));
         }

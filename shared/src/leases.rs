@@ -15,20 +15,12 @@ use redis::{Script, aio::ConnectionManager};
 
 use crate::redis_ops::millis;
 
-/// Lua: `held(value, now_ms)` → the owner when the lease is still held, else `nil`; `now_ms()`; and
-/// `write_all(key_value_pairs, ttl, native)`, the one write of `TAKE` and `RENEW`.
+/// Lua: `held(value, now_ms)` → the owner when the lease is still held, else `nil`; and `now_ms()`.
 /// Prepended to every script that reads a lease (the flag counter checks the channel lock so).
 pub const LUA_HELPERS: &str = r#"
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local function write_all(writes, ttl, native)
-  if #writes == 0 then return end
-  redis.call('MSET', unpack(writes))
-  if native == '1' then
-    for i = 1, #writes, 2 do redis.call('PEXPIRE', writes[i], ttl) end
-  end
 end
 local function held(value, now)
   if not value then return nil end
@@ -39,50 +31,44 @@ local function held(value, now)
 end
 "#;
 
-/// KEYS: the leases. ARGV: ttl ms, whether to set the native expiry too, then one owner per key.
-/// Takes each lease that is free (absent or lapsed); returns 1 where taken.
-const TAKE: &str = r#"
-local now = now_ms()
-local ttl = tonumber(ARGV[1])
-local values = redis.call('MGET', unpack(KEYS))
-local out, writes = {}, {}
-for i, key in ipairs(KEYS) do
-  if held(values[i], now) then
-    out[i] = 0
-  else
-    out[i] = 1
-    writes[#writes + 1] = key
-    writes[#writes + 1] = ARGV[i + 2] .. '@' .. (now + ttl)
+/// Lua: `claim(keep)`, the one body of `TAKE` and `RENEW`. KEYS: the leases. ARGV: ttl ms, whether
+/// to set the native expiry too, then one owner per key. Writes `OWNER@DEADLINE` to each lease for
+/// which `keep(holder, owner)` holds, with one `MGET` and one `MSET`; returns 1 where written.
+const CLAIM: &str = r#"
+local function claim(keep)
+  local now = now_ms()
+  local ttl = tonumber(ARGV[1])
+  local values = redis.call('MGET', unpack(KEYS))
+  local out, writes = {}, {}
+  for i, key in ipairs(KEYS) do
+    local owner = ARGV[i + 2]
+    if keep(held(values[i], now), owner) then
+      out[i] = 1
+      writes[#writes + 1] = key
+      writes[#writes + 1] = owner .. '@' .. (now + ttl)
+    else
+      out[i] = 0
+    end
   end
+  if #writes > 0 then
+    redis.call('MSET', unpack(writes))
+    if ARGV[2] == '1' then
+      for i = 1, #writes, 2 do redis.call('PEXPIRE', writes[i], ttl) end
+    end
+  end
+  return out
 end
-write_all(writes, ttl, ARGV[2])
-return out
 "#;
 
-/// KEYS: the leases. ARGV: ttl ms, native expiry, one owner per key. Extends each lease its owner
-/// still holds; returns 1 where extended.
-const RENEW: &str = r#"
-local now = now_ms()
-local ttl = tonumber(ARGV[1])
-local values = redis.call('MGET', unpack(KEYS))
-local out, writes = {}, {}
-for i, key in ipairs(KEYS) do
-  if held(values[i], now) == ARGV[i + 2] then
-    out[i] = 1
-    writes[#writes + 1] = key
-    writes[#writes + 1] = ARGV[i + 2] .. '@' .. (now + ttl)
-  else
-    out[i] = 0
-  end
-end
-write_all(writes, ttl, ARGV[2])
-return out
-"#;
+/// Takes each lease that is free (absent or lapsed).
+const TAKE: &str = "return claim(function(holder, owner) return not holder end)";
+
+/// Extends each lease its owner still holds.
+const RENEW: &str = "return claim(function(holder, owner) return holder == owner end)";
 
 /// KEYS: the leases. ARGV: one owner per key. Deletes each lease its owner still holds (or that
 /// has lapsed while naming it); returns 1 where deleted.
 const DROP: &str = r#"
-local now = now_ms()
 local values = redis.call('MGET', unpack(KEYS))
 local out, dels = {}, {}
 for i, key in ipairs(KEYS) do
@@ -117,14 +103,28 @@ const HOLDER: &str = "return held(redis.call('GET', KEYS[1]), now_ms())";
 /// A batch larger than this is sent in several scripts (Lua's `unpack` has a stack limit).
 const PER_SCRIPT: usize = 1_000;
 
-fn script(body: &str) -> Script {
-    Script::new(&format!("{LUA_HELPERS}{body}"))
+/// Each script's source and hash, built once per process rather than on every call.
+static SCRIPTS: std::sync::LazyLock<[Script; 5]> = std::sync::LazyLock::new(|| {
+    [TAKE, RENEW, DROP, HAND_OVER, HOLDER].map(|body| Script::new(&format!("{LUA_HELPERS}{CLAIM}{body}")))
+});
+
+#[derive(Clone, Copy)]
+enum Op {
+    Take,
+    Renew,
+    Drop,
+    HandOver,
+    Holder,
 }
 
-/// Native expiry for a lease taken alone or by a small group; a batch's leases rely on their
-/// deadline (one `PEXPIRE` per key would cost what the `MSET` saves).
+fn script(op: Op) -> &'static Script {
+    &SCRIPTS[op as usize]
+}
+
+/// Native expiry for a lease taken alone; a batch's leases rely on their deadline (one `PEXPIRE`
+/// per key would cost what the `MSET` saves).
 fn native_expiry(n: usize) -> bool {
-    n <= 2
+    n == 1
 }
 
 /// Takes each `(key, owner)` lease that is free; `true` where taken.
@@ -133,7 +133,7 @@ pub async fn take(
     leases: &[(String, String)],
     ttl: Duration,
 ) -> redis::RedisResult<Vec<bool>> {
-    run(redis, TAKE, leases, Some(ttl)).await
+    run(redis, Op::Take, leases, Some(ttl)).await
 }
 
 /// Extends each lease its owner still holds; `false` where it was lost.
@@ -142,12 +142,12 @@ pub async fn renew(
     leases: &[(String, String)],
     ttl: Duration,
 ) -> redis::RedisResult<Vec<bool>> {
-    run(redis, RENEW, leases, Some(ttl)).await
+    run(redis, Op::Renew, leases, Some(ttl)).await
 }
 
 /// Deletes each lease its owner still holds; `true` where deleted.
 pub async fn drop(redis: &mut ConnectionManager, leases: &[(String, String)]) -> redis::RedisResult<Vec<bool>> {
-    run(redis, DROP, leases, None).await
+    run(redis, Op::Drop, leases, None).await
 }
 
 /// Passes the lease from `from` to `to` (or gives it to `to` when free) for `ttl`.
@@ -158,22 +158,22 @@ pub async fn hand_over(
     to: &str,
     ttl: Duration,
 ) -> redis::RedisResult<bool> {
-    let done: i64 = script(HAND_OVER).key(key).arg(from).arg(to).arg(millis(ttl)).invoke_async(redis).await?;
+    let done: i64 = script(Op::HandOver).key(key).arg(from).arg(to).arg(millis(ttl)).invoke_async(redis).await?;
     Ok(done == 1)
 }
 
 /// Who holds the lease now.
 pub async fn holder(redis: &mut ConnectionManager, key: &str) -> redis::RedisResult<Option<String>> {
-    script(HOLDER).key(key).invoke_async(redis).await
+    script(Op::Holder).key(key).invoke_async(redis).await
 }
 
 async fn run(
     redis: &mut ConnectionManager,
-    body: &str,
+    op: Op,
     leases: &[(String, String)],
     ttl: Option<Duration>,
 ) -> redis::RedisResult<Vec<bool>> {
-    let script = script(body);
+    let script = script(op);
     let mut out = Vec::with_capacity(leases.len());
     for part in leases.chunks(PER_SCRIPT) {
         let mut call = script.prepare_invoke();

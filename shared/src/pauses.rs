@@ -47,9 +47,7 @@ pub async fn remaining(
     keys: &PauseKeys,
     page_id: &str,
 ) -> redis::RedisResult<Option<Duration>> {
-    let (app, page): (i64, i64) = redis::pipe().pttl(keys.app()).pttl(keys.page(page_id)).query_async(redis).await?;
-    let ms = app.max(page);
-    Ok((ms > 0).then(|| Duration::from_millis(ms as u64)))
+    Ok(remaining_many(redis, keys, &[page_id]).await?.into_iter().next().flatten())
 }
 
 /// KEYS: the app's pause, then each page's. Returns per page the milliseconds still to wait (0 or
@@ -66,6 +64,9 @@ end
 return out
 "#;
 
+static REMAINING_MANY_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(REMAINING_MANY));
+
 /// [`remaining`] for many pages (a batch) in one round trip.
 pub async fn remaining_many(
     redis: &mut ConnectionManager,
@@ -75,8 +76,7 @@ pub async fn remaining_many(
     let mut out = Vec::with_capacity(page_ids.len());
     // Lua's `unpack` has a stack limit; a batch is 50 pages.
     for part in page_ids.chunks(500) {
-        let script = redis::Script::new(REMAINING_MANY);
-        let mut call = script.prepare_invoke();
+        let mut call = REMAINING_MANY_SCRIPT.prepare_invoke();
         call.key(keys.app());
         for page in part {
             call.key(keys.page(page));

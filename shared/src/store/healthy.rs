@@ -90,13 +90,12 @@ pub async fn save_healthy_many(
         }
     }
     // Per account: (channels found healthy, of which healthy before).
+    let changed_ids: std::collections::HashSet<i64> = changed.iter().map(|(c, _)| *c).collect();
     let mut per_account: std::collections::BTreeMap<i32, (i32, i32)> = std::collections::BTreeMap::new();
     for (c, account, _, _) in batch.channels {
         let entry = per_account.entry(clamp_i32(*account)).or_default();
         entry.0 += 1;
-        if !changed.iter().any(|(id, _)| id == c) {
-            entry.1 += 1;
-        }
+        entry.1 += i32::from(!changed_ids.contains(c));
     }
     let accounts: Vec<i32> = per_account.keys().copied().collect();
     let healthy: Vec<i32> = per_account.values().map(|v| v.0).collect();
