@@ -8,7 +8,7 @@
 
 mod seed;
 
-use std::{collections::BTreeMap, time::Duration};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::Utc;
@@ -17,9 +17,9 @@ use shared::{
     job::Reason,
     queue::{self, Timings},
     secret::Secret,
-    simulator::{GraphSim, SimOptions},
     store,
 };
+use simulator::{GraphSim, SimOptions};
 use sqlx::{PgPool, postgres::PgConnectOptions};
 use tokio_util::sync::CancellationToken;
 
@@ -83,8 +83,8 @@ pub async fn run_demo(mut config: Config, args: DemoArgs) -> anyhow::Result<Stri
     println!("demo: seeded {} channels: {}", args.channels, plan);
 
     let shutdown = CancellationToken::new();
-    tokio::spawn(worker::signals::cancel_on_signal(shutdown.clone()));
-    let worker = tokio::spawn(worker::run_with(config.clone(), Timings::default(), shutdown.clone()));
+    tokio::spawn(shared::process::cancel_on_signal(shutdown.clone()));
+    let worker = tokio::spawn(shared::worker::run_with(config.clone(), Timings::default(), shutdown.clone()));
 
     let started = Utc::now();
     let clock = std::time::Instant::now();
@@ -114,12 +114,10 @@ pub async fn run_demo(mut config: Config, args: DemoArgs) -> anyhow::Result<Stri
 }
 
 async fn summarize(db: &PgPool, sim: &GraphSim, elapsed: Duration) -> anyhow::Result<String> {
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT status, count(*) FROM fb_token_states GROUP BY status").fetch_all(db).await?;
-    let counts: BTreeMap<String, i64> = rows.into_iter().collect();
+    let counts = shared::store::status_counts(db).await?;
     let total: i64 = counts.values().sum();
     let mut out = String::from("\nstatus                      channels\n--------------------------  --------\n");
-    for status in ["healthy", "refreshed", "reauthorization_required", "retrying", "unknown"] {
+    for status in shared::store::STATUSES {
         out.push_str(&format!("{status:<26}  {:>8}\n", counts.get(status).copied().unwrap_or(0)));
     }
     out.push_str(&format!("{:<26}  {total:>8}\n", "total"));

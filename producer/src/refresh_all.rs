@@ -2,7 +2,6 @@
 //! channel ended needing reauthorization.
 
 use std::{
-    collections::BTreeMap,
     io::{IsTerminal, Write},
     time::{Duration, Instant},
 };
@@ -13,7 +12,6 @@ use shared::{
     queue::{self, Timings},
     store,
 };
-use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 /// The summary rows, in the order printed.
@@ -69,7 +67,7 @@ pub async fn refresh_all(config: &Config, no_wait: bool, terminal: bool) -> anyh
     if terminal {
         eprintln!();
     }
-    let counts = status_counts(&db).await?;
+    let counts = store::status_counts(&db).await?;
     let mut text = format!("{head}\n\n{:<24}  {:>8}\n{:-<24}  {:->8}\n", "status", "channels", "", "");
     for (key, label) in ROWS {
         text.push_str(&format!("{label:<24}  {:>8}\n", counts.get(key).copied().unwrap_or(0)));
@@ -77,17 +75,4 @@ pub async fn refresh_all(config: &Config, no_wait: bool, terminal: bool) -> anyh
     text.push_str(&format!("{:<24}  {:>8}", "total", counts.values().sum::<i64>()));
     let flagged = counts.get("reauthorization_required").copied().unwrap_or(0);
     Ok((if flagged > 0 { 1 } else { 0 }, text))
-}
-
-/// Statuses of the channels that back a Facebook inbox.
-pub async fn status_counts(db: &PgPool) -> anyhow::Result<BTreeMap<String, i64>> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT coalesce(s.status, 'unknown'), count(*) FROM channel_facebook_pages c
-         LEFT JOIN fb_token_states s ON s.channel_id = c.id
-         WHERE EXISTS (SELECT 1 FROM inboxes i WHERE i.channel_id = c.id AND i.channel_type = 'Channel::FacebookPage')
-         GROUP BY 1",
-    )
-    .fetch_all(db)
-    .await?;
-    Ok(rows.into_iter().collect())
 }

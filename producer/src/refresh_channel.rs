@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use shared::worker::WorkerState;
 use shared::{
     config::Config,
     job::{Reason, RefreshJob},
@@ -12,7 +13,6 @@ use shared::{
     reports::ReportWaiter,
     store,
 };
-use worker::WorkerState;
 
 pub const EXIT_VALID: i32 = 0;
 pub const EXIT_CONFIRMED_FAILURE: i32 = 1;
@@ -58,7 +58,7 @@ async fn run(config: &Config, channel_id: i64, wait: Duration, inline: bool) -> 
     let job = RefreshJob::new(channel_id, Reason::Manual);
     let waited = if inline {
         let state = WorkerState::connect_with_pool(std::sync::Arc::new(config.clone()), Timings::default(), 2).await?;
-        let report = worker::handler::handle_job(&state, &job).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let report = shared::worker::handler::handle_job(&state, &job).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         if report.settled { Waited::Settled(report) } else { Waited::RetryScheduled(report) }
     } else {
         let mut redis = queue::connect(config).await?;

@@ -9,7 +9,7 @@ use tracing::info;
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let schedule = crate::cron::parse_schedule(&config.refresh_cron)?;
     let shutdown = CancellationToken::new();
-    tokio::spawn(worker::signals::cancel_on_signal(shutdown.clone()));
+    tokio::spawn(shared::process::cancel_on_signal(shutdown.clone()));
     let listener = tokio::net::TcpListener::bind(config.api_bind)
         .await
         .with_context(|| format!("cannot listen on API_BIND={}", config.api_bind))?;
@@ -23,10 +23,10 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let state = crate::api::AppState::connect(config).await?;
+    let state = crate::state::AppState::connect(config).await?;
     let (db, redis, storage, intake, config) =
         (state.db.clone(), state.redis.clone(), state.storage.clone(), state.intake.clone(), state.config.clone());
-    let replica = worker::name::unique_worker_name().replacen("worker-", "producer-", 1);
+    let replica = shared::process::unique_worker_name().replacen("worker-", "producer-", 1);
     if config.weak_admin_token() {
         tracing::warn!(
             "ADMIN_API_TOKEN is shorter than {} characters and opens every account; use a long random one (e.g. `openssl rand -hex 32`)",
@@ -51,7 +51,7 @@ pub async fn serve(
         let watcher = shared::watcher::CounterWatcher::new(intake.clone(), state.metrics.clone());
         tokio::spawn(watcher.run(shutdown.clone()))
     });
-    let app = crate::api::router(state);
+    let app = crate::app::router(state);
     let stop = shutdown.clone();
     axum::serve(shared::listener::nodelay(listener), app)
         .with_graceful_shutdown(async move { stop.cancelled().await })

@@ -17,7 +17,7 @@ use crate::{
     locks::{self, LockKeys},
     metrics::Metrics,
     pauses,
-    pipeline::{CHANNEL_BUSY_WAIT, DEFAULT_RATE_LIMIT_WAIT, InfraError, LOCK_TTL, Outcome, Pipeline},
+    pipeline::{CHANNEL_BUSY_WAIT, DEFAULT_RATE_LIMIT_WAIT, InfraError, Journal, LOCK_TTL, Outcome, Pipeline},
     store::{self, Channel},
 };
 
@@ -142,7 +142,8 @@ impl Pipeline {
                         kind: ErrorKind::RateLimited,
                         ..GraphError::transport("rate-limit pause in force")
                     };
-                    let outcome = self.retry_later(&single, &channel, error, Some(wait)).await?;
+                    let mut journal = Journal::new(&single);
+                    let outcome = self.retry_later(&single, &mut journal, &channel, error, Some(wait)).await?;
                     out.settled.push((single, outcome));
                 }
                 None => to_check.push(channel),
@@ -161,7 +162,7 @@ impl Pipeline {
         let latency = started.elapsed() / u32::try_from(items.len()).unwrap_or(1).max(1);
         self.metrics.observe("validate_batch", started.elapsed().as_secs_f64());
         // Keyed by the decrypted user token's digest: equal tokens are unequal ciphertexts.
-        let mut failing: HashMap<Vec<u8>, Vec<(RefreshJob, Channel)>> = HashMap::new();
+        let mut failing: HashMap<Vec<u8>, Vec<(RefreshJob, Journal, Channel)>> = HashMap::new();
         let mut healthy = Vec::with_capacity(to_check.len());
         for (channel, answer) in to_check.into_iter().zip(answers) {
             let single = job.single(channel.id);
@@ -173,16 +174,17 @@ impl Pipeline {
                     healthy.push((single, channel));
                 }
                 Err(error) => {
-                    self.record_validation(&single, &channel, Some(&error), latency).await?;
+                    let mut journal = Journal::new(&single);
+                    self.record_validation(&mut journal, &channel, Some(&error), latency);
                     if error.kind.is_confirmed_failure() {
                         failing
                             .entry(store::user_token_digest(&channel.user_token))
                             .or_default()
-                            .push((single, channel));
+                            .push((single, journal, channel));
                     } else {
                         // Not decided: the channel continues as a single job with its own retries
                         // (a rate limit pauses the page first); its state says `retrying`.
-                        let outcome = self.not_settled(&single, &channel, error).await?;
+                        let outcome = self.not_settled(&single, &mut journal, &channel, error).await?;
                         out.settled.push((single, outcome));
                     }
                 }
@@ -224,28 +226,36 @@ impl Pipeline {
 
     /// One `/me/accounts` sweep for every failing page of one user token, then each page settles
     /// on its own (new token checked and written, or the failure counted).
-    async fn sweep(&self, group: Vec<(RefreshJob, Channel)>, out: &mut BatchOutcome) -> Result<(), InfraError> {
-        let Some((_, first)) = group.first() else { return Ok(()) };
+    async fn sweep(
+        &self,
+        group: Vec<(RefreshJob, Journal, Channel)>,
+        out: &mut BatchOutcome,
+    ) -> Result<(), InfraError> {
+        let Some((_, _, first)) = group.first() else { return Ok(()) };
         let user_token = first.user_token.clone();
-        let pages: Vec<String> = group.iter().map(|(_, c)| c.page_id.clone()).collect();
+        let pages: Vec<String> = group.iter().map(|(_, _, c)| c.page_id.clone()).collect();
         let started = Instant::now();
         let swept = self.graph.find_page_tokens(&user_token, &pages).await;
         self.metrics.observe("refresh_sweep", started.elapsed().as_secs_f64());
         let mut lookups = match swept {
             Ok(map) => map,
             Err(error) => {
-                for (single, channel) in group {
-                    let outcome = self.refresh_found(&single, &channel, Err(error.clone()), started.elapsed()).await?;
+                for (single, mut journal, channel) in group {
+                    let found = Err(error.clone());
+                    let outcome = self.refresh_found(&single, &mut journal, &channel, found, started.elapsed()).await?;
+                    self.flush(&mut journal).await?;
                     out.settled.push((single, outcome));
                 }
                 return Ok(());
             }
         };
-        for (single, channel) in group {
+        for (single, mut journal, channel) in group {
             let lookup = lookups.remove(&channel.page_id).unwrap_or(PageLookup::NotManaged);
             let checked = self.check_found(&channel, lookup).await;
             Metrics::count(&self.metrics.refreshes, checked.as_ref().map_or_else(|e| e.kind.as_str(), |_| "ok"));
-            let outcome = self.refresh_found(&single, &channel, checked, started.elapsed()).await?;
+            let outcome = self.refresh_found(&single, &mut journal, &channel, checked, started.elapsed()).await?;
+            // A run that wrote no state (superseded, lock lost) still keeps its history.
+            self.flush(&mut journal).await?;
             out.settled.push((single, outcome));
         }
         Ok(())

@@ -335,7 +335,7 @@ impl Config {
                 Some(v) => webhook_urls(&v)?,
             },
             webhook_secret: match get("WEBHOOK_SECRET").map(Secret::new) {
-                Some(s) if crate::webhooks::standard_key(&s).is_err() => {
+                Some(s) if crate::signing::standard_key(&s).is_err() => {
                     return Err(err("WEBHOOK_SECRET", "[redacted]", "starts with whsec_ but the rest is not base64"));
                 }
                 s => s,

@@ -59,7 +59,7 @@ pub async fn settle(
         // A stale marker expires on its own (MARKER_TTL); a missing one only costs a duplicate job.
         warn!(job.id = %id, error = %e, "could not update the channel's pending marker");
     }
-    let report = JobReport::from_outcome(job, outcome);
+    let report = outcome.report(job);
     if let Err(e) = queue::publish_report(redis, config, &report).await {
         // The outcome is stored in Postgres; only a waiting caller misses it.
         warn!(job.id = %job.job_id(), error = %e, "could not publish the job report");

@@ -193,46 +193,6 @@ fn code_label(code: Option<i64>) -> String {
     }
 }
 
-/// Reads the gauges' values (channels by status, flagged channels, queue depth). Failures leave the
-/// last values: a scrape must not fail because a store blinked.
-pub async fn refresh_gauges(
-    metrics: &Metrics,
-    db: &sqlx::PgPool,
-    redis: &mut redis::aio::ConnectionManager,
-    config: &crate::config::Config,
-) {
-    let rows: Result<Vec<(String, i64)>, _> = sqlx::query_as(
-        "SELECT coalesce(s.status, 'unknown'), count(*) FROM channel_facebook_pages c
-         LEFT JOIN fb_token_states s ON s.channel_id = c.id GROUP BY 1",
-    )
-    .fetch_all(db)
-    .await;
-    if let Ok(rows) = rows {
-        for status in ["healthy", "refreshed", "reauthorization_required", "retrying", "unknown"] {
-            let n = rows.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
-            metrics.channels.get_or_create(&StatusLabel { status: status.to_owned() }).set(n);
-            if status == "reauthorization_required" {
-                metrics.reauthorization_required.set(n);
-            }
-        }
-    }
-    if let Ok(d) = crate::queue::depth(redis, config).await {
-        for (state, n) in [
-            ("pending", d.pending),
-            ("scheduled", d.scheduled),
-            ("running", d.running),
-            ("done", d.done),
-            ("dead", d.dead),
-            ("deferred", d.deferred),
-        ] {
-            metrics
-                .queue
-                .get_or_create(&StateLabel { state: state.to_owned() })
-                .set(i64::try_from(n).unwrap_or(i64::MAX));
-        }
-    }
-}
-
 pub fn render(metrics: &Metrics) -> String {
     let mut out = String::new();
     // Writing into a String cannot fail.

@@ -8,9 +8,9 @@ use shared::{
     queue::{self, Timings},
     retry::RetryPolicy,
     secret::Secret,
-    simulator::{GraphSim, SimOptions},
     store,
 };
+use simulator::{GraphSim, SimOptions};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -84,8 +84,8 @@ impl TestEnv {
         Pipeline::new(self.db.clone(), self.redis.clone(), Arc::new(self.config.clone())).expect("pipeline")
     }
 
-    pub async fn worker_state(&self) -> worker::WorkerState {
-        worker::WorkerState::connect(Arc::new(self.config.clone()), fast_timings()).await.expect("worker state")
+    pub async fn worker_state(&self) -> shared::worker::WorkerState {
+        shared::worker::WorkerState::connect(Arc::new(self.config.clone()), fast_timings()).await.expect("worker state")
     }
 
     pub async fn flags(&self, channel_id: i64) -> FlagState {
@@ -220,14 +220,14 @@ impl Drop for TestEnv {
 /// A worker running in this process until stopped or dropped.
 pub struct RunningWorker {
     pub shutdown: tokio_util::sync::CancellationToken,
-    pub join: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    pub join: Option<tokio::task::JoinHandle<Result<(), shared::worker::StartError>>>,
 }
 
 impl RunningWorker {
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.shutdown.cancel();
         match self.join.take() {
-            Some(j) => j.await?,
+            Some(j) => Ok(j.await??),
             None => Ok(()),
         }
     }
@@ -246,7 +246,7 @@ impl TestEnv {
 
     pub fn spawn_worker_with(&self, timings: Timings) -> RunningWorker {
         let shutdown = tokio_util::sync::CancellationToken::new();
-        let join = tokio::spawn(worker::run_with(self.config.clone(), timings, shutdown.clone()));
+        let join = tokio::spawn(shared::worker::run_with(self.config.clone(), timings, shutdown.clone()));
         RunningWorker { shutdown, join: Some(join) }
     }
 }

@@ -6,6 +6,6 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     init_tracing(config.log_format);
     let shutdown = CancellationToken::new();
-    tokio::spawn(worker::signals::cancel_on_signal(shutdown.clone()));
-    worker::run(config, shutdown).await
+    tokio::spawn(shared::process::cancel_on_signal(shutdown.clone()));
+    Ok(shared::worker::run(config, shutdown).await?)
 }

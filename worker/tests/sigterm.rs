@@ -5,8 +5,8 @@ use std::{process::Stdio, time::Duration};
 use shared::{
     job::{Reason, RefreshJob},
     queue::{self, Waited},
-    simulator::{Fault, FaultKind, Matcher},
 };
+use simulator::{Fault, FaultKind, Matcher};
 use tests::{TestEnv, env::fast_timings, wait::eventually};
 
 #[tokio::test]

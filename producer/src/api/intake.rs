@@ -10,10 +10,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use shared::intake::{IntakeError, parse_report};
 
-use super::{
-    AppState,
+use crate::{
     auth::authenticate,
     errors::{ApiError, parse_id},
+    state::AppState,
 };
 
 pub async fn report(

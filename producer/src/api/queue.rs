@@ -3,10 +3,10 @@
 use axum::{Json, extract::State, http::HeaderMap};
 use serde_json::{Value, json};
 
-use super::{
-    AppState,
+use crate::{
     auth::{Caller, authenticate},
     errors::ApiError,
+    state::AppState,
 };
 
 pub async fn get(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {

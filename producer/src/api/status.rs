@@ -13,10 +13,10 @@ use shared::{
     status::{InboxStatus, inbox_status},
 };
 
-use super::{
-    AppState,
+use crate::{
     auth::{Caller, authenticate},
     errors::{ApiError, parse_id},
+    state::AppState,
 };
 
 pub async fn get(

@@ -21,11 +21,11 @@ use super::{
     rows::{Notice, Table},
     session,
 };
-use crate::api::{
-    ApiError, AppState,
+use crate::{
     auth::Caller,
-    parse_id,
-    refresh::{RefreshAnswer, refresh_and_wait},
+    errors::{ApiError, parse_id},
+    manual_refresh::{RefreshAnswer, refresh_and_wait},
+    state::AppState,
 };
 
 pub const WAIT: Duration = Duration::from_secs(20);

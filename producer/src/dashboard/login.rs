@@ -16,7 +16,7 @@ use super::{
     locale::Locale,
     session,
 };
-use crate::api::{AppState, auth::token_caller};
+use crate::{auth::token_caller, state::AppState};
 
 #[derive(Debug, Deserialize)]
 pub struct LoginForm {

@@ -27,7 +27,7 @@ use axum::{
 
 pub use html::escape_html;
 
-use crate::api::AppState;
+use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

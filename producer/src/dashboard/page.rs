@@ -26,7 +26,7 @@ use super::{
     rows::{Notice, Table},
     session,
 };
-use crate::api::{AppState, auth::Caller};
+use crate::{auth::Caller, state::AppState};
 
 const PAGE_SIZE: usize = 200;
 /// The filters offered, in the order of the counts at the top (`attention` is `needs_attention`).

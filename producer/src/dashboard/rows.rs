@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use shared::status::InboxStatus;
 
-use crate::api::auth::Caller;
+use crate::auth::Caller;
 
 use super::{
     banner,

@@ -8,9 +8,10 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use redis::AsyncCommands;
 use shared::store::token_hash;
 
-use crate::api::{
-    ApiError, AppState,
+use crate::{
     auth::{Caller, constant_time_eq, user_caller},
+    errors::ApiError,
+    state::AppState,
 };
 use shared::store::chatwoot_users;
 

@@ -4,7 +4,8 @@
 use std::fmt;
 
 use redis::{AsyncCommands, aio::ConnectionManager};
-use shared::{config::Config, secret::Secret, simulator::GraphSim};
+use shared::{config::Config, secret::Secret};
+use simulator::GraphSim;
 use sqlx::{Connection as _, PgConnection, PgPool, postgres::PgConnectOptions};
 
 /// The table a demo creates in its database to say "mine": only a database with it, or one without

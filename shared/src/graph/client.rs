@@ -155,7 +155,7 @@ impl GraphClient {
         self.sweep(user_token, Some(page_ids)).await
     }
 
-    /// Every page of the user, from one sweep to the end of the list (`crate::sweeps` shares it
+    /// Every page of the user, from one sweep to the end of the list (the sweeps module shares it
     /// between the jobs of several of the user's pages).
     pub async fn all_page_tokens(
         &self,

@@ -8,8 +8,6 @@ mod error;
 mod proof;
 mod scrub;
 mod subscriptions;
-#[cfg(all(test, feature = "simulator"))]
-mod tests;
 mod tokens;
 mod usage;
 

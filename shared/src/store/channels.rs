@@ -139,7 +139,7 @@ pub enum TokenWrite {
 /// Writes a new page token if the row is still at the version `read` saw. `updated_at` moves
 /// strictly forward, even within one clock tick, so the next guard sees the change.
 pub async fn write_page_token(
-    db: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     codec: &Codec,
     read: &Channel,
     token: &Secret,

@@ -7,7 +7,11 @@ use super::events::clamp_i32;
 use crate::{graph::GraphError, job::RefreshJob};
 
 /// A job that used its last attempt.
-pub async fn record_dead_job(db: &PgPool, job: &RefreshJob, error: &GraphError) -> Result<(), sqlx::Error> {
+pub async fn record_dead_job(
+    db: impl sqlx::PgExecutor<'_>,
+    job: &RefreshJob,
+    error: &GraphError,
+) -> Result<(), sqlx::Error> {
     let v = job.v1();
     sqlx::query(
         "INSERT INTO fb_dead_jobs (job_id, channel_id, reason, attempts, error_kind, error_code, error_subcode, error_message, payload)

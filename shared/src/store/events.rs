@@ -26,24 +26,46 @@ pub struct Event<'a> {
 }
 
 pub async fn record_event(db: &PgPool, e: &Event<'_>) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO fb_token_events
-           (channel_id, job_id, reason, step, outcome, graph_latency_ms, error_code, error_subcode, error_message)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(clamp_i32(e.channel_id))
-    .bind(e.job_id)
-    .bind(e.reason.as_str())
-    .bind(match e.step {
+    record_events(db, std::slice::from_ref(e)).await
+}
+
+fn step_name(step: Step) -> &'static str {
+    match step {
         Step::Validate => "validate",
         Step::Refresh => "refresh",
         Step::Subscribe => "subscribe",
-    })
-    .bind(e.outcome)
-    .bind(e.graph_latency_ms.map(clamp_i32))
-    .bind(e.error.and_then(|x| x.code).map(clamp_i32))
-    .bind(e.error.and_then(|x| x.subcode).map(clamp_i32))
-    .bind(e.error.map(|x| x.message.as_str()))
+    }
+}
+
+/// Every row in one statement, on a pool or inside the caller's transaction.
+pub async fn record_events(db: impl sqlx::PgExecutor<'_>, events: &[Event<'_>]) -> Result<(), sqlx::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let channel: Vec<i32> = events.iter().map(|e| clamp_i32(e.channel_id)).collect();
+    let job: Vec<Uuid> = events.iter().map(|e| e.job_id).collect();
+    let reason: Vec<&str> = events.iter().map(|e| e.reason.as_str()).collect();
+    let step: Vec<&str> = events.iter().map(|e| step_name(e.step)).collect();
+    let outcome: Vec<&str> = events.iter().map(|e| e.outcome).collect();
+    let latency: Vec<Option<i32>> = events.iter().map(|e| e.graph_latency_ms.map(clamp_i32)).collect();
+    let code: Vec<Option<i32>> = events.iter().map(|e| e.error.and_then(|x| x.code).map(clamp_i32)).collect();
+    let subcode: Vec<Option<i32>> = events.iter().map(|e| e.error.and_then(|x| x.subcode).map(clamp_i32)).collect();
+    let message: Vec<Option<&str>> = events.iter().map(|e| e.error.map(|x| x.message.as_str())).collect();
+    sqlx::query(
+        "INSERT INTO fb_token_events
+           (channel_id, job_id, reason, step, outcome, graph_latency_ms, error_code, error_subcode, error_message)
+         SELECT * FROM UNNEST($1::int[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::int[], $7::int[],
+                              $8::int[], $9::text[])",
+    )
+    .bind(channel)
+    .bind(job)
+    .bind(reason)
+    .bind(step)
+    .bind(outcome)
+    .bind(latency)
+    .bind(code)
+    .bind(subcode)
+    .bind(message)
     .execute(db)
     .await?;
     Ok(())

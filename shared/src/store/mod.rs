@@ -29,11 +29,11 @@ pub use channels::{
 pub use dead::{
     kept_payload, mark_redriven, open_dead_count, open_dead_jobs, record_dead_job, record_panic, record_poison,
 };
-pub use events::{Event, Step, record_event};
+pub use events::{Event, Step, record_event, record_events};
 pub use healthy::{HealthyBatch, HealthyWritten, save_healthy_many};
 pub use inboxes::*;
 pub use outcomes::{HourlyOutcome, hourly_outcomes};
-pub use states::{FailureCount, StateUpdate, TokenState, load_state, save_state};
+pub use states::{FailureCount, STATUSES, StateUpdate, TokenState, load_state, save_state, status_counts};
 pub use user_tokens::digest as user_token_digest;
 
 use tracing::warn;

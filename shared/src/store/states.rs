@@ -60,7 +60,11 @@ pub enum FailureCount {
 
 /// Saves what a job settled; returns the status it had before (`None`: no state yet), so callers
 /// can tell a change.
-pub async fn save_state(db: &PgPool, channel_id: i64, u: &StateUpdate<'_>) -> Result<Option<String>, sqlx::Error> {
+pub async fn save_state(
+    db: impl sqlx::PgExecutor<'_>,
+    channel_id: i64,
+    u: &StateUpdate<'_>,
+) -> Result<Option<String>, sqlx::Error> {
     let (set_error, kind, code, subcode, message) = match u.error {
         None => (false, None, None, None, None),
         Some(None) => (true, None, None, None, None),
@@ -137,4 +141,20 @@ pub async fn load_state(db: &PgPool, channel_id: i64) -> Result<Option<TokenStat
         })
     })
     .transpose()
+}
+
+/// Every status a channel can show, in the order summaries print them.
+pub const STATUSES: [&str; 5] = ["healthy", "refreshed", "reauthorization_required", "retrying", "unknown"];
+
+/// Statuses of the channels that back a Facebook inbox; a channel never checked is `unknown`.
+pub async fn status_counts(db: &PgPool) -> sqlx::Result<std::collections::BTreeMap<String, i64>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT coalesce(s.status, 'unknown'), count(*) FROM channel_facebook_pages c
+         LEFT JOIN fb_token_states s ON s.channel_id = c.id
+         WHERE EXISTS (SELECT 1 FROM inboxes i WHERE i.channel_id = c.id AND i.channel_type = 'Channel::FacebookPage')
+         GROUP BY 1",
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().collect())
 }

@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 use uuid::Uuid;
 
-use super::signature;
 use crate::graph::describe_transport as describe;
+use crate::signing as signature;
 use crate::{config::Config, metrics::Metrics};
 
 /// How long a claimed row stays invisible to other deliverers; a deliverer that dies mid-POST gives

@@ -57,10 +57,10 @@
 
 mod deliver;
 mod event;
-mod signature;
 
 use chrono::{DateTime, Utc};
 
+pub use crate::signing::{STANDARD_SECRET_PREFIX, signature, standard_key, standard_signature};
 pub use deliver::{
     CONCURRENCY, LEASE, MAX_ATTEMPTS, REQUEST_TIMEOUT, deliver_due, endpoint_hash, redact_url, run_delivery,
 };
@@ -68,7 +68,6 @@ pub use event::{
     EVENT_DATA_ACCESS_EXPIRING, EVENT_HEALTHY, EVENT_REAUTHORIZATION_REQUIRED, enqueue, enqueue_in, event_body,
     event_type,
 };
-pub use signature::{STANDARD_SECRET_PREFIX, signature, standard_key, standard_signature};
 
 /// A channel's status as it changed. `from` is the status stored before (`fb_token_states.status`,
 /// or `"none"` when the channel had no state yet), `to` the one just settled; `"data_access_expiring"`

@@ -11,9 +11,9 @@ use shared::{
     intake::Intake,
     queue::{self, JobStorage, Timings},
     secret::Secret,
-    simulator::{GraphSim, SimOptions},
     store,
 };
+use simulator::{GraphSim, SimOptions};
 use sqlx::{Connection as _, PgPool};
 use tests::env::{ADMIN_URL, REDIS_URL};
 

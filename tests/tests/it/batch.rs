@@ -7,8 +7,8 @@ use chrono::Utc;
 use shared::{
     job::{BatchJob, Reason, RefreshJob},
     pipeline::{CHANNEL_BUSY_WAIT, Outcome},
-    simulator::{Fault, FaultKind, Matcher},
 };
+use simulator::{Fault, FaultKind, Matcher};
 use tests::TestEnv;
 use tokio_util::sync::CancellationToken;
 
@@ -74,7 +74,7 @@ async fn healthy_channels_cost_one_request_per_fifty() {
     // 120 channels in 3 validation batches, and (the first cycle of each channel's day) their
     // webhook subscriptions read in 3 more: a round trip per 50, never one per channel.
     assert_eq!(batches, 6, "120 channels in 3 + 3 batch calls");
-    let is_subscription = |r: &shared::simulator::LoggedRequest| r.path.ends_with("/subscribed_apps");
+    let is_subscription = |r: &simulator::LoggedRequest| r.path.ends_with("/subscribed_apps");
     assert_eq!(env.sim.count_where(|r| r.batch_item && !is_subscription(r)), 120, "one validation item each");
     assert_eq!(env.sim.count_where(|r| r.batch_item && is_subscription(r)), 120, "one subscription read each");
     // Besides the batches, only the once-a-day expiry check of each user token (2 users here, and it

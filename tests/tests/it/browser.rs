@@ -11,7 +11,7 @@ use std::{
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
-use shared::simulator::{Fault, FaultKind, Matcher};
+use simulator::{Fault, FaultKind, Matcher};
 use tests::TestEnv;
 
 use crate::dashboard::{ADMIN, PASSWORD_CHANGED, env_with_admin, flagged_channels, make_refreshable, rename_inbox};

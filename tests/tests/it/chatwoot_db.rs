@@ -228,7 +228,8 @@ async fn a_proactive_exchange_finds_every_row_of_an_encrypted_user_token() {
     let now = chrono::Utc::now().timestamp();
     env.sim.set_user_token_expiry(&user_token, now + 3 * 86_400, now + 80 * 86_400);
     let state = env.worker_state().await;
-    let report = worker::handler::handle_job(&state, &RefreshJob::new(ids[0], Reason::Cron)).await.expect("job");
+    let report =
+        shared::worker::handler::handle_job(&state, &RefreshJob::new(ids[0], Reason::Cron)).await.expect("job");
     assert_eq!(report.outcome, "healthy");
     assert_eq!(env.sim.count_where(|r| r.path == "/oauth/access_token"), 1);
     let codec = env.config.codec();

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use shared::{
     flags::FlagState,
     pauses::{self, PauseKeys},
-    simulator::{Fault, FaultKind, Matcher},
 };
+use simulator::{Fault, FaultKind, Matcher};
 use tests::TestEnv;
 
 async fn run_json(env: &TestEnv) -> (i32, Vec<Value>) {

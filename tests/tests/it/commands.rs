@@ -56,10 +56,7 @@ async fn refresh_channel_without_a_worker_exits_3_and_says_so() {
 async fn refresh_channel_inline_retry_exits_3_and_says_so() {
     let env = TestEnv::new().await;
     let (ch, _, _) = env.healthy_channel("34001").await;
-    env.sim.inject(shared::simulator::Fault::new(
-        shared::simulator::FaultKind::ServerError,
-        shared::simulator::Matcher::Any,
-    ));
+    env.sim.inject(simulator::Fault::new(simulator::FaultKind::ServerError, simulator::Matcher::Any));
     let (code, line) = refresh_channel(&env.config, &ch.to_string(), Duration::from_secs(1), true).await;
     assert_eq!(code, EXIT_NOT_SETTLED, "{line}");
     assert!(line.contains("retry scheduled"), "{line}");

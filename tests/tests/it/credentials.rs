@@ -392,7 +392,7 @@ async fn an_unreadable_row_is_a_clear_error_naming_it() {
     assert!(e.contains("installation_configs") && e.contains("FB_APP_SECRET"), "{e}");
     assert!(!e.contains("hunter2"), "the stored value is not echoed: {e}");
 
-    let e = worker::WorkerState::connect(std::sync::Arc::new(env.config.clone()), tests::env::fast_timings())
+    let e = shared::worker::WorkerState::connect(std::sync::Arc::new(env.config.clone()), tests::env::fast_timings())
         .await
         .err()
         .expect("the worker does not start on it")

@@ -3,11 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use shared::{
-    job::Reason,
-    retry::RetryPolicy,
-    simulator::{Fault, FaultKind, Matcher},
-};
+use shared::{job::Reason, retry::RetryPolicy};
+use simulator::{Fault, FaultKind, Matcher};
 use tests::{
     TestEnv,
     outage::{TcpProxy, ThrowawayRedis},

@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 use shared::{
     job::{BatchJob, Reason, RefreshJob},
     secret::Secret,
-    simulator::{Fault, FaultKind, Matcher},
     webhooks,
 };
+use simulator::{Fault, FaultKind, Matcher};
 use tests::{TestEnv, logs};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -155,22 +155,22 @@ async fn graph_echoed_tokens_reach_no_log_table_redis_api_dashboard_or_webhook()
 
     let state = env.worker_state().await;
     let job_a = RefreshJob::new(a, Reason::Cron);
-    let report_a = worker::handler::handle_job(&state, &job_a).await.expect("job runs");
+    let report_a = shared::worker::handler::handle_job(&state, &job_a).await.expect("job runs");
     assert_eq!(report_a.outcome, "reauthorization_required");
-    worker::handler::handle_job(&state, &RefreshJob::new(b, Reason::Cron)).await.expect("job runs");
+    shared::worker::handler::handle_job(&state, &RefreshJob::new(b, Reason::Cron)).await.expect("job runs");
     let quoting = json!({"error": {
         "message": format!("Temporary failure for {page_d}, app {app_token}"), "code": 2, "is_transient": true}});
     env.sim.inject(Fault::once(FaultKind::Error { http_status: 503, body: quoting }, Matcher::Page("95005".into())));
     let mut last = RefreshJob::new(d, Reason::Cron);
     let RefreshJob::V1(v) = &mut last;
     v.attempt = env.config.retry.max_attempts;
-    assert_eq!(worker::handler::handle_job(&state, &last).await.expect("job runs").outcome, "dead");
+    assert_eq!(shared::worker::handler::handle_job(&state, &last).await.expect("job runs").outcome, "dead");
     // The batch request itself quotes the app token once (it runs again later), then its items
     // and the sweep quote the corrupted tokens.
     let batch = BatchJob::new(vec![c1, c2], Reason::Cron);
     env.sim.inject(Fault::once(FaultKind::EchoToken, Matcher::PathContains("/".into())));
-    worker::batch::handle_batch(&state, &batch).await.expect("batch runs");
-    worker::batch::handle_batch(&state, &batch).await.expect("batch runs");
+    shared::worker::batch::handle_batch(&state, &batch).await.expect("batch runs");
+    shared::worker::batch::handle_batch(&state, &batch).await.expect("batch runs");
     assert_eq!(env.status_count("reauthorization_required").await, 3, "A, B and C1 flagged");
 
     let server = env.serve_api().await;

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use apalis::prelude::{BackendExt, BoxDynError, Data, WorkerBuilder, WorkerBuilderExt};
+use shared::worker::{WorkerState, guard::run_guarded};
 use shared::{
     job::{Reason, RefreshJob},
     locks::{self, LockKeys},
@@ -11,7 +12,6 @@ use shared::{
     queue::{self, Waited},
 };
 use tests::{TestEnv, env::fast_timings};
-use worker::{WorkerState, guard::run_guarded};
 
 #[tokio::test]
 async fn a_panicking_job_is_dead_lettered_and_its_waiter_answered() {
@@ -77,7 +77,7 @@ async fn probe(payload: serde_json::Value, state: Data<WorkerState>) -> Result<(
     if payload["channel_id"].as_i64() == Some(PANICS) {
         return run_guarded(&state, &payload, async { panic!("probe: this job always panics") }).await;
     }
-    worker::handler::handle(payload, state).await
+    shared::worker::handler::handle(payload, state).await
 }
 
 #[tokio::test]

@@ -10,9 +10,9 @@ use shared::{
     graph::ErrorKind,
     job::{Reason, RefreshJob},
     pipeline::Outcome,
-    simulator::{Fault, FaultKind, Matcher},
     store::{self, TokenWrite},
 };
+use simulator::{Fault, FaultKind, Matcher};
 use tests::{TestEnv, logs};
 
 async fn run(env: &TestEnv, channel: i64) -> Outcome {

@@ -5,8 +5,8 @@ use chrono::Utc;
 use shared::job::{Reason, RefreshJob};
 use tests::TestEnv;
 
-async fn run_job(state: &worker::WorkerState, channel: i64, reason: Reason) -> String {
-    let report = worker::handler::handle_job(state, &RefreshJob::new(channel, reason)).await.expect("job runs");
+async fn run_job(state: &shared::worker::WorkerState, channel: i64, reason: Reason) -> String {
+    let report = shared::worker::handler::handle_job(state, &RefreshJob::new(channel, reason)).await.expect("job runs");
     report.outcome
 }
 

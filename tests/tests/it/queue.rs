@@ -7,8 +7,8 @@ use redis::AsyncCommands;
 use shared::{
     job::{Reason, RefreshJob},
     queue::{self, Timings, Waited},
-    simulator::{Fault, FaultKind, Matcher},
 };
+use simulator::{Fault, FaultKind, Matcher};
 use tests::{TestEnv, env::fast_timings, wait::eventually};
 
 async fn enqueue_and_wait(env: &TestEnv, channel: i64, wait: Duration) -> Waited {

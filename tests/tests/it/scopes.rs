@@ -11,9 +11,9 @@ use shared::{
     job::{Capability, Reason, RefreshJob},
     pipeline::Outcome,
     queue::{self, JobReport, Waited},
-    simulator::{Fault, FaultKind, LoggedRequest, Matcher},
     store,
 };
+use simulator::{Fault, FaultKind, LoggedRequest, Matcher};
 use tests::{TestEnv, logs};
 use uuid::Uuid;
 

@@ -12,10 +12,10 @@ use shared::{
     job::{BatchJob, Reason, RefreshJob},
     pipeline::Outcome,
     secret::Secret,
-    simulator::LoggedRequest,
     store,
     subscriptions::gate_key,
 };
+use simulator::LoggedRequest;
 use tests::{TestEnv, logs, wait::until};
 
 const ADMIN: &str = "subscriptions-admin-token";
@@ -109,7 +109,8 @@ async fn the_worker_and_a_batch_sweep_resubscribe_what_they_refreshed() {
     let env = TestEnv::new().await;
     let (single, _) = refreshable_unsubscribed(&env, "313001").await;
     let state = env.worker_state().await;
-    let report = worker::handler::handle_job(&state, &RefreshJob::new(single, Reason::Cron)).await.expect("job runs");
+    let report =
+        shared::worker::handler::handle_job(&state, &RefreshJob::new(single, Reason::Cron)).await.expect("job runs");
     assert_eq!(report.outcome, "refreshed");
     assert_eq!(env.sim.count_where(is_subscribe("313001")), 1);
     assert_eq!(env.sim.count_where(is_read("313001")), 1, "and the daily check saw it was just done");
@@ -125,7 +126,7 @@ async fn the_worker_and_a_batch_sweep_resubscribe_what_they_refreshed() {
         env.sim.drop_subscription(page);
     }
     env.sim.reset_log();
-    worker::batch::handle_batch(&state, &BatchJob::new(ids.clone(), Reason::Cron)).await.expect("batch runs");
+    shared::worker::batch::handle_batch(&state, &BatchJob::new(ids.clone(), Reason::Cron)).await.expect("batch runs");
     assert_eq!(env.status_count("refreshed").await, 3);
     let reads = env.sim.count_where(|r| r.batch_item && r.method == "GET" && r.path.ends_with("/subscribed_apps"));
     assert_eq!(reads, 2, "one batch read for both");
@@ -283,7 +284,8 @@ async fn the_daily_check_resubscribes_a_healthy_page_once_within_a_day() {
     let (ch, _, _) = env.healthy_channel("307001").await;
     env.sim.drop_subscription("307001");
     let state = env.worker_state().await;
-    let report = worker::handler::handle_job(&state, &RefreshJob::new(ch, Reason::Cron)).await.expect("job runs");
+    let report =
+        shared::worker::handler::handle_job(&state, &RefreshJob::new(ch, Reason::Cron)).await.expect("job runs");
     assert_eq!(report.outcome, "healthy");
     assert_eq!(env.sim.count_where(is_read("307001")), 1);
     assert_eq!(env.sim.count_where(is_subscribe("307001")), 1);
@@ -295,7 +297,8 @@ async fn the_daily_check_resubscribes_a_healthy_page_once_within_a_day() {
 
     // Lost again within the day: the next healthy job makes no subscription call.
     env.sim.drop_subscription("307001");
-    let report = worker::handler::handle_job(&state, &RefreshJob::new(ch, Reason::Cron)).await.expect("job runs");
+    let report =
+        shared::worker::handler::handle_job(&state, &RefreshJob::new(ch, Reason::Cron)).await.expect("job runs");
     assert_eq!(report.outcome, "healthy");
     assert_eq!(env.sim.count_where(|r| r.path.ends_with("/subscribed_apps")), 2, "no call within 24 h");
 }
@@ -308,7 +311,7 @@ async fn the_daily_check_of_a_batch_reads_every_page_in_one_graph_batch() {
     env.sim.reset_log();
     let state = env.worker_state().await;
     let batch = BatchJob::new(ids.clone(), Reason::Cron);
-    worker::batch::handle_batch(&state, &batch).await.expect("batch runs");
+    shared::worker::batch::handle_batch(&state, &batch).await.expect("batch runs");
     assert_eq!(env.sim.count_where(|r| r.path == "/" && !r.batch_item), 2, "the validations, then the reads");
     let reads = env.sim.count_where(|r| r.batch_item && r.path.ends_with("/subscribed_apps") && r.method == "GET");
     assert_eq!(reads, 5);
@@ -325,7 +328,7 @@ async fn the_daily_check_of_a_batch_reads_every_page_in_one_graph_batch() {
 
     // The next cycle the same day: one validation batch and nothing else.
     env.sim.reset_log();
-    worker::batch::handle_batch(&state, &BatchJob::new(ids, Reason::Cron)).await.expect("batch runs");
+    shared::worker::batch::handle_batch(&state, &BatchJob::new(ids, Reason::Cron)).await.expect("batch runs");
     assert_eq!(env.sim.request_count(), 1);
     assert_eq!(env.sim.count_where(|r| r.path.ends_with("/subscribed_apps")), 0);
 }
@@ -338,7 +341,8 @@ async fn a_proactive_exchange_checks_the_renewed_pages() {
     env.sim.set_user_token_expiry(&user_token, now + 5 * 86_400, now + 80 * 86_400);
     env.sim.drop_subscription("309001");
     let state = env.worker_state().await;
-    let report = worker::handler::handle_job(&state, &RefreshJob::new(ch, Reason::Cron)).await.expect("job runs");
+    let report =
+        shared::worker::handler::handle_job(&state, &RefreshJob::new(ch, Reason::Cron)).await.expect("job runs");
     assert_eq!(report.outcome, "healthy");
     assert_ne!(env.stored_user_token(ch).await, user_token, "exchanged");
     let page_token = env.stored_page_token(ch).await;

@@ -13,7 +13,7 @@ use shared::{
     config::Config,
     job::{Reason, RefreshJob},
     pipeline::Outcome,
-    queue::{self, JobReport, Waited},
+    queue::{self, Waited},
     reports::ReportWaiter,
     secret::Secret,
 };
@@ -22,11 +22,11 @@ use tests::TestEnv;
 const ADMIN: &str = "waiters-admin-token";
 
 /// The API on port 0, with its state at hand so the test can see how many requests wait.
-async fn serve(config: &Config) -> (producer::api::AppState, String) {
-    let state = producer::api::AppState::connect(config.clone()).await.expect("state");
+async fn serve(config: &Config) -> (producer::state::AppState, String) {
+    let state = producer::state::AppState::connect(config.clone()).await.expect("state");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let app = producer::api::router(state.clone());
+    let app = producer::app::router(state.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
     (state, base)
 }
@@ -294,7 +294,7 @@ async fn a_lost_subscription_is_restored_and_waiters_still_hear_their_report() {
             .await
             .expect("kill");
     }
-    let report = JobReport::from_outcome(&job, &Outcome::Healthy);
+    let report = Outcome::Healthy.report(&job);
     queue::publish_report(&mut env.redis.clone(), &env.config, &report).await.expect("publish");
 
     let waited = tokio::time::timeout(Duration::from_secs(10), pending).await.expect("heard well before its timeout");

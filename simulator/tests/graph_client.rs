@@ -1,4 +1,4 @@
-//! The client against the simulator and against local servers that misbehave: what Graph quotes
+//! The Graph client (shared::graph) against the simulator and against local servers that misbehave: what Graph quotes
 //! never comes back out, announced waits are capped, redirects are not followed, and answers of
 //! the wrong shape are malformed rather than verdicts.
 
@@ -14,11 +14,11 @@ use std::{
 
 use serde_json::json;
 
-use super::{ErrorKind, GraphClient, GraphError, GraphSettings, PageLookup, REDACTED, Usage};
-use crate::{
+use shared::{
+    graph::{ErrorKind, GraphClient, GraphError, GraphSettings, PageLookup, REDACTED, Usage},
     secret::Secret,
-    simulator::{Fault, FaultKind, GraphSim, Matcher, SimOptions},
 };
+use simulator::{Fault, FaultKind, GraphSim, Matcher, SimOptions};
 
 const MAX_WAIT: Duration = Duration::from_secs(3_600);
 
@@ -190,7 +190,7 @@ async fn redirects_are_never_followed() {
 
 #[tokio::test]
 async fn subscription_calls_read_write_and_classify() {
-    use super::{CHATWOOT_SUBSCRIBED_FIELDS, SubscribedApp};
+    use shared::graph::{CHATWOOT_SUBSCRIBED_FIELDS, SubscribedApp};
     // Two apps a page, so the client must follow `paging.next`.
     let sim = GraphSim::start(SimOptions { page_size_default: 2, ..SimOptions::default() }).await.unwrap();
     let client = client_for(sim.base_url(), Some(&sim));

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::{Answer, client, send, start, user_with_pages};
-use crate::simulator::{Fault, FaultKind, GraphSim, Matcher};
+use crate::{Fault, FaultKind, GraphSim, Matcher};
 
 async fn batch(sim: &GraphSim, items: &Value, token: &str, extra: &[(&str, &str)]) -> Answer {
     let proof = sim.proof(token).unwrap();

@@ -10,9 +10,7 @@ compile_error!("the worker relies on panics unwinding (see worker/src/guard.rs);
 
 use std::{any::Any, future::Future, panic::AssertUnwindSafe};
 
-use apalis::prelude::BoxDynError;
-use futures::FutureExt as _;
-use shared::{
+use crate::{
     job::{QueueJob, RefreshJob},
     locks::{self, LockKeys},
     metrics::Metrics,
@@ -20,9 +18,11 @@ use shared::{
     queue::{self, JobReport, ReportError},
     store,
 };
+use apalis::prelude::BoxDynError;
+use futures::FutureExt as _;
 use tracing::{error, warn};
 
-use crate::WorkerState;
+use super::WorkerState;
 
 /// The most of a panic message kept in logs, the dead letter and the report.
 pub const MAX_PANIC_MESSAGE: usize = 500;

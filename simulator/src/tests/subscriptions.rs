@@ -6,10 +6,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::{Answer, client, get, send, start, user_with_pages};
-use crate::{
-    graph::CHATWOOT_SUBSCRIBED_FIELDS,
-    simulator::{Fault, FaultKind, GraphSim, Matcher},
-};
+use shared::graph::CHATWOOT_SUBSCRIBED_FIELDS;
+
+use crate::{Fault, FaultKind, GraphSim, Matcher};
 
 /// `POST` (or `DELETE`) `base_url + path` with form `params`, the token and its proof.
 async fn post(sim: &GraphSim, method: reqwest::Method, path: &str, params: &[(&str, &str)], token: &str) -> Answer {

@@ -1,67 +1,23 @@
 //! The apalis handler: a thin adapter that decodes the payload, runs the pipeline and settles the
 //! outcome. Graph failures never become job errors (apalis would retry them its own way).
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
-use apalis::prelude::{BoxDynError, Data};
-use redis::aio::ConnectionManager;
-use shared::{
-    config::Config,
+use crate::{
     followup,
     job::{QueueJob, RefreshJob},
-    pipeline::{Outcome, Pipeline},
-    queue::{self, JobReport, JobStorage, Timings},
+    pipeline::Outcome,
+    queue::JobReport,
     store,
 };
+use apalis::prelude::{BoxDynError, Data};
 use tracing::{Instrument, error, info_span, warn};
 
-#[derive(Clone)]
-pub struct WorkerState {
-    pub config: Arc<Config>,
-    pub timings: Timings,
-    pub pipeline: Pipeline,
-    pub storage: JobStorage,
-    pub redis: ConnectionManager,
-    /// Whether the apalis loop serves the queue, for `/readyz`.
-    pub loop_state: crate::supervise::LoopState,
-}
-
-/// Postgres connections of a worker unless `DATABASE_POOL_SIZE` says otherwise. Not
-/// `WORKER_CONCURRENCY`: a job spends nearly all its time waiting on Graph and holds a connection
-/// only for a few millisecond queries, so 10 serve 32 jobs in flight, and the database is
-/// Chatwoot's (max_connections 100 by default, shared with its puma and sidekiq).
-pub const WORKER_POOL_SIZE: u32 = 10;
-
-impl WorkerState {
-    pub async fn connect(config: Arc<Config>, timings: Timings) -> anyhow::Result<Self> {
-        Self::connect_with_pool(config, timings, WORKER_POOL_SIZE).await
-    }
-
-    /// Like `connect`, for a process whose own pool default is `default_pool_size` (the producer).
-    pub async fn connect_with_pool(
-        config: Arc<Config>,
-        timings: Timings,
-        default_pool_size: u32,
-    ) -> anyhow::Result<Self> {
-        let db = store::connect_and_migrate(
-            &config.database_url,
-            &config.database_schema,
-            config.database_pool_size(default_pool_size),
-        )
-        .await?;
-        // Every Graph client and every redaction of this process must see the same app, so the
-        // credentials completed from the database go into the one config the state hands out.
-        let config = Arc::new(store::installation::with_app_credentials(&db, &config).await?);
-        let redis = queue::connect(&config).await?;
-        let pipeline = Pipeline::new(db, redis.clone(), config.clone())?;
-        let storage = queue::job_storage(redis.clone(), &config, &timings);
-        Ok(Self { config, timings, pipeline, storage, redis, loop_state: Default::default() })
-    }
-}
+use super::WorkerState;
 
 /// The apalis entry point; a panicking job is settled as dead instead of ending the worker.
 pub async fn handle(payload: serde_json::Value, state: Data<WorkerState>) -> Result<(), BoxDynError> {
-    crate::guard::run_guarded(&state, &payload, handle_payload(&state, payload.clone())).await
+    super::guard::run_guarded(&state, &payload, handle_payload(&state, payload.clone())).await
 }
 
 /// One payload from the queue, start to finish.
@@ -71,7 +27,7 @@ pub async fn handle_payload(state: &WorkerState, payload: serde_json::Value) -> 
         Ok(QueueJob::Batch(batch)) => {
             let v = batch.v1();
             let span = info_span!("batch_job", job.id = %v.job_id, channels = v.channel_ids.len(), attempt = v.attempt);
-            return crate::batch::handle_batch(state, &batch).instrument(span).await;
+            return super::batch::handle_batch(state, &batch).instrument(span).await;
         }
         Err(why) => {
             // Retrying cannot fix a payload; keep a trace of it and move on. The log gets its size
@@ -121,7 +77,7 @@ pub async fn handle_job(state: &WorkerState, job: &RefreshJob) -> Result<JobRepo
         state.pipeline.after_refreshes(&[&job]).await;
     }
     if matches!(outcome, Outcome::Healthy | Outcome::Refreshed) {
-        crate::proactive::after_healthy(state, &job).await;
+        super::proactive::after_healthy(state, &job).await;
     }
     Ok(report)
 }
@@ -141,7 +97,7 @@ fn infra_retry(state: &WorkerState, job: &RefreshJob, why: &str) -> (RefreshJob,
         "job could not complete against the stores; retrying"
     );
     let outcome = Outcome::Retry {
-        error: shared::graph::GraphError::transport(format!("store unavailable: {why}")),
+        error: crate::graph::GraphError::transport(format!("store unavailable: {why}")),
         after,
         next_attempt: v.attempt,
     };

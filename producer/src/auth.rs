@@ -5,7 +5,7 @@
 use axum::http::HeaderMap;
 use shared::store::chatwoot_users::{self, Membership, Role, TokenOwner};
 
-use super::{ApiError, AppState};
+use crate::{errors::ApiError, state::AppState};
 
 /// Who the caller is.
 #[derive(Debug, Clone, PartialEq, Eq)]

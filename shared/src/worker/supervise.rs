@@ -1,64 +1,18 @@
 //! Keeps the apalis worker running: `run()` returns Err on backend errors (a Redis restart, the
 //! fetch script failing), and a worker that exits on those would leave the queue unserved.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
+use crate::queue;
 use apalis::prelude::{BackendExt, WorkerBuilder, WorkerBuilderExt};
 use backon::{BackoffBuilder, ExponentialBuilder};
-use shared::queue;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::{WorkerState, handler, name::unique_worker_name};
+use super::{StartError, WorkerState, handler};
+use crate::process::unique_worker_name;
 
-/// After a failure, how long a restarted loop must keep running before the worker counts as ready
-/// again: a loop that fails at every fetch (a corrupt queue key) restarts within milliseconds, and
-/// must not look ready in between.
-pub const READY_AFTER_RESTART: Duration = Duration::from_secs(5);
-
-/// Whether the apalis loop serves the queue (`/readyz`), shared by the supervisor and the endpoint.
-#[derive(Clone, Default)]
-pub struct LoopState(Arc<Mutex<LoopInner>>);
-
-#[derive(Default)]
-struct LoopInner {
-    running_since: Option<Instant>,
-    failures: u64,
-}
-
-impl LoopState {
-    fn with<T>(&self, f: impl FnOnce(&mut LoopInner) -> T) -> T {
-        let mut inner = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(&mut inner)
-    }
-
-    fn started(&self) {
-        self.with(|s| s.running_since = Some(Instant::now()));
-    }
-
-    fn stopped(&self, failed: bool) {
-        self.with(|s| {
-            s.running_since = None;
-            s.failures += u64::from(failed);
-        });
-    }
-
-    /// Ok when serving; Err says why not, with the number of failed runs so far.
-    pub fn ready(&self) -> Result<(), String> {
-        self.with(|s| match s.running_since {
-            Some(_) if s.failures == 0 => Ok(()),
-            Some(since) if since.elapsed() >= READY_AFTER_RESTART => Ok(()),
-            Some(_) => Err(format!("the worker loop restarted after {} failed runs and is not yet stable", s.failures)),
-            None if s.failures == 0 => Err("the worker loop has not started".to_owned()),
-            None => Err(format!("the worker loop failed {} times and is backing off", s.failures)),
-        })
-    }
-}
-
-pub async fn run_worker_loop(state: WorkerState, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run_worker_loop(state: WorkerState, shutdown: CancellationToken) -> Result<(), StartError> {
     let mut backoff = restart_backoff();
     let loop_state = state.loop_state.clone();
     loop {
@@ -76,7 +30,7 @@ pub async fn run_worker_loop(state: WorkerState, shutdown: CancellationToken) ->
         info!(worker = %name, concurrency = state.config.worker_concurrency, queue = %state.config.queue_name(), "worker starting");
         // A push to the head of the queue wakes the fetch at once; the poll finds the rest.
         let strategy = apalis::prelude::Strategy::new()
-            .stream(crate::wake::listen(&state.config))
+            .stream(super::wake::listen(&state.config))
             .interval(state.timings.poll_interval);
         let backend =
             queue::raw_storage(state.redis.clone(), &state.config, &state.timings).poll_with_strategy(strategy);

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 
 use crate::{
     encryption::Codec,
-    flags::{self, Counted, FlagKeys},
+    flags::{self, FlagKeys},
     graph::{ErrorKind, GraphClient, GraphError, PageLookup, Usage},
     job::RefreshJob,
     locks::{self, LockKeys},
@@ -19,8 +19,13 @@ use crate::{
     pauses::{self, PauseKeys},
     retry::{RetryPolicy, at_after},
     secret::Secret,
-    store::{self, Channel, Event, FailureCount, StateUpdate, Step, TokenWrite, UnreadableChannel},
+    store::{self, Channel, FailureCount, StateUpdate, Step, TokenWrite, UnreadableChannel},
 };
+
+mod journal;
+mod outcome;
+pub use journal::Journal;
+pub use outcome::Outcome;
 
 /// The channel lock's lifetime; renewed every third of it while the job runs.
 pub const LOCK_TTL: Duration = Duration::from_secs(15);
@@ -73,52 +78,6 @@ impl Pipeline {
             sweeps: crate::sweeps::Sweeps::default(),
             config,
         })
-    }
-}
-
-/// What one run of a job settled.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    /// The stored page token works.
-    Healthy,
-    /// The page token was dead; a new one was found, checked and written.
-    Refreshed,
-    /// Graph confirmed the token cannot be renewed without a person. Counted once for this job;
-    /// below the threshold a re-check is due after `recheck_after`.
-    ConfirmedFailure { counted: Counted, error: GraphError, recheck_after: Option<Duration> },
-    /// Not settled: run this job again after `after` (transient failure, rate limit, pause, a
-    /// store outage), as attempt `next_attempt`.
-    Retry { error: GraphError, after: Duration, next_attempt: u32 },
-    /// Transient failures used every attempt: the job is dead-lettered.
-    GaveUp { error: GraphError },
-    /// A newer token was written while we refreshed; ours was dropped. The channel is re-checked.
-    Superseded,
-    /// The channel no longer exists; nothing to do.
-    ChannelMissing,
-    /// Its token columns hold envelopes this process cannot decrypt (Chatwoot's keys unset or
-    /// different here): nothing was sent, counted or flagged; `error` (and the status) says why.
-    Undecryptable { error: GraphError },
-}
-
-impl Outcome {
-    /// A short name for logs, metrics and reports.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Healthy => "healthy",
-            Self::Refreshed => "refreshed",
-            Self::ConfirmedFailure { counted, .. } if counted.flagged => "reauthorization_required",
-            Self::ConfirmedFailure { .. } => "confirmed_failure",
-            Self::Retry { .. } => "retrying",
-            Self::GaveUp { .. } => "dead",
-            Self::Superseded => "superseded",
-            Self::ChannelMissing => "channel_missing",
-            Self::Undecryptable { .. } => "undecryptable",
-        }
-    }
-
-    /// Whether a waiting caller has its answer.
-    pub fn is_settled(&self) -> bool {
-        !matches!(self, Self::Retry { .. } | Self::Superseded)
     }
 }
 
@@ -202,6 +161,14 @@ impl Pipeline {
     }
 
     async fn process_inner(&self, job: &RefreshJob) -> Result<Outcome, InfraError> {
+        let mut journal = Journal::new(job);
+        let outcome = self.run_one(job, &mut journal).await?;
+        // Runs that settle without a state write (superseded, lock lost) still keep their history.
+        self.flush(&mut journal).await?;
+        Ok(outcome)
+    }
+
+    async fn run_one(&self, job: &RefreshJob, journal: &mut Journal) -> Result<Outcome, InfraError> {
         let channel = match store::load_channel(&self.db, &self.codec, job.channel_id()).await? {
             None => {
                 warn!(channel.id = job.channel_id(), "refresh job for a channel that no longer exists; dropped");
@@ -214,7 +181,7 @@ impl Pipeline {
             // Calling a limited page extends its limit; come back when Graph said we may.
             let error =
                 GraphError { kind: ErrorKind::RateLimited, ..GraphError::transport("rate-limit pause in force") };
-            return self.retry_later(job, &channel, error, Some(wait)).await;
+            return self.retry_later(job, journal, &channel, error, Some(wait)).await;
         }
 
         let started = Instant::now();
@@ -233,16 +200,16 @@ impl Pipeline {
         self.metrics.observe("validate", latency.as_secs_f64());
         match validated {
             Ok(info) => {
-                self.record_validation(job, &channel, None, latency).await?;
+                self.record_validation(journal, &channel, None, latency);
                 self.pause_if_near_limit(&channel, info.usage).await?;
-                self.succeed(job, &channel, false).await
+                self.succeed(journal, &channel, None).await
             }
             Err(error) => {
-                self.record_validation(job, &channel, Some(&error), latency).await?;
+                self.record_validation(journal, &channel, Some(&error), latency);
                 if error.kind.is_confirmed_failure() {
-                    self.refresh(job, &channel).await
+                    self.refresh(job, journal, &channel).await
                 } else {
-                    self.not_settled(job, &channel, error).await
+                    self.not_settled(job, journal, &channel, error).await
                 }
             }
         }
@@ -273,15 +240,17 @@ impl Pipeline {
         let validated = self.graph.validate_page(&channel.page_id, &channel.page_token).await;
         let latency = started.elapsed();
         self.metrics.observe("validate", latency.as_secs_f64());
+        let mut journal = Journal::new(job);
         match validated {
             Ok(info) => {
-                self.record_validation(job, &channel, None, latency).await?;
+                self.record_validation(&mut journal, &channel, None, latency);
                 self.pause_if_near_limit(&channel, info.usage).await?;
-                self.succeed(job, &channel, false).await?;
+                self.succeed(&mut journal, &channel, None).await?;
                 Ok(Some(Ok(())))
             }
             Err(error) => {
-                self.record_validation(job, &channel, Some(&error), latency).await?;
+                self.record_validation(&mut journal, &channel, Some(&error), latency);
+                self.flush(&mut journal).await?;
                 // A check on demand is a call like any other: once limited, neither the next check
                 // nor a worker may call the page (or the app) before Graph allows.
                 if error.kind == ErrorKind::RateLimited {
@@ -340,10 +309,10 @@ impl Pipeline {
         self.config.cap_wait(wait.unwrap_or(DEFAULT_RATE_LIMIT_WAIT))
     }
 
-    async fn refresh(&self, job: &RefreshJob, channel: &Channel) -> Result<Outcome, InfraError> {
+    async fn refresh(&self, job: &RefreshJob, journal: &mut Journal, channel: &Channel) -> Result<Outcome, InfraError> {
         let started = Instant::now();
         let found = self.find_and_check(job, channel).await;
-        self.refresh_found(job, channel, found, started.elapsed()).await
+        self.refresh_found(job, journal, channel, found, started.elapsed()).await
     }
 
     /// Settles a refresh once the user token's answer about the page is known (and its new token
@@ -351,6 +320,7 @@ impl Pipeline {
     pub(crate) async fn refresh_found(
         &self,
         job: &RefreshJob,
+        journal: &mut Journal,
         channel: &Channel,
         found: Result<Secret, GraphError>,
         latency: Duration,
@@ -370,27 +340,15 @@ impl Pipeline {
                     "Failed to refresh Facebook token for page {}",
                     channel.page_id
                 );
-                self.event(job, Step::Refresh, error.kind.as_str(), latency, Some(&error)).await?;
+                journal.push(Step::Refresh, error.kind.as_str(), latency, Some(&error));
                 return if error.kind.is_confirmed_failure() {
-                    self.confirmed_failure(job, channel, error).await
+                    self.confirmed_failure(job, journal, channel, error).await
                 } else {
-                    self.not_settled(job, channel, error).await
+                    self.not_settled(job, journal, channel, error).await
                 };
             }
         };
-        match store::write_page_token(&self.db, &self.codec, channel, &token).await? {
-            TokenWrite::Written => {
-                info!(channel.id = channel.id, "Successfully refreshed Facebook token for page {}", channel.page_id);
-                self.event(job, Step::Refresh, "refreshed", latency, None).await?;
-                self.succeed(job, channel, true).await
-            }
-            TokenWrite::Superseded => {
-                info!(channel.id = channel.id, page.id = %channel.page_id,
-                      "a newer token was written during this refresh; keeping it and re-checking");
-                self.event(job, Step::Refresh, "superseded", latency, None).await?;
-                Ok(Outcome::Superseded)
-            }
-        }
+        self.succeed(journal, channel, Some((&token, latency))).await
     }
 
     /// The user token's view of the page, and a check that the token it gives really works (the
@@ -421,13 +379,16 @@ impl Pipeline {
         Ok(token)
     }
 
+    /// The token works: its state (and, after a refresh, the new token) commit with the run's
+    /// history, then the flags are cleared. A token write that finds a newer token keeps that one
+    /// and re-checks instead.
     pub(crate) async fn succeed(
         &self,
-        _job: &RefreshJob,
+        journal: &mut Journal,
         channel: &Channel,
-        refreshed: bool,
+        new_token: Option<(&Secret, Duration)>,
     ) -> Result<Outcome, InfraError> {
-        flags::clear(&mut self.redis.clone(), &self.flags, channel.owner()).await?;
+        let refreshed = new_token.is_some();
         let update = StateUpdate {
             status: if refreshed { "refreshed" } else { "healthy" },
             token_valid: Some(true),
@@ -437,13 +398,18 @@ impl Pipeline {
             failures: FailureCount::Reset,
             next_attempt_at: None,
         };
-        self.save_state(channel, &update).await?;
+        let settled = Settlement { update, new_token, dead: None };
+        if self.settle(journal, channel, &settled).await? == TokenWrite::Superseded {
+            return Ok(Outcome::Superseded);
+        }
+        flags::clear(&mut self.redis.clone(), &self.flags, channel.owner()).await?;
         Ok(if refreshed { Outcome::Refreshed } else { Outcome::Healthy })
     }
 
     async fn confirmed_failure(
         &self,
         job: &RefreshJob,
+        journal: &mut Journal,
         channel: &Channel,
         error: GraphError,
     ) -> Result<Outcome, InfraError> {
@@ -479,7 +445,7 @@ impl Pipeline {
             failures: if counted.newly_counted { FailureCount::Increment } else { FailureCount::Keep },
             next_attempt_at: recheck_after.map(at_after),
         };
-        self.save_state(channel, &update).await?;
+        self.save_state(journal, channel, update).await?;
         Ok(Outcome::ConfirmedFailure { counted, error, recheck_after })
     }
 
@@ -488,19 +454,21 @@ impl Pipeline {
     pub(crate) async fn not_settled(
         &self,
         job: &RefreshJob,
+        journal: &mut Journal,
         channel: &Channel,
         error: GraphError,
     ) -> Result<Outcome, InfraError> {
         if error.kind == ErrorKind::RateLimited {
             let wait = self.pause_for(channel, &error).await?;
-            return self.retry_later(job, channel, error, Some(wait)).await;
+            return self.retry_later(job, journal, channel, error, Some(wait)).await;
         }
-        self.retry_later(job, channel, error, None).await
+        self.retry_later(job, journal, channel, error, None).await
     }
 
     pub(crate) async fn retry_later(
         &self,
         job: &RefreshJob,
+        journal: &mut Journal,
         channel: &Channel,
         error: GraphError,
         wait: Option<Duration>,
@@ -513,7 +481,7 @@ impl Pipeline {
         } else {
             match self.retry.delay(attempt, wait) {
                 Some(d) => (d, attempt + 1),
-                None => return self.give_up(job, channel, error).await,
+                None => return self.give_up(job, journal, channel, error).await,
             }
         };
         let update = StateUpdate {
@@ -525,15 +493,20 @@ impl Pipeline {
             failures: FailureCount::Keep,
             next_attempt_at: Some(at_after(delay)),
         };
-        self.save_state(channel, &update).await?;
+        self.save_state(journal, channel, update).await?;
         Ok(Outcome::Retry { error, after: delay, next_attempt })
     }
 
-    async fn give_up(&self, job: &RefreshJob, channel: &Channel, error: GraphError) -> Result<Outcome, InfraError> {
+    async fn give_up(
+        &self,
+        job: &RefreshJob,
+        journal: &mut Journal,
+        channel: &Channel,
+        error: GraphError,
+    ) -> Result<Outcome, InfraError> {
         warn!(channel.id = channel.id, page.id = %channel.page_id, error = %error, "giving up after the last attempt; job dead-lettered");
-        let update = StateUpdate::undecided(&error);
-        self.save_state(channel, &update).await?;
-        store::record_dead_job(&self.db, job, &error).await?;
+        let settled = Settlement { update: StateUpdate::undecided(&error), new_token: None, dead: Some((job, &error)) };
+        self.settle(journal, channel, &settled).await?;
         Ok(Outcome::GaveUp { error })
     }
 
@@ -547,12 +520,48 @@ impl Pipeline {
         Ok(Outcome::Undecryptable { error })
     }
 
-    /// Saves the state and, when the status changed in a way subscribers care about, queues the
-    /// webhook event (a cheap insert; delivery runs elsewhere, so a dead endpoint never slows this).
-    async fn save_state(&self, channel: &Channel, update: &StateUpdate<'_>) -> Result<(), InfraError> {
-        let before = store::save_state(&self.db, channel.id, update).await?;
+    async fn save_state(
+        &self,
+        journal: &mut Journal,
+        channel: &Channel,
+        update: StateUpdate<'_>,
+    ) -> Result<(), InfraError> {
+        self.settle(journal, channel, &Settlement { update, new_token: None, dead: None }).await?;
+        Ok(())
+    }
+
+    /// Writes what a run settled in one transaction: the new token (behind the forward-only
+    /// guard), the state, the run's history, the dead letter, and the webhook outbox row when the
+    /// status changed. `Superseded`: a newer token was there; only the history was written.
+    async fn settle(
+        &self,
+        journal: &mut Journal,
+        channel: &Channel,
+        settled: &Settlement<'_>,
+    ) -> Result<TokenWrite, InfraError> {
+        let mut tx = self.db.begin().await?;
+        if let Some((token, latency)) = settled.new_token {
+            let written = store::write_page_token(&mut *tx, &self.codec, channel, token).await?;
+            if written == TokenWrite::Superseded {
+                info!(channel.id = channel.id, page.id = %channel.page_id,
+                      "a newer token was written during this refresh; keeping it and re-checking");
+                journal.push(Step::Refresh, "superseded", latency, None);
+                store::record_events(&mut *tx, &journal.events()).await?;
+                tx.commit().await?;
+                journal.clear();
+                return Ok(TokenWrite::Superseded);
+            }
+            info!(channel.id = channel.id, "Successfully refreshed Facebook token for page {}", channel.page_id);
+            journal.push(Step::Refresh, "refreshed", latency, None);
+        }
+        let update = &settled.update;
+        let before = store::save_state(&mut *tx, channel.id, update).await?;
+        store::record_events(&mut *tx, &journal.events()).await?;
+        if let Some((job, error)) = settled.dead {
+            store::record_dead_job(&mut *tx, job, error).await?;
+        }
         let before = before.as_deref().unwrap_or("none");
-        if before != update.status && !self.config.webhook_urls.is_empty() {
+        if before != update.status {
             let change = crate::webhooks::StatusChange {
                 channel_id: channel.id,
                 page_id: channel.page_id.clone(),
@@ -561,23 +570,32 @@ impl Pipeline {
                 error: update.error.flatten().map(|e| (e.code, e.subcode, e.message.clone())),
                 at: Utc::now(),
             };
-            if let Err(e) = crate::webhooks::enqueue(&self.db, &self.config, &change).await {
-                warn!(channel.id = channel.id, error = %e, "could not queue the webhook event");
-            }
+            crate::webhooks::enqueue_in(&mut tx, &self.config, &change).await?;
+        }
+        tx.commit().await?;
+        journal.clear();
+        Ok(TokenWrite::Written)
+    }
+
+    /// History of a run that wrote no state (one statement; nothing when there is none).
+    pub(crate) async fn flush(&self, journal: &mut Journal) -> Result<(), InfraError> {
+        if !journal.is_empty() {
+            store::record_events(&self.db, &journal.events()).await?;
+            journal.clear();
         }
         Ok(())
     }
 
     /// Counts a validation, records its event and, when it failed, logs the runbook line.
-    pub(crate) async fn record_validation(
+    pub(crate) fn record_validation(
         &self,
-        job: &RefreshJob,
+        journal: &mut Journal,
         channel: &Channel,
         error: Option<&GraphError>,
         latency: Duration,
-    ) -> Result<(), InfraError> {
+    ) {
         Metrics::count(&self.metrics.validations, error.map_or("ok", |e| e.kind.as_str()));
-        let Some(error) = error else { return self.event(job, Step::Validate, "ok", latency, None).await };
+        let Some(error) = error else { return journal.push(Step::Validate, "ok", latency, None) };
         self.metrics.graph_error(error.code);
         warn!(
             channel.id = channel.id,
@@ -586,30 +604,17 @@ impl Pipeline {
             channel.page_id,
             error.message
         );
-        self.event(job, Step::Validate, error.kind.as_str(), latency, Some(error)).await
+        journal.push(Step::Validate, error.kind.as_str(), latency, Some(error));
     }
+}
 
-    pub(crate) async fn event(
-        &self,
-        job: &RefreshJob,
-        step: Step,
-        outcome: &str,
-        latency: Duration,
-        error: Option<&GraphError>,
-    ) -> Result<(), InfraError> {
-        let v = job.v1();
-        let event = Event {
-            channel_id: v.channel_id,
-            job_id: v.job_id,
-            reason: v.reason,
-            step,
-            outcome,
-            graph_latency_ms: Some(i64::try_from(latency.as_millis()).unwrap_or(i64::MAX)),
-            error,
-        };
-        store::record_event(&self.db, &event).await?;
-        Ok(())
-    }
+/// What one run commits (see [`Pipeline::settle`]).
+struct Settlement<'a> {
+    update: StateUpdate<'a>,
+    /// A refresh's new token, and how long finding it took (for its history row).
+    new_token: Option<(&'a Secret, Duration)>,
+    /// The job to dead-letter, and why, when it used its last attempt.
+    dead: Option<(&'a RefreshJob, &'a GraphError)>,
 }
 
 /// What an undecryptable channel's status carries: a configuration fault, never evidence against

@@ -1,16 +1,16 @@
 //! The apalis side of a batch job: runs it through the pipeline, then hands each channel on:
 //! healthy and missing ones release their marker, the rest pass it to their single-channel job.
 
-use apalis::prelude::BoxDynError;
-use shared::{
+use crate::{
     followup,
     job::BatchJob,
     pending::{self, PendingKeys, batch_marker},
     queue,
 };
+use apalis::prelude::BoxDynError;
 use tracing::warn;
 
-use crate::WorkerState;
+use super::WorkerState;
 
 pub async fn handle_batch(state: &WorkerState, job: &BatchJob) -> Result<(), BoxDynError> {
     let v = job.v1();
@@ -71,6 +71,6 @@ pub async fn handle_batch(state: &WorkerState, job: &BatchJob) -> Result<(), Box
     // Last: the settled channels' reports and the hand-overs wait for no subscription check.
     state.pipeline.after_batch_refreshes(&out).await;
     let healthy: Vec<_> = out.healthy.iter().map(|&c| job.single(c)).collect();
-    crate::proactive::after_healthy_many(state, &healthy, &out.healthy_channels).await;
+    super::proactive::after_healthy_many(state, &healthy, &out.healthy_channels).await;
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::{client, get, start, until, user_with_pages};
-use crate::simulator::{Fault, FaultKind, GraphSim, Matcher};
+use crate::{Fault, FaultKind, GraphSim, Matcher};
 
 async fn raw(sim: &GraphSim, token: &str) -> reqwest::Result<(u16, String, String)> {
     let q = [("access_token", token.to_owned()), ("appsecret_proof", sim.proof(token).unwrap())];

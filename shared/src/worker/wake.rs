@@ -7,8 +7,8 @@ use std::{
     task::{Context, Poll},
 };
 
+use crate::{config::Config, queue};
 use futures::StreamExt;
-use shared::{config::Config, queue};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -30,11 +30,11 @@ pub fn listen(config: &Config) -> Wakes {
     let config = config.clone();
     tokio::spawn(async move {
         let channel = queue::wake_channel(&config);
-        let mut delays = shared::redis_ops::reconnect_backoff();
+        let mut delays = crate::redis_ops::reconnect_backoff();
         while !tx.is_closed() {
             match subscribe(&config, &channel).await {
                 Ok(mut pubsub) => {
-                    delays = shared::redis_ops::reconnect_backoff();
+                    delays = crate::redis_ops::reconnect_backoff();
                     let mut messages = pubsub.on_message();
                     loop {
                         tokio::select! {

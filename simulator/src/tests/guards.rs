@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::{client, get, send, start, user_with_pages};
-use crate::simulator::{Fault, FaultKind, GraphSim, Matcher, SimOptions};
+use crate::{Fault, FaultKind, GraphSim, Matcher, SimOptions};
 
 #[tokio::test]
 async fn proof_missing_wrong_and_right() {

@@ -108,7 +108,7 @@ impl GraphSim {
     pub async fn start_on(opts: SimOptions, addr: SocketAddr) -> std::io::Result<GraphSim> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let nodelay = crate::listener::nodelay;
+        let nodelay = shared::listener::nodelay;
         let (stop_tx, stop_rx) = watch::channel(false);
         let sim = Arc::new(Sim::new(opts, addr, stop_rx.clone()));
         let app = Router::new()

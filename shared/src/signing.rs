@@ -1,3 +1,6 @@
+//! How webhook deliveries are signed: the GitHub-style `X-Signature-256` and the Standard Webhooks
+//! `webhook-signature`. Apart from `webhooks` so the configuration can check a secret without it.
+
 use base64::{
     Engine as _, alphabet,
     engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig, general_purpose::STANDARD},

@@ -1,48 +1,16 @@
-//! `/healthz` (liveness), `/readyz` and `/metrics` on `WORKER_METRICS_BIND`.
+//! `/readyz` for every process: whether Postgres and Redis answer, as a 200 or a 503 with the API's
+//! error body.
 
 use std::time::Duration;
 
-use axum::{
-    Json, Router,
-    extract::State,
-    http::{StatusCode, header},
-    response::IntoResponse,
-    routing::get,
-};
+use axum::{Json, http::StatusCode};
 use redis::aio::ConnectionManager;
 use serde_json::json;
 use sqlx::PgPool;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-
-use crate::WorkerState;
 
 /// How long `/readyz` waits for each store: a probe must answer well within a typical 5 s probe
 /// timeout, and a store slower than this is not serving jobs either.
 const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
-
-pub async fn serve(listener: TcpListener, state: WorkerState, shutdown: CancellationToken) {
-    let app = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .with_state(state);
-    let _ = axum::serve(shared::listener::nodelay(listener), app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
-}
-
-async fn healthz() -> &'static str {
-    "ok"
-}
-
-async fn readyz(State(state): State<WorkerState>) -> impl IntoResponse {
-    let checked = match stores_ready(&state.pipeline.db, &state.redis).await {
-        Ok(()) => state.loop_state.ready(),
-        Err(why) => Err(why),
-    };
-    readiness_response(checked)
-}
 
 /// 200, or 503 with the API's error body.
 pub fn readiness_response(checked: Result<(), String>) -> (StatusCode, Json<serde_json::Value>) {
@@ -71,18 +39,4 @@ pub async fn stores_ready(db: &PgPool, redis: &ConnectionManager) -> Result<(), 
         Err(_) => problems.push(format!("Redis did not answer within {}s", STORE_CHECK_TIMEOUT.as_secs())),
     }
     if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
-}
-
-async fn metrics(State(state): State<WorkerState>) -> impl IntoResponse {
-    shared::metrics::refresh_gauges(
-        &state.pipeline.metrics,
-        &state.pipeline.db,
-        &mut state.redis.clone(),
-        &state.config,
-    )
-    .await;
-    (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-        shared::metrics::render(&state.pipeline.metrics),
-    )
 }

@@ -113,7 +113,7 @@ impl World {
     pub fn add_page(&mut self, page_id: &str, name: &str) {
         if !self.pages.contains_key(page_id) {
             // As Chatwoot leaves a page it connected: subscribed to its app for its fields.
-            let fields = crate::graph::CHATWOOT_SUBSCRIBED_FIELDS.map(str::to_owned).to_vec();
+            let fields = shared::graph::CHATWOOT_SUBSCRIBED_FIELDS.map(str::to_owned).to_vec();
             self.subscriptions.set(page_id, &self.app_id, fields);
         }
         let page = self.pages.entry(page_id.to_owned()).or_insert_with(|| Page {

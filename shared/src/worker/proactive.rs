@@ -1,19 +1,19 @@
 //! After a channel is found healthy: the proactive check of its user token (at most once a day per
 //! user token), the proactive job for when its expiry enters the window, and the daily check of
-//! its page's webhook subscription (at most once a day per channel, see `shared::subscriptions`).
+//! its page's webhook subscription (at most once a day per channel, see `crate::subscriptions`).
 
 use std::time::Duration;
 
-use chrono::Utc;
-use shared::{
+use crate::{
     job::{Reason, RefreshJob},
     proactive::Proactive,
     queue,
     store::Channel,
 };
+use chrono::Utc;
 use tracing::{debug, warn};
 
-use crate::WorkerState;
+use super::WorkerState;
 
 pub async fn after_healthy(state: &WorkerState, job: &RefreshJob) {
     let channel_id = job.channel_id();
@@ -31,7 +31,7 @@ pub async fn after_healthy_many(state: &WorkerState, jobs: &[RefreshJob], channe
     if proactive_enabled(state) {
         let mut seen = std::collections::HashSet::new();
         for channel in channels {
-            if !seen.insert(shared::store::user_token_digest(&channel.user_token)) {
+            if !seen.insert(crate::store::user_token_digest(&channel.user_token)) {
                 continue;
             }
             let checked = state.pipeline.proactive_check_channel(channel, window(state), false).await;
@@ -52,7 +52,7 @@ fn window(state: &WorkerState) -> Duration {
 async fn settle_proactive(
     state: &WorkerState,
     channel_id: i64,
-    checked: Result<Proactive, shared::pipeline::InfraError>,
+    checked: Result<Proactive, crate::pipeline::InfraError>,
 ) {
     match checked {
         Ok(Proactive::Checked { next_check: Some(at), .. }) => schedule(state, channel_id, at).await,
