@@ -20,6 +20,8 @@ const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// `/me/accounts` pages to follow at most: a user with more than this many pages is not real, a
 /// loop in `paging.next` might be.
 const MAX_ACCOUNT_PAGES: usize = 1_000;
+/// `/me/accounts`'s largest page size (`limit` is a maximum; pages may come back shorter).
+const ACCOUNTS_PAGE_LIMIT: &str = "100";
 
 #[derive(Debug, Clone)]
 pub struct GraphSettings {
@@ -174,7 +176,10 @@ impl GraphClient {
         let mut left: std::collections::HashSet<&str> = wanted.unwrap_or_default().iter().map(String::as_str).collect();
         let mut found = std::collections::HashMap::new();
         let mut url = format!("{}/me/accounts", self.settings.base_url);
-        let mut params: Vec<(String, String)> = vec![("fields".into(), "id,name,access_token".into())];
+        // The largest page Graph serves, not its default 25: a user who connected many pages (an
+        // agency) is then one call per hundred pages instead of four.
+        let mut params: Vec<(String, String)> =
+            vec![("fields".into(), "id,name,access_token".into()), ("limit".into(), ACCOUNTS_PAGE_LIMIT.into())];
         for _ in 0..MAX_ACCOUNT_PAGES {
             let borrowed: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             let body = self.get(&url, user_token, &borrowed).await?;

@@ -42,6 +42,9 @@ pub struct Timings {
     pub poll_interval: Duration,
     pub heartbeat: Duration,
     pub missed_heartbeats: usize,
+    /// Jobs one fetch takes. They wait in the worker's memory for a free slot, where a job pushed
+    /// to the head of the queue cannot pass them: a small fetch keeps a refresh someone waits for
+    /// from queueing behind a cycle's batches already taken.
     pub batch_size: usize,
 }
 
@@ -51,7 +54,7 @@ impl Default for Timings {
             poll_interval: Duration::from_millis(100),
             heartbeat: Duration::from_secs(5),
             missed_heartbeats: 3,
-            batch_size: 50,
+            batch_size: 4,
         }
     }
 }
@@ -142,10 +145,14 @@ pub async fn enqueue_front(
     enqueue_front_many(storage, redis, config, vec![job]).await
 }
 
+// A fetch between the push and this script moves a due task to the tail of the active list, behind
+// the whole backlog (seconds during a cycle): such a task is taken out of the list and put first
+// too. LREM scans the list, which the backlog bound keeps to a few thousand entries, and only for
+// a task a fetch got to first. A task already fetched is in neither and stays where it is.
 const MANY_TO_FRONT: &str = r#"
 local moved = 0
 for i = #ARGV, 1, -1 do
-  if redis.call('ZREM', KEYS[1], ARGV[i]) == 1 then
+  if redis.call('ZREM', KEYS[1], ARGV[i]) == 1 or redis.call('LREM', KEYS[2], 1, ARGV[i]) == 1 then
     redis.call('LPUSH', KEYS[2], ARGV[i])
     moved = moved + 1
   end
@@ -161,8 +168,7 @@ pub fn wake_channel(config: &Config) -> String {
 }
 
 /// `enqueue_front` for many jobs in two round trips; the first of `jobs` ends up first in the
-/// queue. Jobs already pushed (the same ids) are not pushed again. A job a fetch already moved is
-/// in the active list, just not first.
+/// queue. Jobs already pushed (the same ids) are not pushed again.
 pub async fn enqueue_front_many(
     storage: &mut JobStorage,
     redis: &mut ConnectionManager,

@@ -204,7 +204,7 @@ pub async fn facebook_channel_ids(db: &PgPool, after: i64, limit: i64) -> Result
     let ids: Vec<i32> = sqlx::query_scalar(
         "SELECT DISTINCT c.id FROM channel_facebook_pages c
          JOIN inboxes i ON i.channel_id = c.id AND i.channel_type = $1
-         WHERE c.id > $2 ORDER BY c.id LIMIT $3",
+         WHERE c.id > $2 AND i.channel_id > $2 ORDER BY c.id LIMIT $3",
     )
     .bind(FACEBOOK_CHANNEL_TYPE)
     .bind(after)

@@ -29,13 +29,15 @@ pub fn gate_key(prefix: &str, channel_id: i64) -> String {
 
 impl Pipeline {
     /// Checks the subscriptions of the channels these jobs just found healthy, those not checked
-    /// within a day. Never fails the caller: store and Graph errors are logged and recorded.
-    pub async fn daily_subscription_check(&self, jobs: &[RefreshJob]) {
+    /// within a day. `read` holds the channels as the caller read them (a batch), so they are not
+    /// read again; channels missing from it are loaded. Never fails the caller: store and Graph
+    /// errors are logged and recorded.
+    pub async fn daily_subscription_check(&self, jobs: &[RefreshJob], read: &[store::Channel]) {
         if jobs.is_empty() || self.graph.settings().app_id.is_none() {
             // Without FB_APP_ID there is no "this app" to look for; token writes record that.
             return;
         }
-        match self.daily_targets(jobs).await {
+        match self.daily_targets(jobs, read).await {
             Ok(targets) if !targets.is_empty() => {
                 self.check_and_record(&targets, Trigger::Daily).await;
             }
@@ -45,7 +47,7 @@ impl Pipeline {
     }
 
     /// The channels whose gate was open (now closed for a day), with their current tokens.
-    async fn daily_targets(&self, jobs: &[RefreshJob]) -> Result<Vec<Target>, InfraError> {
+    async fn daily_targets(&self, jobs: &[RefreshJob], read: &[store::Channel]) -> Result<Vec<Target>, InfraError> {
         // A lease per channel that lapses after a day: a batch opens all its gates with one MGET
         // and one MSET (`crate::leases`).
         let gates: Vec<(String, String)> =
@@ -55,8 +57,16 @@ impl Pipeline {
         if due.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<i64> = due.iter().map(|j| j.channel_id()).collect();
-        let channels = store::load_channels(&self.db, &self.codec, &ids).await?;
+        let (mut channels, mut unread) = (Vec::with_capacity(due.len()), Vec::new());
+        for job in &due {
+            match read.iter().find(|c| c.id == job.channel_id()) {
+                Some(c) => channels.push(Ok(c.clone())),
+                None => unread.push(job.channel_id()),
+            }
+        }
+        if !unread.is_empty() {
+            channels.extend(store::load_channels(&self.db, &self.codec, &unread).await?);
+        }
         Ok(Target::of_jobs(channels, due.iter().copied()))
     }
 }

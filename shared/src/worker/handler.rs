@@ -40,6 +40,7 @@ pub async fn handle_payload(state: &WorkerState, payload: serde_json::Value) -> 
         }
     };
     let v = job.v1();
+    tracing::debug!(job.id = %v.job_id, channel.id = v.channel_id, "refresh job fetched");
     let span = info_span!("refresh_job", job.id = %v.job_id, channel.id = v.channel_id, attempt = v.attempt, reason = v.reason.as_str());
     handle_job(state, &job).instrument(span).await.map(|_| ())
 }

@@ -21,7 +21,7 @@ pub async fn after_healthy(state: &WorkerState, job: &RefreshJob) {
         let checked = state.pipeline.proactive_check(channel_id, window(state), job.v1().reason == Reason::Proactive);
         settle_proactive(state, channel_id, checked.await).await;
     }
-    state.pipeline.daily_subscription_check(std::slice::from_ref(job)).await;
+    state.pipeline.daily_subscription_check(std::slice::from_ref(job), &[]).await;
 }
 
 /// For the healthy channels of a batch, as read for it: one proactive check per user token (the
@@ -38,7 +38,7 @@ pub async fn after_healthy_many(state: &WorkerState, jobs: &[RefreshJob], channe
             settle_proactive(state, channel.id, checked).await;
         }
     }
-    state.pipeline.daily_subscription_check(jobs).await;
+    state.pipeline.daily_subscription_check(jobs, channels).await;
 }
 
 fn proactive_enabled(state: &WorkerState) -> bool {

@@ -99,7 +99,9 @@ impl BenchEnv {
         let mut user_token = String::new();
         let (mut pages, mut page_tokens, mut user_tokens) = (vec![], vec![], vec![]);
         for i in 0..n {
-            let user = format!("bench-user-{}", i / per_user);
+            // Named after the seed's first page: a later seed must not add pages to an earlier
+            // seed's users (the latency targets, one page per user, got 100 pages each).
+            let user = format!("bench-user-{first_page}-{}", i / per_user);
             if i % per_user == 0 {
                 user_token = self.sim.add_user(&user);
             }

@@ -71,6 +71,8 @@ struct Target {
 #[derive(Debug)]
 struct Sample {
     path: Route,
+    channel: i64,
+    started_at: chrono::DateTime<Utc>,
     latency: Duration,
     /// What the call answered: `enqueued`, `coalesced`, `deferred`, `joined`, ...
     decision: &'static str,
@@ -110,8 +112,16 @@ async fn take_sample(
     target: &Target,
     timeout: Duration,
 ) -> Sample {
-    let mut sample =
-        Sample { path, latency: Duration::ZERO, decision: "error", outcome: None, refreshed: false, error: None };
+    let mut sample = Sample {
+        path,
+        channel: target.channel,
+        started_at: Utc::now(),
+        latency: Duration::ZERO,
+        decision: "error",
+        outcome: None,
+        refreshed: false,
+        error: None,
+    };
     let old = match stored_token(env, target.channel).await {
         Ok(t) => t,
         Err(e) => {
@@ -185,6 +195,36 @@ async fn take_sample(
         sample.error = Some(format!("settled as {:?}, not refreshed", sample.outcome));
     }
     sample
+}
+
+/// step, outcome, Graph latency (ms), committed this long after the sample started (ms).
+type HistoryRow = (String, String, Option<i32>, f64);
+
+/// The history of the slowest sample, so that a slow tail can be told apart (a retry, a wait for
+/// a worker, a slow write): each row's time after the sample started.
+async fn explain(env: &BenchEnv, sample: &Sample) {
+    let rows: Result<Vec<HistoryRow>, _> = sqlx::query_as(
+        "SELECT step, outcome, graph_latency_ms, (extract(epoch FROM created_at - $2) * 1000)::float8
+         FROM fb_token_events WHERE channel_id = $1 ORDER BY id",
+    )
+    .bind(i32::try_from(sample.channel).unwrap_or(i32::MAX))
+    .bind(sample.started_at)
+    .fetch_all(&env.db)
+    .await;
+    let rows = match rows {
+        Ok(rows) => rows
+            .iter()
+            .map(|(step, outcome, graph, at)| format!("{step} {outcome} (graph {graph:?} ms) committed at +{at:.0} ms"))
+            .collect::<Vec<_>>()
+            .join("; "),
+        Err(e) => format!("history unreadable: {e}"),
+    };
+    say(format!(
+        "latency: slowest sample during the cycle: {:?} {:.0} ms, channel {}: {rows}",
+        sample.path,
+        sample.latency.as_secs_f64() * 1e3,
+        sample.channel
+    ));
 }
 
 /// Figures of one (phase, path): milliseconds over the refreshed samples.
@@ -275,6 +315,9 @@ pub async fn run(env: &BenchEnv, opts: &Options, exe: &Path) -> anyhow::Result<O
     let (cycle, sampled) = tokio::join!(cycle, sampling);
     let cycle = cycle?;
     let (loaded, (drained, drain_errors, drain_error)) = sampled?;
+    if let Some(slowest) = loaded.iter().max_by_key(|x| x.latency) {
+        explain(env, slowest).await;
+    }
     let alive = workers.all_alive();
     let rss = workers.peak_rss_mib();
     let (_, exits) = workers.stop().await;

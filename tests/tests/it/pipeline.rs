@@ -74,11 +74,12 @@ async fn page_on_the_second_accounts_page_is_found() {
     let env = TestEnv::new().await;
     let user_token = env.sim.add_user("u-many");
     let mut target = (0, String::new());
-    for i in 0..30 {
+    // Past the first page of 100 (the client asks for Graph's largest page).
+    for i in 0..130 {
         let page = format!("{}", 3000 + i);
         env.sim.add_page(&page, "p");
         let token = env.sim.grant("u-many", &page);
-        if i == 27 {
+        if i == 127 {
             target = (env.insert_channel(1, &page, &token, &user_token).await, page);
         }
     }
