@@ -123,7 +123,7 @@ pub async fn enqueue(storage: &mut JobStorage, job: RefreshJob, delay: Option<Du
 /// The apalis task id a job pushed to the front gets: derived from the job's id, so pushing the
 /// same job again is a no-op (apalis stores task data with HSETNX) and whether it was pushed can
 /// be checked (`pushed_front`).
-fn front_task_id(job_id: Uuid) -> String {
+pub fn front_task_id(job_id: Uuid) -> String {
     ulid::Ulid::from_bytes(job_id.into_bytes()).to_string()
 }
 

@@ -300,3 +300,47 @@ async fn canary_bare_apalis_worker_dies_at_9000_due_jobs() {
     let err = result.expect_err("fetch fails");
     assert!(err.to_string().contains("too many results to unpack"), "{err}");
 }
+
+/// What a fetch does first (apalis-redis `fetch_next.lua`): due scheduled tasks go to the tail of
+/// the active list.
+async fn promote_due(env: &TestEnv) {
+    let q = env.config.queue_name();
+    let mut conn = env.redis.clone();
+    let due: Vec<String> =
+        conn.zrangebyscore(format!("{q}:scheduled"), 0, chrono::Utc::now().timestamp() + 1).await.expect("zrange");
+    for id in due {
+        let _: () = conn.rpush(format!("{q}:active"), &id).await.expect("rpush");
+        let _: () = conn.zrem(format!("{q}:scheduled"), &id).await.expect("zrem");
+    }
+}
+
+/// A fetch between the two steps of a front push (apalis's push, then our move to the head) put
+/// the task at the tail, behind the whole backlog: during a cycle, seconds late. It must still
+/// end up first, and only once.
+#[tokio::test]
+async fn a_front_push_overtaken_by_a_fetch_still_ends_up_first() {
+    let env = TestEnv::new().await;
+    let mut storage = env.storage();
+    for channel in 1..=3 {
+        queue::enqueue(&mut storage, RefreshJob::new(channel, Reason::Cron), None).await.expect("enqueue");
+    }
+    promote_due(&env).await;
+    let q = env.config.queue_name();
+    let mut conn = env.redis.clone();
+    let backlog: Vec<String> = conn.lrange(format!("{q}:active"), 0, -1).await.expect("lrange");
+    assert_eq!(backlog.len(), 3, "{backlog:?}");
+
+    let front = RefreshJob::new(4, Reason::Manual);
+    let id = queue::front_task_id(front.job_id());
+    let task =
+        apalis::prelude::TaskBuilder::new(front.clone()).task_id(apalis::prelude::TaskId::from(id.clone())).build();
+    storage.push_all(futures::stream::iter(vec![task])).await.expect("apalis push");
+    promote_due(&env).await;
+    let overtaken: Vec<String> = conn.lrange(format!("{q}:active"), 0, -1).await.expect("lrange");
+    assert_eq!(overtaken.last(), Some(&id), "the fetch put it at the tail: {overtaken:?}");
+
+    queue::enqueue_front(&mut storage, &mut conn, &env.config, front).await.expect("front");
+    let active: Vec<String> = conn.lrange(format!("{q}:active"), 0, -1).await.expect("lrange");
+    assert_eq!(active.first(), Some(&id), "{active:?}");
+    assert_eq!(active.len(), 4, "moved, not copied: {active:?}");
+}
