@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use shared::{
-    job::{Reason, RefreshJob},
+    job::{JobOutcome, Reason, RefreshJob},
     pending,
     queue::Waited,
     quota::{self, Quota},
@@ -47,7 +47,9 @@ pub async fn refresh_and_wait(
         .map_err(ApiError::internal)?;
     let job_id = claimed.job_id();
     match state.reports.wait(job_id, wait).await {
-        Ok(Waited::Settled(report)) => Ok(RefreshAnswer::Settled { refreshed: report.outcome == "refreshed" }),
+        Ok(Waited::Settled(report)) => {
+            Ok(RefreshAnswer::Settled { refreshed: report.outcome == JobOutcome::Refreshed })
+        }
         Ok(Waited::RetryScheduled(_) | Waited::NoWorker) | Err(WaitError::Busy) => {
             Ok(RefreshAnswer::Pending { job_id })
         }

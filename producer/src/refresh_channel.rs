@@ -7,7 +7,7 @@ use std::time::Duration;
 use shared::worker::WorkerState;
 use shared::{
     config::Config,
-    job::{Reason, RefreshJob},
+    job::{JobOutcome, Reason, RefreshJob},
     pending,
     queue::{self, JobReport, Timings, Waited},
     reports::ReportWaiter,
@@ -96,14 +96,14 @@ fn describe(channel_id: i64, page_id: &str, wait: Duration, waited: &Waited) -> 
 }
 
 fn settled(who: &str, r: &JobReport) -> (i32, String) {
-    match r.outcome.as_str() {
-        "healthy" => (EXIT_VALID, format!("{who}: healthy, token valid")),
-        "refreshed" => (EXIT_VALID, format!("{who}: refreshed, new token written and valid")),
-        "confirmed_failure" | "reauthorization_required" => (
+    match r.outcome {
+        JobOutcome::Healthy => (EXIT_VALID, format!("{who}: healthy, token valid")),
+        JobOutcome::Refreshed => (EXIT_VALID, format!("{who}: refreshed, new token written and valid")),
+        JobOutcome::ConfirmedFailure | JobOutcome::ReauthorizationRequired => (
             EXIT_CONFIRMED_FAILURE,
             format!(
                 "{who}: {}; authorization error count {}{}",
-                if r.outcome == "reauthorization_required" {
+                if r.outcome == JobOutcome::ReauthorizationRequired {
                     "reauthorization required (flag set)"
                 } else {
                     "confirmed failure (counted)"
@@ -112,13 +112,17 @@ fn settled(who: &str, r: &JobReport) -> (i32, String) {
                 error_suffix(r)
             ),
         ),
-        "channel_missing" => (EXIT_BAD_INPUT, format!("bad input: {who} no longer exists")),
+        JobOutcome::ChannelMissing => (EXIT_BAD_INPUT, format!("bad input: {who} no longer exists")),
         // Nothing was decided about the token: it never reached Graph.
-        "undecryptable" => (EXIT_NOT_SETTLED, format!("{who}: not checked, undecryptable{}", error_suffix(r))),
-        "dead" => {
+        JobOutcome::Undecryptable => {
+            (EXIT_NOT_SETTLED, format!("{who}: not checked, undecryptable{}", error_suffix(r)))
+        }
+        JobOutcome::Dead => {
             (EXIT_NOT_SETTLED, format!("{who}: not settled: gave up after {} attempts{}", r.attempt, error_suffix(r)))
         }
-        other => (EXIT_NOT_SETTLED, format!("{who}: not settled: {other}")),
+        other @ (JobOutcome::Retrying | JobOutcome::Superseded) => {
+            (EXIT_NOT_SETTLED, format!("{who}: not settled: {other}"))
+        }
     }
 }
 

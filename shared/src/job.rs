@@ -40,6 +40,53 @@ impl Reason {
     }
 }
 
+/// What a job came to, as its report and its metrics name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobOutcome {
+    Healthy,
+    Refreshed,
+    /// Counted once, below the threshold: a re-check follows.
+    ConfirmedFailure,
+    /// Counted, at the threshold: the flag is up.
+    ReauthorizationRequired,
+    Retrying,
+    /// Dead-lettered: out of attempts, or the job panicked.
+    Dead,
+    Superseded,
+    ChannelMissing,
+    Undecryptable,
+}
+
+impl JobOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Healthy => "healthy",
+            Self::Refreshed => "refreshed",
+            Self::ConfirmedFailure => "confirmed_failure",
+            Self::ReauthorizationRequired => "reauthorization_required",
+            Self::Retrying => "retrying",
+            Self::Dead => "dead",
+            Self::Superseded => "superseded",
+            Self::ChannelMissing => "channel_missing",
+            Self::Undecryptable => "undecryptable",
+        }
+    }
+}
+
+impl std::fmt::Display for JobOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The wire name compares equal: callers and tests read reports as JSON does.
+impl PartialEq<&str> for JobOutcome {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// What a job's validation must show beyond a token that answers: a send can fail for a permission
 /// the token lacks while the token itself works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

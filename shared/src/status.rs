@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::{PgPool, Row, postgres::PgRow};
 
-use crate::flags::FlagKeys;
+use crate::{flags::FlagKeys, store::TokenStatus};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LastError {
@@ -57,7 +57,7 @@ pub struct InboxStatus {
     pub page_id: String,
     pub token_valid: Option<bool>,
     /// `healthy`, `refreshed`, `reauthorization_required`, `retrying` or `unknown`.
-    pub status: String,
+    pub status: TokenStatus,
     pub reauthorization_required: bool,
     pub authorization_error_count: i64,
     pub consecutive_failures: i64,
@@ -103,7 +103,7 @@ impl InboxStatus {
 
     /// Needs a person, or keeps failing: the dashboard's warning icon.
     pub fn needs_attention(&self) -> bool {
-        self.reauthorization_required || self.consecutive_failures > 0 || self.status == "retrying"
+        self.reauthorization_required || self.consecutive_failures > 0 || self.status == TokenStatus::Retrying
     }
 }
 
@@ -185,7 +185,7 @@ fn from_row(r: &PgRow) -> Result<InboxStatus, sqlx::Error> {
         channel_id: r.try_get("channel_id")?,
         page_id: r.try_get("page_id")?,
         token_valid: r.try_get("token_valid")?,
-        status: r.try_get::<Option<String>, _>("status")?.unwrap_or_else(|| "unknown".into()),
+        status: r.try_get::<Option<String>, _>("status")?.and_then(|s| s.parse().ok()).unwrap_or(TokenStatus::Unknown),
         reauthorization_required: false,
         authorization_error_count: 0,
         consecutive_failures: r.try_get::<Option<i64>, _>("consecutive_failures")?.unwrap_or(0),
@@ -224,7 +224,7 @@ async fn with_flags(
             s.reauthorization_required = pair.first().cloned().flatten().as_deref() == Some("true");
             s.authorization_error_count = pair.get(1).cloned().flatten().and_then(|c| c.parse().ok()).unwrap_or(0);
             if s.reauthorization_required {
-                s.status = "reauthorization_required".into();
+                s.status = TokenStatus::ReauthorizationRequired;
             }
         }
     }

@@ -9,7 +9,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
 };
 use serde_json::{Value, json};
-use shared::{pending, queue};
+use shared::{job::JobOutcome, pending, queue};
 use uuid::Uuid;
 
 use super::status::load;
@@ -75,7 +75,7 @@ pub async fn job(
     let owner = pending::owner(&mut redis, &keys, status.channel_id).await.map_err(ApiError::internal)?;
     let (state_name, refreshed) = match &report {
         Some(r) if r.channel_id != status.channel_id => return Err(ApiError::not_found("job")),
-        Some(r) if r.settled => ("settled", Some(r.outcome == "refreshed")),
+        Some(r) if r.settled => ("settled", Some(r.outcome == JobOutcome::Refreshed)),
         Some(_) => ("retrying", None),
         None if owner == Some(job_id) => ("queued", None),
         None => return Err(ApiError::not_found("job")),
@@ -83,7 +83,7 @@ pub async fn job(
     Ok(Json(json!({
         "job_id": job_id,
         "state": state_name,
-        "outcome": report.as_ref().map(|r| r.outcome.clone()),
+        "outcome": report.as_ref().map(|r| r.outcome),
         "next_attempt_at": report.as_ref().and_then(|r| r.next_attempt_at).map(|t| t.to_rfc3339()),
         "refreshed": refreshed,
         "inbox": status.body(),

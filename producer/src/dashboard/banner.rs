@@ -93,7 +93,7 @@ mod tests {
             channel_id: 9,
             page_id: "123".into(),
             token_valid: Some(false),
-            status: "reauthorization_required".into(),
+            status: shared::store::TokenStatus::ReauthorizationRequired,
             reauthorization_required: true,
             authorization_error_count: 2,
             consecutive_failures: 2,

@@ -97,7 +97,7 @@ fn matches(filter: Option<&str>, s: &InboxStatus) -> bool {
     match filter {
         None => true,
         Some("attention") => s.needs_attention(),
-        Some(status) => super::rows::status_class(&s.status) == status,
+        Some(status) => s.status.as_str() == status,
     }
 }
 

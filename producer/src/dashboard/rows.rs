@@ -104,10 +104,10 @@ impl Table<'_> {
              <td class=\"mono\">{page}</td>{account}\
              <td><span class=\"badge s-{status}\">{label}</span></td><td>{checked}</td><td>{refreshed}</td></tr>",
             id = s.inbox_id,
-            status = escape_html(status_class(&s.status)),
+            status = escape_html(s.status.as_str()),
             name = escape_html(&s.inbox_name),
             page = escape_html(&s.page_id),
-            label = escape_html(t.status(&s.status)),
+            label = escape_html(t.status(s.status.as_str())),
             checked = when(t, s.last_checked, self.now),
             refreshed = when(t, s.last_refreshed, self.now),
         );
@@ -172,17 +172,6 @@ fn subscription_note(locale: Locale, s: &InboxStatus) -> Option<String> {
     ))
 }
 
-/// The status values we style; anything else looks like "unknown".
-pub fn status_class(status: &str) -> &'static str {
-    match status {
-        "healthy" => "healthy",
-        "refreshed" => "refreshed",
-        "reauthorization_required" => "reauthorization_required",
-        "retrying" => "retrying",
-        _ => "unknown",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use shared::status::{LastError, Subscription};
@@ -198,7 +187,7 @@ mod tests {
             channel_id: 1,
             page_id: "1".into(),
             token_valid: Some(true),
-            status: "healthy".into(),
+            status: shared::store::TokenStatus::Healthy,
             reauthorization_required: false,
             authorization_error_count: 0,
             consecutive_failures: 0,

@@ -19,7 +19,7 @@ use crate::{
     pauses::{self, PauseKeys},
     retry::{RetryPolicy, at_after},
     secret::Secret,
-    store::{self, Channel, FailureCount, StateUpdate, Step, TokenWrite, UnreadableChannel},
+    store::{self, Channel, FailureCount, StateUpdate, Step, TokenStatus, TokenWrite, UnreadableChannel},
 };
 
 mod journal;
@@ -390,7 +390,7 @@ impl Pipeline {
     ) -> Result<Outcome, InfraError> {
         let refreshed = new_token.is_some();
         let update = StateUpdate {
-            status: if refreshed { "refreshed" } else { "healthy" },
+            status: if refreshed { TokenStatus::Refreshed } else { TokenStatus::Healthy },
             token_valid: Some(true),
             checked: true,
             refreshed,
@@ -437,7 +437,7 @@ impl Pipeline {
         // dead gets its flag within minutes, a one-off rejection gets a second chance.
         let recheck_after = (!counted.flagged).then(|| self.retry.delay(1, None).unwrap_or(self.retry.base));
         let update = StateUpdate {
-            status: if counted.flagged { "reauthorization_required" } else { "retrying" },
+            status: if counted.flagged { TokenStatus::ReauthorizationRequired } else { TokenStatus::Retrying },
             token_valid: Some(false),
             checked: true,
             refreshed: false,
@@ -485,7 +485,7 @@ impl Pipeline {
             }
         };
         let update = StateUpdate {
-            status: "retrying",
+            status: TokenStatus::Retrying,
             token_valid: None,
             checked: false,
             refreshed: false,
@@ -560,13 +560,14 @@ impl Pipeline {
         if let Some((job, error)) = settled.dead {
             store::record_dead_job(&mut *tx, job, error).await?;
         }
-        let before = before.as_deref().unwrap_or("none");
-        if before != update.status {
+        // The webhook's wire names: `none` for a channel that had no state yet.
+        let before = before.map_or("none", TokenStatus::as_str);
+        if before != update.status.as_str() {
             let change = crate::webhooks::StatusChange {
                 channel_id: channel.id,
                 page_id: channel.page_id.clone(),
                 from: before.to_owned(),
-                to: update.status.to_owned(),
+                to: update.status.as_str().to_owned(),
                 error: update.error.flatten().map(|e| (e.code, e.subcode, e.message.clone())),
                 at: Utc::now(),
             };

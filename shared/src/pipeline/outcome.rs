@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::{
     flags::Counted,
     graph::GraphError,
-    job::RefreshJob,
+    job::{JobOutcome, RefreshJob},
     queue::{JobReport, ReportError},
 };
 
@@ -34,19 +34,23 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// A short name for logs, metrics and reports.
-    pub fn name(&self) -> &'static str {
+    pub fn job_outcome(&self) -> JobOutcome {
         match self {
-            Self::Healthy => "healthy",
-            Self::Refreshed => "refreshed",
-            Self::ConfirmedFailure { counted, .. } if counted.flagged => "reauthorization_required",
-            Self::ConfirmedFailure { .. } => "confirmed_failure",
-            Self::Retry { .. } => "retrying",
-            Self::GaveUp { .. } => "dead",
-            Self::Superseded => "superseded",
-            Self::ChannelMissing => "channel_missing",
-            Self::Undecryptable { .. } => "undecryptable",
+            Self::Healthy => JobOutcome::Healthy,
+            Self::Refreshed => JobOutcome::Refreshed,
+            Self::ConfirmedFailure { counted, .. } if counted.flagged => JobOutcome::ReauthorizationRequired,
+            Self::ConfirmedFailure { .. } => JobOutcome::ConfirmedFailure,
+            Self::Retry { .. } => JobOutcome::Retrying,
+            Self::GaveUp { .. } => JobOutcome::Dead,
+            Self::Superseded => JobOutcome::Superseded,
+            Self::ChannelMissing => JobOutcome::ChannelMissing,
+            Self::Undecryptable { .. } => JobOutcome::Undecryptable,
         }
+    }
+
+    /// A short name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        self.job_outcome().as_str()
     }
 
     /// Whether a waiting caller has its answer.
@@ -78,7 +82,7 @@ impl Outcome {
             job_id: v.job_id,
             channel_id: v.channel_id,
             attempt: v.attempt,
-            outcome: outcome.name().into(),
+            outcome: outcome.job_outcome(),
             settled: outcome.is_settled(),
             token_valid,
             authorization_error_count: count,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::client;
-use crate::{config::Config, graph::GraphError};
+use crate::{config::Config, graph::GraphError, job::JobOutcome};
 
 /// Reports of a job are kept this long for a caller that waits on them.
 const REPORT_TTL_SECS: u64 = 3_600;
@@ -20,9 +20,7 @@ pub struct JobReport {
     pub job_id: Uuid,
     pub channel_id: i64,
     pub attempt: u32,
-    /// `healthy`, `refreshed`, `confirmed_failure`, `reauthorization_required`, `retrying`, `dead`,
-    /// `superseded`, `channel_missing`, `poison`.
-    pub outcome: String,
+    pub outcome: JobOutcome,
     pub settled: bool,
     pub token_valid: Option<bool>,
     pub authorization_error_count: Option<i64>,

@@ -6,7 +6,7 @@ use chrono::Utc;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::events::clamp_i32;
+use super::{TokenStatus, events::clamp_i32};
 use crate::{config::Config, job::Reason, webhooks};
 
 /// The channels of one batch that Graph found healthy.
@@ -59,7 +59,7 @@ pub async fn save_healthy_many(
     .await?;
     let changed: Vec<(i64, String)> = before
         .into_iter()
-        .filter(|(_, s)| s.as_deref() != Some("healthy"))
+        .filter(|(_, s)| s.as_deref() != Some(TokenStatus::Healthy.as_str()))
         .map(|(c, s)| (i64::from(c), s.unwrap_or_else(|| "none".to_owned())))
         .collect();
     if !changed.is_empty() {
@@ -82,7 +82,7 @@ pub async fn save_healthy_many(
                 channel_id: *channel_id,
                 page_id: (*page_id).to_owned(),
                 from: from.clone(),
-                to: "healthy".to_owned(),
+                to: TokenStatus::Healthy.as_str().to_owned(),
                 error: None,
                 at: Utc::now(),
             };

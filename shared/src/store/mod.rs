@@ -33,7 +33,7 @@ pub use events::{Event, Step, record_event, record_events};
 pub use healthy::{HealthyBatch, HealthyWritten, save_healthy_many};
 pub use inboxes::*;
 pub use outcomes::{HourlyOutcome, hourly_outcomes};
-pub use states::{FailureCount, STATUSES, StateUpdate, TokenState, load_state, save_state, status_counts};
+pub use states::{FailureCount, STATUSES, StateUpdate, TokenState, TokenStatus, load_state, save_state, status_counts};
 pub use user_tokens::digest as user_token_digest;
 
 use tracing::warn;

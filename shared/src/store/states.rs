@@ -3,13 +3,72 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row};
 
+use serde::{Deserialize, Serialize};
+
 use super::events::clamp_i32;
 use crate::graph::GraphError;
+
+/// A channel's token status, as `fb_token_states.status` and the API name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenStatus {
+    Healthy,
+    Refreshed,
+    ReauthorizationRequired,
+    Retrying,
+    /// Never checked, or nothing could be decided (out of attempts, undecryptable).
+    Unknown,
+}
+
+impl TokenStatus {
+    /// In the order summaries print them.
+    pub const ALL: [Self; 5] =
+        [Self::Healthy, Self::Refreshed, Self::ReauthorizationRequired, Self::Retrying, Self::Unknown];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Healthy => "healthy",
+            Self::Refreshed => "refreshed",
+            Self::ReauthorizationRequired => "reauthorization_required",
+            Self::Retrying => "retrying",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::str::FromStr for TokenStatus {
+    type Err = UnknownStatus;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| UnknownStatus(s.chars().take(40).collect()))
+    }
+}
+
+impl std::fmt::Display for TokenStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The wire name compares equal: the API and the tests read statuses as JSON does.
+impl PartialEq<&str> for TokenStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("not a token status: {0:?}")]
+pub struct UnknownStatus(String);
+
+fn decode_status(s: Option<String>) -> Result<Option<TokenStatus>, sqlx::Error> {
+    s.map(|s| s.parse().map_err(|e: UnknownStatus| sqlx::Error::Decode(Box::new(e)))).transpose()
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenState {
     pub channel_id: i64,
-    pub status: String,
+    pub status: TokenStatus,
     pub token_valid: Option<bool>,
     pub consecutive_failures: i32,
     pub last_checked_at: Option<DateTime<Utc>>,
@@ -24,7 +83,7 @@ pub struct TokenState {
 /// What one job settled. `None` fields keep what was stored.
 #[derive(Debug, Clone)]
 pub struct StateUpdate<'a> {
-    pub status: &'static str,
+    pub status: TokenStatus,
     pub token_valid: Option<bool>,
     pub checked: bool,
     pub refreshed: bool,
@@ -40,7 +99,7 @@ impl<'a> StateUpdate<'a> {
     /// `unknown`, with the reason, the failure count left as it was.
     pub fn undecided(error: &'a GraphError) -> Self {
         Self {
-            status: "unknown",
+            status: TokenStatus::Unknown,
             token_valid: None,
             checked: false,
             refreshed: false,
@@ -64,7 +123,7 @@ pub async fn save_state(
     db: impl sqlx::PgExecutor<'_>,
     channel_id: i64,
     u: &StateUpdate<'_>,
-) -> Result<Option<String>, sqlx::Error> {
+) -> Result<Option<TokenStatus>, sqlx::Error> {
     let (set_error, kind, code, subcode, message) = match u.error {
         None => (false, None, None, None, None),
         Some(None) => (true, None, None, None, None),
@@ -100,7 +159,7 @@ pub async fn save_state(
          RETURNING (SELECT status FROM old)",
     )
     .bind(clamp_i32(channel_id))
-    .bind(u.status)
+    .bind(u.status.as_str())
     .bind(u.token_valid)
     .bind(u.checked)
     .bind(u.refreshed)
@@ -113,7 +172,7 @@ pub async fn save_state(
     .bind(u.next_attempt_at)
     .fetch_one(db)
     .await
-    .and_then(|row| sqlx::Row::try_get(&row, 0))
+    .and_then(|row| decode_status(sqlx::Row::try_get(&row, 0)?))
 }
 
 pub async fn load_state(db: &PgPool, channel_id: i64) -> Result<Option<TokenState>, sqlx::Error> {
@@ -128,7 +187,7 @@ pub async fn load_state(db: &PgPool, channel_id: i64) -> Result<Option<TokenStat
     row.map(|r| {
         Ok(TokenState {
             channel_id: i64::from(r.try_get::<i32, _>("channel_id")?),
-            status: r.try_get("status")?,
+            status: decode_status(r.try_get("status")?)?.unwrap_or(TokenStatus::Unknown),
             token_valid: r.try_get("token_valid")?,
             consecutive_failures: r.try_get("consecutive_failures")?,
             last_checked_at: r.try_get("last_checked_at")?,
@@ -143,8 +202,14 @@ pub async fn load_state(db: &PgPool, channel_id: i64) -> Result<Option<TokenStat
     .transpose()
 }
 
-/// Every status a channel can show, in the order summaries print them.
-pub const STATUSES: [&str; 5] = ["healthy", "refreshed", "reauthorization_required", "retrying", "unknown"];
+/// Every status a channel can show, by name, in the order summaries print them.
+pub const STATUSES: [&str; 5] = [
+    TokenStatus::Healthy.as_str(),
+    TokenStatus::Refreshed.as_str(),
+    TokenStatus::ReauthorizationRequired.as_str(),
+    TokenStatus::Retrying.as_str(),
+    TokenStatus::Unknown.as_str(),
+];
 
 /// Statuses of the channels that back a Facebook inbox; a channel never checked is `unknown`.
 pub async fn status_counts(db: &PgPool) -> sqlx::Result<std::collections::BTreeMap<String, i64>> {

@@ -154,7 +154,9 @@ impl Observer {
         .await?;
         match status {
             None => return Ok(Seen::UnknownChannel),
-            Some(Some(s)) if claimed.flagged && s == "reauthorization_required" => return Ok(Seen::AlreadyFlagged),
+            Some(Some(s)) if claimed.flagged && s == crate::store::TokenStatus::ReauthorizationRequired.as_str() => {
+                return Ok(Seen::AlreadyFlagged);
+            }
             Some(_) => {}
         }
         let decision = self.intake.report(channel_id, &chatwoot_counted(claimed.count), None).await?;

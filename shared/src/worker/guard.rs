@@ -134,7 +134,7 @@ pub fn dead_report(job: &RefreshJob, message: &str) -> JobReport {
         job_id: v.job_id,
         channel_id: v.channel_id,
         attempt: v.attempt,
-        outcome: "dead".into(),
+        outcome: crate::job::JobOutcome::Dead,
         settled: true,
         token_valid: None,
         authorization_error_count: None,

@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use shared::{
     graph::GraphError,
     intake::{Decision, Intake},
-    job::{Reason, RefreshJob},
+    job::{JobOutcome, Reason, RefreshJob},
     pending::{self, Claimed},
     queue::{self, Waited},
 };
@@ -76,7 +76,7 @@ struct Sample {
     latency: Duration,
     /// What the call answered: `enqueued`, `coalesced`, `deferred`, `joined`, ...
     decision: &'static str,
-    outcome: Option<String>,
+    outcome: Option<JobOutcome>,
     /// Settled as `refreshed` and the stored token changed to a live one.
     refreshed: bool,
     error: Option<String>,
@@ -179,7 +179,7 @@ async fn take_sample(
         Ok(Waited::NoWorker) => sample.error = Some("no report in time".into()),
         Err(e) => sample.error = Some(format!("wait_for_report: {e}")),
     }
-    if sample.outcome.as_deref() == Some("refreshed") {
+    if sample.outcome == Some(JobOutcome::Refreshed) {
         match stored_token(env, target.channel).await {
             Ok(new) => {
                 sample.refreshed = new != old && env.sim.is_token_valid_for_page(&target.page, &new);

@@ -7,7 +7,7 @@ use tests::TestEnv;
 
 async fn run_job(state: &shared::worker::WorkerState, channel: i64, reason: Reason) -> String {
     let report = shared::worker::handler::handle_job(state, &RefreshJob::new(channel, reason)).await.expect("job runs");
-    report.outcome
+    report.outcome.to_string()
 }
 
 #[tokio::test]

@@ -55,7 +55,7 @@ async fn reports(env: &TestEnv, channel: i64) -> i64 {
 }
 
 async fn status(env: &TestEnv, channel: i64) -> Option<String> {
-    shared::store::load_state(&env.db, channel).await.expect("db").map(|s| s.status)
+    shared::store::load_state(&env.db, channel).await.expect("db").map(|s| s.status.to_string())
 }
 
 async fn exists(env: &TestEnv, key: &str) -> bool {
