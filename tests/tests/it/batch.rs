@@ -9,7 +9,7 @@ use shared::{
     pipeline::{CHANNEL_BUSY_WAIT, Outcome},
 };
 use simulator::{Fault, FaultKind, Matcher};
-use tests::TestEnv;
+use tests::{TestEnv, wait::until};
 use tokio_util::sync::CancellationToken;
 
 /// A channel whose page token and user token are both dead: every run confirms the failure.
@@ -22,26 +22,15 @@ async fn dead_channel(env: &TestEnv, page: &str) -> i64 {
 
 /// Waits (bounded) until Graph has received more than `n` requests.
 async fn graph_requests_past(env: &TestEnv, n: usize) {
-    for _ in 0..400 {
-        if env.sim.request_count() > n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("Graph never saw request {}", n + 1);
+    until(Duration::from_secs(2), &format!("Graph seeing request {}", n + 1), || async { env.sim.request_count() > n })
+        .await;
 }
 
 /// Waits (bounded) until the day's webhook subscription reads of `n` channels went out: they run
 /// after a batch's answers are in, so a cycle can settle before them.
 async fn subscription_reads(env: &TestEnv, n: usize) {
     let reads = || env.sim.count_where(|r| r.batch_item && r.path.ends_with("/subscribed_apps"));
-    for _ in 0..400 {
-        if reads() >= n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("only {} of {n} subscription reads", reads());
+    until(Duration::from_secs(10), &format!("{n} subscription reads"), || async { reads() >= n }).await;
 }
 
 async fn cycle_and_settle(env: &TestEnv, n: u64) {
@@ -143,13 +132,10 @@ async fn an_item_graph_did_not_answer_cleanly_goes_to_a_single_job() {
         .await
         .expect("cycle");
     // Healthy eventually, through its own single job after the batch.
-    for _ in 0..200 {
-        if env.status_count("healthy").await == 10 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(env.status_count("healthy").await, 10, "since {started}");
+    until(Duration::from_secs(10), &format!("all 10 channels healthy (cycle since {started})"), || async {
+        env.status_count("healthy").await == 10
+    })
+    .await;
     assert_eq!(env.sim.count_where(|r| r.path == "/190003" && !r.batch_item), 1, "one single validation for that page");
     assert!(!env.redis_keys().await.iter().any(|k| k.contains("authorization")));
     worker.stop().await.expect("stop");

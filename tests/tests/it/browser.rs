@@ -6,13 +6,13 @@
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use simulator::{Fault, FaultKind, Matcher};
-use tests::TestEnv;
+use tests::{TestEnv, wait::until};
 
 use crate::dashboard::{ADMIN, PASSWORD_CHANGED, env_with_admin, flagged_channels, make_refreshable, rename_inbox};
 
@@ -65,17 +65,18 @@ impl Driver {
             .unwrap_or_else(|e| panic!("cannot start {CHROMEDRIVER}: {e}"));
         let driver = Self { child, url: format!("http://127.0.0.1:{port}"), dir };
         let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(resp) = http.get(format!("{}/status", driver.url)).send().await
+        let status = format!("{}/status", driver.url);
+        until(Duration::from_secs(20), &format!("chromedriver answering ready on {}", driver.url), || async {
+            if let Ok(resp) = http.get(&status).send().await
                 && let Ok(status) = resp.json::<Value>().await
-                && status["value"]["ready"] == true
             {
-                break driver;
+                status["value"]["ready"] == true
+            } else {
+                false
             }
-            assert!(Instant::now() < deadline, "chromedriver did not answer on {} within 20 s", driver.url);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await;
+        driver
     }
 
     async fn client(&self) -> Client {

@@ -15,7 +15,7 @@ use shared::{
     pending::{self, PendingKeys},
     queue::{self, Waited},
 };
-use tests::TestEnv;
+use tests::{TestEnv, wait::until};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
@@ -68,12 +68,7 @@ async fn only_one_of_two_producers_fires_each_tick() {
         .collect();
     let fired = |logs: &[FiredLog]| logs.iter().map(|l| l.lock().expect("log").len()).sum::<usize>();
     // Ticks come once a second; wait for four of them.
-    for _ in 0..200 {
-        if fired(&logs) >= 4 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until(Duration::from_secs(10), "four cron ticks fired", || async { fired(&logs) >= 4 }).await;
     shutdown.cancel();
     for t in tasks {
         t.await.expect("cron task");
@@ -185,14 +180,11 @@ async fn a_deep_queue_defers_reports_and_loses_none() {
 
     let worker = env.spawn_worker();
     // A drainer (this one, or the worker's own) moves it once the queue has room.
-    for _ in 0..200 {
+    until(Duration::from_secs(10), "the deferred refresh moved to the queue", || async {
         intake.drain_deferred().await.expect("drain");
-        if intake.deferred_len().await.expect("redis") == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(intake.deferred_len().await.expect("redis"), 0);
+        intake.deferred_len().await.expect("redis") == 0
+    })
+    .await;
     let waited = queue::wait_for_report(&env.config, job_id, Duration::from_secs(15)).await.expect("redis");
     assert!(matches!(&waited, Waited::Settled(r) if r.outcome == "refreshed"), "{waited:?}");
     worker.stop().await.expect("stop");
@@ -346,34 +338,23 @@ async fn an_interrupted_cycle_resumes_where_it_stopped() {
     };
     let shutdown = CancellationToken::new();
     let cron_task = tokio::spawn(cron::run(trigger, shutdown.clone()));
-    for _ in 0..400 {
-        if env.queued_jobs().await == 10 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert_eq!(env.queued_jobs().await, 10, "chunk 1 enqueued");
+    until(Duration::from_secs(10), "chunk 1 enqueued (10 batch jobs)", || async { env.queued_jobs().await == 10 })
+        .await;
     // A store error while chunk 2 waits: the backlog check (LLEN) fails with WRONGTYPE.
     let active = format!("{}:active", env.config.queue_name());
     let mut conn = env.redis.clone();
     let _: () = conn.set(&active, "not a list").await.expect("set");
-    for _ in 0..400 {
-        if captured.text().contains("WRONGTYPE") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(captured.text().contains("WRONGTYPE"), "the cycle met the error");
+    until(Duration::from_secs(10), "the cycle met the error (WRONGTYPE logged)", || async {
+        captured.text().contains("WRONGTYPE")
+    })
+    .await;
     let _: () = conn.del(&active).await.expect("del");
     // Room comes as the worker validates chunk 1.
     let worker = env.spawn_worker();
-    for _ in 0..1_200 {
-        if env.status_count("healthy").await == 600 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(env.status_count("healthy").await, 600, "the rest of the cycle ran");
+    until(Duration::from_secs(60), "the rest of the cycle ran (600 channels healthy)", || async {
+        env.status_count("healthy").await == 600
+    })
+    .await;
     assert_eq!(fired.lock().expect("log").len(), 1, "one tick");
     let (validations, channels): (i64, i64) = sqlx::query_as(
         "SELECT count(*), count(DISTINCT channel_id) FROM fb_token_events WHERE step = 'validate' AND reason = 'cron'",
@@ -443,15 +424,14 @@ async fn a_cycle_cut_short_by_a_restart_is_finished_by_the_next_producer() {
     };
     let shutdown = CancellationToken::new();
     let cron_task = tokio::spawn(cron::run(trigger, shutdown.clone()));
-    let mut done: Option<String> = None;
-    for _ in 0..400 {
-        done = conn.get(&progress).await.expect("get");
-        if done.as_deref() == Some(producer::cycle::PROGRESS_DONE) {
-            break;
+    until(Duration::from_secs(10), "the cycle was finished (its progress key marked done)", || {
+        let (mut conn, progress) = (conn.clone(), progress.clone());
+        async move {
+            let done: Option<String> = conn.get(&progress).await.expect("get");
+            done.as_deref() == Some(producer::cycle::PROGRESS_DONE)
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert_eq!(done.as_deref(), Some(producer::cycle::PROGRESS_DONE), "the cycle was finished");
+    })
+    .await;
     shutdown.cancel();
     cron_task.await.expect("cron task");
     let bodies: Vec<Vec<u8>> = conn.hvals(format!("{q}:data")).await.expect("hvals");

@@ -25,16 +25,18 @@ async fn worker_pool_follows_database_pool_size_and_sets_timeouts() {
     // Only the worker's sessions and our observer remain on the test database.
     env.db.close().await;
     let state = env.worker_state().await;
-    let mut observer = sqlx::PgConnection::connect(env.config.database_url.expose()).await.expect("observer");
+    let observer = sqlx::PgConnection::connect(env.config.database_url.expose()).await.expect("observer");
     let db = state.pipeline.db.clone();
     let others = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()";
     // The sessions that created and migrated the database end as connect returns; wait until only
-    // the pool's first one is left.
-    let started = Instant::now();
-    while sqlx::query_scalar::<_, i64>(others).fetch_one(&mut observer).await.expect("count") > 1 {
-        assert!(started.elapsed() < Duration::from_secs(5), "setup sessions did not end");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    // the pool's first one is left. (The one observer session is lent to each check in turn.)
+    let observer = tokio::sync::Mutex::new(observer);
+    tests::wait::until(Duration::from_secs(5), "setup sessions ended (only the pool's first left)", || async {
+        let mut observer = observer.lock().await;
+        sqlx::query_scalar::<_, i64>(others).fetch_one(&mut *observer).await.expect("count") <= 1
+    })
+    .await;
+    let mut observer = observer.into_inner();
     let sleepers: Vec<_> = (0..20)
         .map(|_| {
             let db = db.clone();

@@ -386,13 +386,7 @@ async fn slow_dead_channel(env: &TestEnv, page: &str) -> i64 {
 
 /// Waits (bounded) until Graph has received its first request.
 async fn graph_called(env: &TestEnv) {
-    for _ in 0..400 {
-        if env.sim.request_count() > 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("Graph was never called");
+    tests::wait::until(Duration::from_secs(2), "Graph called", || async { env.sim.request_count() > 0 }).await;
 }
 
 /// A job whose channel lock was taken from it mid-job (a slow call outlived it, another job has

@@ -9,7 +9,11 @@ use shared::{
     queue::{self, Timings, Waited},
 };
 use simulator::{Fault, FaultKind, Matcher};
-use tests::{TestEnv, env::fast_timings, wait::eventually};
+use tests::{
+    TestEnv,
+    env::fast_timings,
+    wait::{eventually, until},
+};
 
 async fn enqueue_and_wait(env: &TestEnv, channel: i64, wait: Duration) -> Waited {
     let mut storage = queue::job_storage(env.redis.clone(), &env.config, &fast_timings());
@@ -62,16 +66,15 @@ async fn every_worker_process_registers_under_its_own_name() {
 
 async fn wait_for_workers(env: &TestEnv, n: usize) -> Vec<String> {
     let key = format!("{}:workers", env.config.queue_name());
-    let mut conn = env.redis.clone();
     // The worker registers itself on its first poll; there is no event to await from outside.
-    for _ in 0..200 {
-        let names: Vec<String> = conn.zrange(&key, 0, -1).await.expect("zrange");
-        if names.len() >= n {
-            return names;
+    eventually(Duration::from_secs(10), &format!("{n} workers registered"), || {
+        let (mut conn, key) = (env.redis.clone(), &key);
+        async move {
+            let names: Vec<String> = conn.zrange(key, 0, -1).await.expect("zrange");
+            (names.len() >= n).then_some(names)
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("fewer than {n} workers registered");
+    })
+    .await
 }
 
 /// apalis ignores `RetryAfter`/`max_attempts`; our own re-scheduling (same job id, next attempt)
@@ -144,18 +147,15 @@ async fn poison_payloads_do_not_stop_the_worker() {
     assert!(matches!(&waited, Waited::Settled(r) if r.outcome == "healthy"), "{waited:?}");
     // The good job runs beside the poison ones (concurrency), so it may settle first; their rows
     // are the only sign they were handled, so wait for those, within a bound.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let poison = loop {
+    let poison = eventually(Duration::from_secs(10), "each poison payload recorded as a dead job", || async {
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM fb_dead_jobs WHERE error_kind = 'poison'")
             .fetch_one(&env.db)
             .await
             .expect("db");
-        if n >= 3 || tokio::time::Instant::now() >= deadline {
-            break n;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(poison, 3, "each poison payload is recorded");
+        (n >= 3).then_some(n)
+    })
+    .await;
+    assert_eq!(poison, 3, "each poison payload is recorded once");
     worker.stop().await.expect("stop");
 }
 
@@ -261,23 +261,20 @@ async fn a_backlog_past_the_fetch_limit_does_not_wedge_workers() {
     assert_eq!(due, 9_000);
     let worker = env.spawn_worker();
     // Every job is for a channel that does not exist: each is dropped at once and acked.
-    for _ in 0..1_200 {
-        let (scheduled, active): (u64, u64) = redis::pipe()
-            .zcard(format!("{q}:scheduled"))
-            .llen(format!("{q}:active"))
-            .query_async(&mut conn)
-            .await
-            .expect("redis");
-        let inflight: Vec<String> = conn.keys(format!("{q}:inflight:*")).await.expect("keys");
-        if scheduled == 0 && active == 0 && inflight.is_empty() {
-            break;
+    until(Duration::from_secs(60), "all 9,000 jobs drained: none scheduled, active or in flight", || {
+        let (mut conn, q) = (conn.clone(), &q);
+        async move {
+            let (scheduled, active): (u64, u64) = redis::pipe()
+                .zcard(format!("{q}:scheduled"))
+                .llen(format!("{q}:active"))
+                .query_async(&mut conn)
+                .await
+                .expect("redis");
+            let inflight: Vec<String> = conn.keys(format!("{q}:inflight:*")).await.expect("keys");
+            scheduled == 0 && active == 0 && inflight.is_empty()
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let done: u64 = conn.scard(format!("{q}:done")).await.expect("scard");
-    let left: u64 = conn.zcard(format!("{q}:scheduled")).await.expect("zcard");
-    let active: u64 = conn.llen(format!("{q}:active")).await.expect("llen");
-    assert_eq!((left, active), (0, 0), "done {done}");
+    })
+    .await;
     assert!(worker.join.as_ref().is_some_and(|j| !j.is_finished()), "worker alive");
     worker.stop().await.expect("stop");
 }
