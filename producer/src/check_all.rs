@@ -20,8 +20,8 @@ use serde::Serialize;
 use shared::{
     config::Config,
     graph::{ErrorKind, GraphClient, GraphError},
-    pauses::{self, PauseKeys},
-    queue,
+    keys::RedisKeys,
+    pauses, queue,
     secret::Secret,
     store::{self, FacebookInbox},
 };
@@ -117,7 +117,7 @@ async fn run(config: &Config) -> anyhow::Result<Vec<(FacebookInbox, Verdict)>> {
         .await
         .map_err(|_| anyhow::anyhow!("cannot connect to Redis within {}s", REDIS_CONNECT_TIMEOUT.as_secs()))?
         .context("cannot connect to Redis")?;
-    let pauses = PauseKeys::new(config.redis_key_prefix.clone());
+    let pauses = RedisKeys::of(config);
     let verdicts = validate_channels(&graph, &redis, &pauses, &inboxes).await;
     let rows = inboxes
         .into_iter()
@@ -135,7 +135,7 @@ async fn run(config: &Config) -> anyhow::Result<Vec<(FacebookInbox, Verdict)>> {
 async fn validate_channels(
     graph: &GraphClient,
     redis: &ConnectionManager,
-    pauses: &PauseKeys,
+    pauses: &RedisKeys,
     inboxes: &[FacebookInbox],
 ) -> HashMap<i64, Verdict> {
     // `inboxes` is ordered by channel, so the inboxes of one channel are adjacent.
@@ -164,7 +164,7 @@ async fn validate_channels(
 async fn validate_one(
     graph: &GraphClient,
     redis: &mut ConnectionManager,
-    pauses: &PauseKeys,
+    pauses: &RedisKeys,
     app_limited: &AtomicBool,
     channel: &FacebookInbox,
 ) -> Verdict {

@@ -126,7 +126,7 @@ pub async fn run_tick_cycle(t: &Trigger, tick: DateTime<Utc>, shutdown: &Cancell
 
 /// Where the cycle of `tick` got to (see `cycle::resume_cycle`).
 pub fn progress_key(config: &Config, tick: DateTime<Utc>) -> String {
-    format!("{}:cron:{}:progress", config.queue_name(), tick.timestamp())
+    shared::keys::RedisKeys::of(config).cron_progress(tick.timestamp())
 }
 
 /// A producer stopped mid-cycle (a restart, a crash, a deploy) leaves its tick's progress short of
@@ -154,7 +154,7 @@ async fn claim_tick(
     tick: DateTime<Utc>,
     replica: &str,
 ) -> redis::RedisResult<bool> {
-    let key = format!("{}:cron:{}", config.queue_name(), tick.timestamp());
+    let key = shared::keys::RedisKeys::of(config).cron_tick(tick.timestamp());
     let set: Option<String> =
         redis::cmd("SET").arg(key).arg(replica).arg("NX").arg("EX").arg(TICK_KEY_TTL_SECS).query_async(redis).await?;
     Ok(set.is_some())

@@ -10,7 +10,8 @@ use shared::{
     config::Config,
     graph::MAX_BATCH,
     job::{BatchJob, Reason},
-    pending::{self, PendingKeys, batch_marker},
+    keys::RedisKeys,
+    pending::{self, batch_marker},
     queue::{self, JobStorage, Timings},
     store,
 };
@@ -79,7 +80,7 @@ async fn run_cycle(
     reason: Reason,
     progress_key: Option<&str>,
 ) -> anyhow::Result<CycleCount> {
-    let keys = PendingKeys::new(config.redis_key_prefix.clone());
+    let keys = RedisKeys::of(config);
     let mut batches = queue::batch_storage(redis.clone(), config, &Timings::default());
     let mut after = 0i64;
     if let Some(key) = progress_key {

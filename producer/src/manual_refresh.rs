@@ -35,7 +35,7 @@ pub async fn refresh_and_wait(
 ) -> Result<RefreshAnswer, ApiError> {
     let job = RefreshJob::new(channel_id, Reason::Manual);
     let mut redis = state.redis.clone();
-    let keys = pending::PendingKeys::new(state.config.redis_key_prefix.clone());
+    let keys = shared::keys::RedisKeys::of(&state.config);
     if pending::owner(&mut redis, &keys, channel_id).await.map_err(ApiError::internal)?.is_none()
         && let Quota::Exhausted { retry_after } =
             quota::take_front_refresh(&mut redis, &state.config, account_id).await.map_err(ApiError::internal)?

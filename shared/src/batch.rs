@@ -14,7 +14,7 @@ use crate::{
     flags,
     graph::{ErrorKind, GraphError, PageLookup},
     job::{BatchJob, RefreshJob},
-    locks::{self, LockKeys},
+    locks,
     metrics::Metrics,
     pauses,
     pipeline::{CHANNEL_BUSY_WAIT, DEFAULT_RATE_LIMIT_WAIT, InfraError, Journal, LOCK_TTL, Outcome, Pipeline},
@@ -64,7 +64,7 @@ impl Pipeline {
     /// another job is working on is not touched: it goes on as a single job shortly after.
     pub async fn run_batch(&self, job: &BatchJob) -> Result<BatchOutcome, InfraError> {
         let mut redis = self.redis.clone();
-        let keys = LockKeys::new(self.flags.prefix().to_owned());
+        let keys = self.keys.clone();
         let claims: Vec<(i64, Uuid)> = job.v1().channel_ids.iter().map(|&c| (c, job.single(c).job_id())).collect();
         let taken = locks::acquire_many(&mut redis, &keys, &claims, LOCK_TTL).await?;
         let mut out = BatchOutcome::default();
@@ -131,7 +131,7 @@ impl Pipeline {
             }
         }
         let pages: Vec<&str> = channels.iter().map(|c| c.page_id.as_str()).collect();
-        let waits = pauses::remaining_many(&mut self.redis.clone(), &self.pauses, &pages).await?;
+        let waits = pauses::remaining_many(&mut self.redis.clone(), &self.keys, &pages).await?;
         let mut to_check = Vec::with_capacity(channels.len());
         for (channel, wait) in channels.into_iter().zip(waits) {
             match wait {
@@ -211,7 +211,7 @@ impl Pipeline {
             return Ok(());
         }
         let owners: Vec<_> = healthy.iter().map(|(_, c)| c.owner()).collect();
-        flags::clear_many(&mut self.redis.clone(), &self.flags, &owners).await?;
+        flags::clear_many(&mut self.redis.clone(), &self.keys, &owners).await?;
         let channels: Vec<(i64, i64, Uuid, &str)> =
             healthy.iter().map(|(j, c)| (c.id, c.account_id, j.job_id(), c.page_id.as_str())).collect();
         let batch = store::HealthyBatch {
@@ -277,7 +277,7 @@ impl Pipeline {
             // An app-level limit announces no time: the app waits 60 s at a time.
             let wait = if error.app_level { DEFAULT_RATE_LIMIT_WAIT } else { self.announced(error.retry_after) };
             if error.app_level {
-                pauses::pause(&mut self.redis.clone(), &self.pauses, "", true, wait).await?;
+                pauses::pause(&mut self.redis.clone(), &self.keys, "", true, wait).await?;
             }
             out.retry_batch = Some((wait, attempt));
             return Ok(out);

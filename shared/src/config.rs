@@ -437,7 +437,7 @@ impl Config {
 
     /// The apalis queue name; every other key of ours hangs off it.
     pub fn queue_name(&self) -> String {
-        format!("{}fb_token_refresh", self.redis_key_prefix)
+        crate::keys::RedisKeys::of(self).queue()
     }
 }
 

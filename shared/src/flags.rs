@@ -10,7 +10,7 @@
 use redis::{Script, aio::ConnectionManager};
 use uuid::Uuid;
 
-use crate::config::FlagStyle;
+use crate::keys::RedisKeys;
 
 /// How long we remember that a job already counted, so a job run twice (a crash between the
 /// count and the ack) counts once.
@@ -18,73 +18,6 @@ const COUNTED_TTL_SECS: u64 = 7 * 24 * 3600;
 
 /// Chatwoot's `CacheKeys::CACHE_KEYS_EXPIRY` (7 days): its own writes of the key expire so.
 pub const INBOX_CACHE_KEY_TTL_SECS: u64 = 7 * 24 * 3600;
-
-#[derive(Debug, Clone)]
-pub struct FlagKeys {
-    prefix: String,
-    style: FlagStyle,
-}
-
-impl FlagKeys {
-    pub fn new(prefix: impl Into<String>, style: FlagStyle) -> Self {
-        Self { prefix: prefix.into(), style }
-    }
-
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
-    pub fn reauthorization_required(&self, channel_id: i64) -> String {
-        match self.style {
-            FlagStyle::Seed => format!("{}reauthorization_required:channel_facebook_page:{channel_id}", self.prefix),
-            FlagStyle::Chatwoot => {
-                format!("{}alfred:REAUTHORIZATION_REQUIRED:channel_facebook_page:{channel_id}", self.prefix)
-            }
-        }
-    }
-
-    pub fn authorization_error_count(&self, channel_id: i64) -> String {
-        format!("{}{channel_id}", self.authorization_error_count_prefix())
-    }
-
-    fn counted(&self, job_id: Uuid) -> String {
-        format!("{}fb_token_refresh:counted:{job_id}", self.prefix)
-    }
-
-    /// Chatwoot's `idb-cache-key-account-ID-inbox` (`CacheKeysHelper#get_prefixed_cache_key`, in
-    /// the `alfred` namespace); `None` in our own key style, which no Chatwoot reads.
-    pub fn inbox_cache_key(&self, account_id: i64) -> Option<String> {
-        match self.style {
-            FlagStyle::Seed => None,
-            FlagStyle::Chatwoot => Some(format!("{}alfred:idb-cache-key-account-{account_id}-inbox", self.prefix)),
-        }
-    }
-
-    /// The counter watcher's record of each channel's count as last accounted for (by the watcher
-    /// or by our own counting): a count above it is an increment someone else made.
-    pub fn counter_seen(&self) -> String {
-        format!("{}fb_token_refresh:counter_seen", self.prefix)
-    }
-
-    /// Observations claimed by a watcher and not yet reported, scored by when the claim lapses (a
-    /// replica that died between claim and report leaves one for another to take).
-    pub fn counter_inflight(&self) -> String {
-        format!("{}fb_token_refresh:counter_inflight", self.prefix)
-    }
-
-    /// The count key of every channel, as a glob (keyspace notifications are subscribed by it).
-    pub fn authorization_error_count_pattern(&self) -> String {
-        format!("{}*", crate::redis_ops::glob_escape(&self.authorization_error_count_prefix()))
-    }
-
-    /// What precedes the channel id in a count key.
-    pub fn authorization_error_count_prefix(&self) -> String {
-        match self.style {
-            FlagStyle::Seed => format!("{}authorization_error_count:channel_facebook_page:", self.prefix),
-            FlagStyle::Chatwoot => format!("{}alfred:AUTHORIZATION_ERROR_COUNT:channel_facebook_page:", self.prefix),
-        }
-    }
-}
 
 /// The flags of one channel as the inbox sees them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -137,7 +70,7 @@ static COUNT_ONCE_SCRIPT: std::sync::LazyLock<Script> =
 /// nothing and answers `None`.
 pub async fn count_confirmed_failure(
     redis: &mut ConnectionManager,
-    keys: &FlagKeys,
+    keys: &RedisKeys,
     channel: Owner,
     job_id: Uuid,
     threshold: u32,
@@ -171,7 +104,7 @@ pub struct Owner {
 
 /// A success: the token works, so the inbox must not be told otherwise. Returns whether a flag was
 /// set (and is now cleared).
-pub async fn clear(redis: &mut ConnectionManager, keys: &FlagKeys, channel: Owner) -> redis::RedisResult<bool> {
+pub async fn clear(redis: &mut ConnectionManager, keys: &RedisKeys, channel: Owner) -> redis::RedisResult<bool> {
     Ok(clear_many(redis, keys, &[channel]).await?.first() == Some(&true))
 }
 
@@ -208,7 +141,7 @@ static CLEAR_MANY_SCRIPT: std::sync::LazyLock<Script> = std::sync::LazyLock::new
 /// a flag was cleared.
 pub async fn clear_many(
     redis: &mut ConnectionManager,
-    keys: &FlagKeys,
+    keys: &RedisKeys,
     channels: &[Owner],
 ) -> redis::RedisResult<Vec<bool>> {
     let mut out = Vec::with_capacity(channels.len());
@@ -233,7 +166,7 @@ pub async fn clear_many(
     Ok(out)
 }
 
-pub async fn read(redis: &mut ConnectionManager, keys: &FlagKeys, channel_id: i64) -> redis::RedisResult<FlagState> {
+pub async fn read(redis: &mut ConnectionManager, keys: &RedisKeys, channel_id: i64) -> redis::RedisResult<FlagState> {
     let (flag, count): (Option<String>, Option<String>) = redis::pipe()
         .get(keys.reauthorization_required(channel_id))
         .get(keys.authorization_error_count(channel_id))
@@ -248,19 +181,20 @@ pub async fn read(redis: &mut ConnectionManager, keys: &FlagKeys, channel_id: i6
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::FlagStyle;
 
     #[test]
     fn key_names_are_the_contract() {
-        let seed = FlagKeys::new("", FlagStyle::Seed);
+        let seed = RedisKeys::new("", FlagStyle::Seed);
         assert_eq!(seed.reauthorization_required(7), "reauthorization_required:channel_facebook_page:7");
         assert_eq!(seed.authorization_error_count(7), "authorization_error_count:channel_facebook_page:7");
-        let cw = FlagKeys::new("", FlagStyle::Chatwoot);
+        let cw = RedisKeys::new("", FlagStyle::Chatwoot);
         assert_eq!(cw.reauthorization_required(7), "alfred:REAUTHORIZATION_REQUIRED:channel_facebook_page:7");
         assert_eq!(cw.authorization_error_count(7), "alfred:AUTHORIZATION_ERROR_COUNT:channel_facebook_page:7");
         assert_eq!(cw.inbox_cache_key(3).as_deref(), Some("alfred:idb-cache-key-account-3-inbox"));
         assert_eq!(seed.inbox_cache_key(3), None);
         assert_eq!(cw.authorization_error_count_prefix(), "alfred:AUTHORIZATION_ERROR_COUNT:channel_facebook_page:");
-        let odd = FlagKeys::new("a*b:", FlagStyle::Chatwoot);
+        let odd = RedisKeys::new("a*b:", FlagStyle::Chatwoot);
         assert_eq!(
             odd.authorization_error_count_pattern(),
             "a\\*b:alfred:AUTHORIZATION_ERROR_COUNT:channel_facebook_page:*"

@@ -8,7 +8,8 @@ use tracing::{error, warn};
 use crate::{
     config::Config,
     job::RefreshJob,
-    pending::{self, PendingKeys},
+    keys::RedisKeys,
+    pending,
     pipeline::Outcome,
     queue::{self, EnqueueError, JobReport, JobStorage},
 };
@@ -22,7 +23,7 @@ pub async fn settle(
     job: &RefreshJob,
     outcome: &Outcome,
 ) -> Result<JobReport, EnqueueError> {
-    let pending = PendingKeys::new(config.redis_key_prefix.clone());
+    let pending = RedisKeys::of(config);
     let (channel, id) = (job.channel_id(), job.job_id());
     // The channel stays claimed while this job (or its re-check) has more to do, so reports and
     // cycles meanwhile coalesce into it; it is released when the job settles.

@@ -16,7 +16,8 @@ use crate::{
     config::Config,
     graph::{ErrorKind, GraphError, from_error_object},
     job::{Capability, Reason, RefreshJob},
-    pending::{self, PendingKeys},
+    keys::RedisKeys,
+    pending,
     queue::{self, JobStorage},
     store::events::clamp_i32,
 };
@@ -117,7 +118,7 @@ impl Intake {
     }
 
     fn deferred_key(&self) -> String {
-        format!("{}:deferred", self.config.queue_name())
+        RedisKeys::of(&self.config).deferred()
     }
 
     /// Handles one report about `channel_id` (known to exist). `failed_at` is when the send failed,
@@ -205,7 +206,7 @@ impl Intake {
         }
         let (channel_id, job_id) = (job.channel_id(), job.job_id());
         let mut redis = self.redis.clone();
-        let keys = PendingKeys::new(self.config.redis_key_prefix.clone());
+        let keys = RedisKeys::of(&self.config);
         match pending::marker(&mut redis, &keys, channel_id).await? {
             // An earlier try of this report claimed the channel; whether it also pushed the job is
             // known only to the queue.
@@ -284,7 +285,7 @@ impl Intake {
     /// coalesce into a job that was never pushed. If Redis is unreachable for this too, the
     /// report's own retry recognises the marker as its own.
     async fn unclaim(&self, job: &RefreshJob, error: IntakeError) -> IntakeError {
-        let keys = PendingKeys::new(self.config.redis_key_prefix.clone());
+        let keys = RedisKeys::of(&self.config);
         let _ = pending::release(&mut self.redis.clone(), &keys, job.channel_id(), job.job_id()).await;
         error
     }

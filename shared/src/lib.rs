@@ -10,6 +10,7 @@ pub mod gauges;
 pub mod graph;
 pub mod intake;
 pub mod job;
+pub mod keys;
 pub mod leases;
 pub mod listener;
 pub mod locks;

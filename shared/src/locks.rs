@@ -11,27 +11,13 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use uuid::Uuid;
 
+use crate::keys::RedisKeys;
 use crate::leases;
-
-#[derive(Debug, Clone)]
-pub struct LockKeys {
-    prefix: String,
-}
-
-impl LockKeys {
-    pub fn new(prefix: impl Into<String>) -> Self {
-        Self { prefix: prefix.into() }
-    }
-
-    pub fn channel(&self, channel_id: i64) -> String {
-        format!("{}fb_token_refresh:lock:channel:{channel_id}", self.prefix)
-    }
-}
 
 /// Takes the channel's lock for `job`; false when another job holds it.
 pub async fn acquire(
     redis: &mut ConnectionManager,
-    keys: &LockKeys,
+    keys: &RedisKeys,
     channel_id: i64,
     job: Uuid,
     ttl: Duration,
@@ -42,7 +28,7 @@ pub async fn acquire(
 /// Releases the lock if `job` still holds it (an expired lock may belong to someone else now).
 pub async fn release(
     redis: &mut ConnectionManager,
-    keys: &LockKeys,
+    keys: &RedisKeys,
     channel_id: i64,
     job: Uuid,
 ) -> redis::RedisResult<()> {
@@ -52,7 +38,7 @@ pub async fn release(
 /// Extends the lock while `job` holds it.
 pub async fn renew(
     redis: &mut ConnectionManager,
-    keys: &LockKeys,
+    keys: &RedisKeys,
     channel_id: i64,
     job: Uuid,
     ttl: Duration,
@@ -64,7 +50,7 @@ pub async fn renew(
 /// where taken. Channels another job holds are left to it.
 pub async fn acquire_many(
     redis: &mut ConnectionManager,
-    keys: &LockKeys,
+    keys: &RedisKeys,
     claims: &[(i64, Uuid)],
     ttl: Duration,
 ) -> redis::RedisResult<Vec<bool>> {
@@ -74,7 +60,7 @@ pub async fn acquire_many(
 /// Extends each lock still held by its job; `false` where it was lost (expired, or taken since).
 pub async fn renew_many(
     redis: &mut ConnectionManager,
-    keys: &LockKeys,
+    keys: &RedisKeys,
     claims: &[(i64, Uuid)],
     ttl: Duration,
 ) -> redis::RedisResult<Vec<bool>> {
@@ -84,12 +70,12 @@ pub async fn renew_many(
 /// Releases each lock its job still holds.
 pub async fn release_many(
     redis: &mut ConnectionManager,
-    keys: &LockKeys,
+    keys: &RedisKeys,
     claims: &[(i64, Uuid)],
 ) -> redis::RedisResult<()> {
     leases::drop(redis, &leases_of(keys, claims)).await.map(|_| ())
 }
 
-fn leases_of(keys: &LockKeys, claims: &[(i64, Uuid)]) -> Vec<(String, String)> {
-    claims.iter().map(|(channel, job)| (keys.channel(*channel), job.to_string())).collect()
+fn leases_of(keys: &RedisKeys, claims: &[(i64, Uuid)]) -> Vec<(String, String)> {
+    claims.iter().map(|(channel, job)| (keys.lock(*channel), job.to_string())).collect()
 }

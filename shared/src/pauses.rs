@@ -1,37 +1,19 @@
 //! Rate-limit pauses shared by every worker process: a key per page (and one for the whole app)
 //! that expires when Graph said we may call again.
 
+use crate::keys::RedisKeys;
 use std::time::Duration;
 
 use redis::{AsyncCommands, aio::ConnectionManager};
 
-#[derive(Debug, Clone)]
-pub struct PauseKeys {
-    prefix: String,
-}
-
-impl PauseKeys {
-    pub fn new(prefix: impl Into<String>) -> Self {
-        Self { prefix: prefix.into() }
-    }
-
-    pub fn page(&self, page_id: &str) -> String {
-        format!("{}fb_token_refresh:pause:page:{page_id}", self.prefix)
-    }
-
-    pub fn app(&self) -> String {
-        format!("{}fb_token_refresh:pause:app", self.prefix)
-    }
-}
-
 pub async fn pause(
     redis: &mut ConnectionManager,
-    keys: &PauseKeys,
+    keys: &RedisKeys,
     page_id: &str,
     app_level: bool,
     wait: Duration,
 ) -> redis::RedisResult<()> {
-    let key = if app_level { keys.app() } else { keys.page(page_id) };
+    let key = if app_level { keys.pause_app() } else { keys.pause_page(page_id) };
     let ms = crate::redis_ops::millis(wait);
     // Never shorten a pause another worker set from a longer announcement.
     let current: i64 = redis.pttl(&key).await?;
@@ -44,7 +26,7 @@ pub async fn pause(
 /// How long calls about this page must still wait, if at all.
 pub async fn remaining(
     redis: &mut ConnectionManager,
-    keys: &PauseKeys,
+    keys: &RedisKeys,
     page_id: &str,
 ) -> redis::RedisResult<Option<Duration>> {
     Ok(remaining_many(redis, keys, &[page_id]).await?.into_iter().next().flatten())
@@ -70,16 +52,16 @@ static REMAINING_MANY_SCRIPT: std::sync::LazyLock<redis::Script> =
 /// [`remaining`] for many pages (a batch) in one round trip.
 pub async fn remaining_many(
     redis: &mut ConnectionManager,
-    keys: &PauseKeys,
+    keys: &RedisKeys,
     page_ids: &[&str],
 ) -> redis::RedisResult<Vec<Option<Duration>>> {
     let mut out = Vec::with_capacity(page_ids.len());
     // Lua's `unpack` has a stack limit; a batch is 50 pages.
     for part in page_ids.chunks(500) {
         let mut call = REMAINING_MANY_SCRIPT.prepare_invoke();
-        call.key(keys.app());
+        call.key(keys.pause_app());
         for page in part {
-            call.key(keys.page(page));
+            call.key(keys.pause_page(page));
         }
         let ms: Vec<i64> = call.invoke_async(redis).await?;
         out.extend(ms.into_iter().map(|ms| (ms > 0).then(|| Duration::from_millis(ms as u64))));

@@ -8,32 +8,18 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use uuid::Uuid;
 
+use crate::keys::RedisKeys;
 use crate::leases;
 
 /// How long a marker outlives its last renewal: longer than any queue wait, short enough that a
 /// job lost with its marker blocks the channel only briefly.
 pub const MARKER_TTL: Duration = Duration::from_secs(15 * 60);
 
-#[derive(Debug, Clone)]
-pub struct PendingKeys {
-    prefix: String,
-}
-
-impl PendingKeys {
-    pub fn new(prefix: impl Into<String>) -> Self {
-        Self { prefix: prefix.into() }
-    }
-
-    pub fn channel(&self, channel_id: i64) -> String {
-        format!("{}fb_token_refresh:pending:{channel_id}", self.prefix)
-    }
-}
-
 /// Claims the channels for these jobs in one round trip; `true` where the job now owns its
 /// channel and must be enqueued.
 pub async fn claim_many(
     redis: &mut ConnectionManager,
-    keys: &PendingKeys,
+    keys: &RedisKeys,
     claims: &[(i64, impl std::fmt::Display)],
 ) -> redis::RedisResult<Vec<bool>> {
     leases::take(redis, &leases_of(keys, claims), MARKER_TTL).await
@@ -42,20 +28,20 @@ pub async fn claim_many(
 /// Releases the markers these jobs still own (a batch's healthy channels), in one round trip.
 pub async fn release_many(
     redis: &mut ConnectionManager,
-    keys: &PendingKeys,
+    keys: &RedisKeys,
     claims: &[(i64, impl std::fmt::Display)],
 ) -> redis::RedisResult<()> {
     leases::drop(redis, &leases_of(keys, claims)).await.map(|_| ())
 }
 
-fn leases_of(keys: &PendingKeys, claims: &[(i64, impl std::fmt::Display)]) -> Vec<(String, String)> {
-    claims.iter().map(|(channel, job)| (keys.channel(*channel), job.to_string())).collect()
+fn leases_of(keys: &RedisKeys, claims: &[(i64, impl std::fmt::Display)]) -> Vec<(String, String)> {
+    claims.iter().map(|(channel, job)| (keys.pending(*channel), job.to_string())).collect()
 }
 
 /// The job that owns the channel now, if any.
 pub async fn owner(
     redis: &mut ConnectionManager,
-    keys: &PendingKeys,
+    keys: &RedisKeys,
     channel_id: i64,
 ) -> redis::RedisResult<Option<Uuid>> {
     Ok(match marker(redis, keys, channel_id).await? {
@@ -80,10 +66,10 @@ pub fn batch_marker(batch_id: Uuid) -> String {
 
 pub async fn marker(
     redis: &mut ConnectionManager,
-    keys: &PendingKeys,
+    keys: &RedisKeys,
     channel_id: i64,
 ) -> redis::RedisResult<Option<Marker>> {
-    let v = leases::holder(redis, &keys.channel(channel_id)).await?;
+    let v = leases::holder(redis, &keys.pending(channel_id)).await?;
     Ok(v.and_then(|s| match s.strip_prefix("batch:") {
         Some(b) => b.parse().ok().map(Marker::Batch),
         None => s.parse().ok().map(Marker::Job),
@@ -93,7 +79,7 @@ pub async fn marker(
 /// The job settled: the channel is free for the next refresh (only if this job still owns it).
 pub async fn release(
     redis: &mut ConnectionManager,
-    keys: &PendingKeys,
+    keys: &RedisKeys,
     channel_id: i64,
     job: impl std::fmt::Display,
 ) -> redis::RedisResult<()> {
@@ -104,13 +90,13 @@ pub async fn release(
 /// claimed until then.
 pub async fn hand_over(
     redis: &mut ConnectionManager,
-    keys: &PendingKeys,
+    keys: &RedisKeys,
     channel_id: i64,
     from: impl std::fmt::Display,
     to: impl std::fmt::Display,
     for_at_least: Duration,
 ) -> redis::RedisResult<()> {
-    leases::hand_over(redis, &keys.channel(channel_id), &from.to_string(), &to.to_string(), for_at_least + MARKER_TTL)
+    leases::hand_over(redis, &keys.pending(channel_id), &from.to_string(), &to.to_string(), for_at_least + MARKER_TTL)
         .await?;
     Ok(())
 }
@@ -140,7 +126,7 @@ pub async fn enqueue_or_join(
     job: crate::job::RefreshJob,
     front: bool,
 ) -> Result<Claimed, crate::queue::EnqueueError> {
-    let keys = PendingKeys::new(config.redis_key_prefix.clone());
+    let keys = RedisKeys::of(config);
     let (channel, id) = (job.channel_id(), job.job_id());
     let won = match claim_many(redis, &keys, &[(channel, id)]).await {
         Ok(won) => won,

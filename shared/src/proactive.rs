@@ -38,9 +38,8 @@ pub enum Proactive {
     Failed(GraphError),
 }
 
-fn checked_key(prefix: &str, user_token: &Secret) -> String {
-    let digest = hex::encode(Sha256::digest(user_token.expose().as_bytes()));
-    format!("{prefix}fb_token_refresh:expiry_checked:{}", &digest[..32])
+fn checked_key(keys: &crate::keys::RedisKeys, user_token: &Secret) -> String {
+    keys.expiry_checked(&hex::encode(Sha256::digest(user_token.expose().as_bytes())))
 }
 
 impl Pipeline {
@@ -67,7 +66,7 @@ impl Pipeline {
         force: bool,
     ) -> Result<Proactive, InfraError> {
         let mut redis = self.redis.clone();
-        let key = checked_key(self.flags.prefix(), &channel.user_token);
+        let key = checked_key(&self.keys, &channel.user_token);
         if force {
             let _: () = redis.set_ex(&key, "1", RECHECK.as_secs()).await?;
         } else {
@@ -169,8 +168,7 @@ impl Pipeline {
         if let Ok(info) = self.graph.debug_token(&new).await {
             self.store_expiry(&new, &info).await?;
             // Just read: the new token needs no other check today.
-            let _: () =
-                self.redis.clone().set_ex(checked_key(self.flags.prefix(), &new), "1", RECHECK.as_secs()).await?;
+            let _: () = self.redis.clone().set_ex(checked_key(&self.keys, &new), "1", RECHECK.as_secs()).await?;
         }
         let pages: Vec<String> = channels.iter().map(|c| c.page_id.clone()).collect();
         let mut found = match self.graph.find_page_tokens(&new, &pages).await {

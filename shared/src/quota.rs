@@ -32,7 +32,7 @@ pub enum Quota {
 }
 
 fn key(config: &Config, account_id: i64) -> String {
-    format!("{}fb_token_refresh:quota:front_refresh:{account_id}", config.redis_key_prefix)
+    crate::keys::RedisKeys::of(config).front_refresh_quota(account_id)
 }
 
 /// Takes one front-of-queue refresh from the account's window.

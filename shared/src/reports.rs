@@ -157,7 +157,7 @@ impl Drop for Registration {
 
 /// Holds the subscription, reconnecting with backoff, until `stop`.
 async fn listen(config: Arc<Config>, slots: Arc<Slots>, stop: CancellationToken) {
-    let prefix = format!("{}:report:", config.queue_name());
+    let prefix = crate::keys::RedisKeys::of(&config).report_prefix();
     let pattern = format!("{}*", crate::redis_ops::glob_escape(&prefix));
     let mut backoff = crate::redis_ops::reconnect_backoff();
     loop {

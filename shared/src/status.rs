@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::{PgPool, Row, postgres::PgRow};
 
-use crate::{flags::FlagKeys, store::TokenStatus};
+use crate::{keys::RedisKeys, store::TokenStatus};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LastError {
@@ -124,7 +124,7 @@ const SELECT: &str = "SELECT i.id::int8 AS inbox_id, i.account_id::int8 AS accou
 pub async fn inbox_status(
     db: &PgPool,
     redis: &mut ConnectionManager,
-    flags: &FlagKeys,
+    flags: &RedisKeys,
     accounts: Option<&[i64]>,
     inbox_id: i64,
 ) -> Result<Option<InboxStatus>, StatusError> {
@@ -139,7 +139,7 @@ pub async fn inbox_status(
 pub async fn list_statuses(
     db: &PgPool,
     redis: &mut ConnectionManager,
-    flags: &FlagKeys,
+    flags: &RedisKeys,
     accounts: Option<&[i64]>,
 ) -> Result<Vec<InboxStatus>, StatusError> {
     let sql = format!("{SELECT} AND ($1::int8[] IS NULL OR i.account_id = ANY($1)) ORDER BY i.id");
@@ -212,7 +212,7 @@ fn from_row(r: &PgRow) -> Result<InboxStatus, sqlx::Error> {
 async fn with_flags(
     mut statuses: Vec<InboxStatus>,
     redis: &mut ConnectionManager,
-    flags: &FlagKeys,
+    flags: &RedisKeys,
 ) -> Result<Vec<InboxStatus>, StatusError> {
     for chunk in statuses.chunks_mut(500) {
         let mut pipe = redis::pipe();

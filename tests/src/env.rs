@@ -3,7 +3,8 @@ use std::{sync::Arc, time::Duration};
 use redis::{AsyncCommands, aio::ConnectionManager};
 use shared::{
     config::{Config, FlagStyle},
-    flags::{self, FlagKeys, FlagState},
+    flags::{self, FlagState},
+    keys::RedisKeys,
     pipeline::Pipeline,
     queue::{self, Timings},
     retry::RetryPolicy,
@@ -76,8 +77,8 @@ impl TestEnv {
         Self { config, db, redis, sim, db_name }
     }
 
-    pub fn flag_keys(&self) -> FlagKeys {
-        FlagKeys::new(self.config.redis_key_prefix.clone(), self.config.flag_style)
+    pub fn flag_keys(&self) -> RedisKeys {
+        RedisKeys::of(&self.config)
     }
 
     pub fn pipeline(&self) -> Pipeline {

@@ -71,7 +71,7 @@ pub async fn job(
     let status = load(&state, &caller, account_id, inbox_id).await?;
     let mut redis = state.redis.clone();
     let report = queue::latest_report(&mut redis, &state.config, job_id).await.map_err(ApiError::internal)?;
-    let keys = pending::PendingKeys::new(state.config.redis_key_prefix.clone());
+    let keys = shared::keys::RedisKeys::of(&state.config);
     let owner = pending::owner(&mut redis, &keys, status.channel_id).await.map_err(ApiError::internal)?;
     let (state_name, refreshed) = match &report {
         Some(r) if r.channel_id != status.channel_id => return Err(ApiError::not_found("job")),

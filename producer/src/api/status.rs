@@ -48,7 +48,7 @@ pub async fn load(state: &AppState, caller: &Caller, account_id: i64, inbox_id: 
         return Err(ApiError::not_found("inbox"));
     }
     let mut redis = state.redis.clone();
-    inbox_status(&state.db, &mut redis, &state.pipeline.flags, Some(&[account_id]), inbox_id)
+    inbox_status(&state.db, &mut redis, &state.pipeline.keys, Some(&[account_id]), inbox_id)
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found("inbox"))

@@ -125,7 +125,7 @@ async fn run(
 /// The inbox if the caller may see it; 404 otherwise (another account's, not Facebook, absent).
 async fn load(state: &AppState, caller: &Caller, inbox_id: i64) -> Result<InboxStatus, ApiError> {
     let mut redis = state.redis.clone();
-    inbox_status(&state.db, &mut redis, &state.pipeline.flags, caller.accounts().as_deref(), inbox_id)
+    inbox_status(&state.db, &mut redis, &state.pipeline.keys, caller.accounts().as_deref(), inbox_id)
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found("inbox"))

@@ -78,7 +78,7 @@ async fn load(state: &AppState, caller: &Caller) -> anyhow::Result<Data> {
     };
     let accounts = caller.accounts();
     let (inboxes, depth, outcomes) = tokio::join!(
-        list_statuses(&state.db, &mut r1, &state.pipeline.flags, accounts.as_deref()),
+        list_statuses(&state.db, &mut r1, &state.pipeline.keys, accounts.as_deref()),
         depth,
         hourly_outcomes(&state.db, 24, accounts.as_deref()),
     );

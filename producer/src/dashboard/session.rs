@@ -19,7 +19,7 @@ pub const COOKIE: &str = "fbtr_session";
 pub const TTL_SECS: u64 = 12 * 3600;
 
 fn key(state: &AppState, cookie: &str) -> String {
-    format!("{}fb_token_refresh:session:{}", state.config.redis_key_prefix, token_hash(cookie))
+    shared::keys::RedisKeys::of(&state.config).session(&token_hash(cookie))
 }
 
 /// Starts a session for `caller`, who signed in with `api_token`; returns the cookie value.

@@ -11,12 +11,13 @@ use tracing::{info, warn};
 
 use crate::{
     encryption::Codec,
-    flags::{self, FlagKeys},
+    flags,
     graph::{ErrorKind, GraphClient, GraphError, PageLookup, Usage},
     job::RefreshJob,
-    locks::{self, LockKeys},
+    keys::RedisKeys,
+    locks,
     metrics::Metrics,
-    pauses::{self, PauseKeys},
+    pauses,
     retry::{RetryPolicy, at_after},
     secret::Secret,
     store::{self, Channel, FailureCount, StateUpdate, Step, TokenStatus, TokenWrite, UnreadableChannel},
@@ -41,8 +42,8 @@ pub struct Pipeline {
     pub db: PgPool,
     pub redis: ConnectionManager,
     pub graph: GraphClient,
-    pub flags: FlagKeys,
-    pub pauses: PauseKeys,
+    /// Every Redis key the pipeline touches (flags, pauses, locks, gates).
+    pub keys: RedisKeys,
     pub threshold: u32,
     pub retry: RetryPolicy,
     pub metrics: Metrics,
@@ -68,8 +69,7 @@ impl Pipeline {
             db,
             redis,
             graph: GraphClient::from_config(&config)?,
-            flags: FlagKeys::new(config.redis_key_prefix.clone(), config.flag_style),
-            pauses: PauseKeys::new(config.redis_key_prefix.clone()),
+            keys: RedisKeys::of(&config),
             threshold: config.authorization_error_threshold,
             retry: config.retry.clone(),
             metrics: Metrics::default(),
@@ -128,7 +128,7 @@ impl Pipeline {
     /// without using an attempt.
     async fn process_locked(&self, job: &RefreshJob) -> Result<Outcome, InfraError> {
         let mut redis = self.redis.clone();
-        let keys = LockKeys::new(self.flags.prefix().to_owned());
+        let keys = self.keys.clone();
         if !locks::acquire(&mut redis, &keys, job.channel_id(), job.job_id(), LOCK_TTL).await? {
             return Ok(channel_busy(job));
         }
@@ -177,7 +177,7 @@ impl Pipeline {
             Some(Err(unreadable)) => return self.undecryptable(&unreadable).await,
             Some(Ok(channel)) => channel,
         };
-        if let Some(wait) = pauses::remaining(&mut self.redis.clone(), &self.pauses, &channel.page_id).await? {
+        if let Some(wait) = pauses::remaining(&mut self.redis.clone(), &self.keys, &channel.page_id).await? {
             // Calling a limited page extends its limit; come back when Graph said we may.
             let error =
                 GraphError { kind: ErrorKind::RateLimited, ..GraphError::transport("rate-limit pause in force") };
@@ -228,7 +228,7 @@ impl Pipeline {
             }
             Some(Ok(channel)) => channel,
         };
-        if let Some(wait) = pauses::remaining(&mut self.redis.clone(), &self.pauses, &channel.page_id).await? {
+        if let Some(wait) = pauses::remaining(&mut self.redis.clone(), &self.keys, &channel.page_id).await? {
             let error = GraphError {
                 kind: ErrorKind::RateLimited,
                 retry_after: Some(self.config.cap_wait(wait)),
@@ -282,11 +282,11 @@ impl Pipeline {
         let mut redis = self.redis.clone();
         if u.app_pct.is_some_and(|p| p >= self.usage_threshold) {
             warn!(usage = u.app_pct, "app usage at the threshold; pausing Graph calls for the app");
-            pauses::pause(&mut redis, &self.pauses, &channel.page_id, true, DEFAULT_RATE_LIMIT_WAIT).await?;
+            pauses::pause(&mut redis, &self.keys, &channel.page_id, true, DEFAULT_RATE_LIMIT_WAIT).await?;
         }
         if u.page_pct.is_some_and(|p| p >= self.usage_threshold) {
             warn!(usage = u.page_pct, page.id = %channel.page_id, "page usage at the threshold; pausing calls for the page");
-            pauses::pause(&mut redis, &self.pauses, &channel.page_id, false, self.announced(u.regain)).await?;
+            pauses::pause(&mut redis, &self.keys, &channel.page_id, false, self.announced(u.regain)).await?;
         }
         Ok(())
     }
@@ -299,7 +299,7 @@ impl Pipeline {
 
     pub(crate) async fn pause_page_for(&self, page_id: &str, error: &GraphError) -> Result<Duration, InfraError> {
         let wait = if error.app_level { DEFAULT_RATE_LIMIT_WAIT } else { self.announced(error.retry_after) };
-        pauses::pause(&mut self.redis.clone(), &self.pauses, page_id, error.app_level, wait).await?;
+        pauses::pause(&mut self.redis.clone(), &self.keys, page_id, error.app_level, wait).await?;
         Ok(wait)
     }
 
@@ -402,7 +402,7 @@ impl Pipeline {
         if self.settle(journal, channel, &settled).await? == TokenWrite::Superseded {
             return Ok(Outcome::Superseded);
         }
-        flags::clear(&mut self.redis.clone(), &self.flags, channel.owner()).await?;
+        flags::clear(&mut self.redis.clone(), &self.keys, channel.owner()).await?;
         Ok(if refreshed { Outcome::Refreshed } else { Outcome::Healthy })
     }
 
@@ -419,10 +419,10 @@ impl Pipeline {
             info!(channel.id = channel.id, "the channel changed during this job; re-checking instead of counting");
             return Ok(Outcome::Superseded);
         }
-        let lock = LockKeys::new(self.flags.prefix().to_owned()).channel(channel.id);
+        let lock = self.keys.lock(channel.id);
         let Some(counted) = flags::count_confirmed_failure(
             &mut self.redis.clone(),
-            &self.flags,
+            &self.keys,
             channel.owner(),
             job.job_id(),
             self.threshold,

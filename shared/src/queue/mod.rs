@@ -23,7 +23,7 @@ use redis::{AsyncCommands, aio::ConnectionManager};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::{config::Config, job::RefreshJob};
+use crate::{config::Config, job::RefreshJob, keys::RedisKeys};
 
 mod report;
 pub use report::{JobReport, ReportError, Waited, latest_report, publish_report, wait_for_report};
@@ -130,7 +130,7 @@ pub fn front_task_id(job_id: Uuid) -> String {
 /// Whether a job pushed with `enqueue_front` is in the queue (waiting, running, or done and not
 /// yet swept).
 pub async fn pushed_front(redis: &mut ConnectionManager, config: &Config, job_id: Uuid) -> redis::RedisResult<bool> {
-    redis.hexists(format!("{}:data", config.queue_name()), front_task_id(job_id)).await
+    redis.hexists(RedisKeys::of(config).data(), front_task_id(job_id)).await
 }
 
 /// Pushes a job ahead of everything waiting (a person is waiting on it): apalis-redis has no
@@ -164,7 +164,7 @@ return 0
 /// The channel a worker listens on to fetch at once when a job was put at the head of the queue
 /// (a person or a failed send is waiting on it), instead of at its next poll.
 pub fn wake_channel(config: &Config) -> String {
-    format!("{}:wake", config.queue_name())
+    RedisKeys::of(config).wake()
 }
 
 /// `enqueue_front` for many jobs in two round trips; the first of `jobs` ends up first in the
@@ -185,10 +185,10 @@ pub async fn enqueue_front_many(
         .map(|(job, id)| TaskBuilder::new(job).task_id(apalis::prelude::TaskId::from(id.clone())).build())
         .collect();
     storage.push_all(futures::stream::iter(tasks)).await.map_err(|e| EnqueueError(e.to_string()))?;
-    let q = config.queue_name();
+    let q = RedisKeys::of(config);
     let _: i64 = redis::Script::new(MANY_TO_FRONT)
-        .key(format!("{q}:scheduled"))
-        .key(format!("{q}:active"))
+        .key(q.scheduled())
+        .key(q.active())
         .key(wake_channel(config))
         .arg(&ids)
         .invoke_async(redis)
@@ -199,10 +199,10 @@ pub async fn enqueue_front_many(
 
 /// Jobs waiting to be fetched or due within `BACKLOG_HORIZON`: what the ~8,000 limit applies to.
 pub async fn backlog(redis: &mut ConnectionManager, config: &Config) -> redis::RedisResult<u64> {
-    let q = config.queue_name();
+    let q = RedisKeys::of(config);
     let now = Utc::now().timestamp() + BACKLOG_HORIZON.as_secs() as i64;
     let (due, active): (u64, u64) =
-        redis::pipe().zcount(format!("{q}:scheduled"), 0, now).llen(format!("{q}:active")).query_async(redis).await?;
+        redis::pipe().zcount(q.scheduled(), 0, now).llen(q.active()).query_async(redis).await?;
     Ok(due + active)
 }
 
@@ -221,18 +221,12 @@ return #ids
 /// past the producers' bound (an old producer, a burst of retries) cannot wedge the queue. Returns
 /// how many moved.
 pub async fn defuse_due(redis: &mut ConnectionManager, config: &Config) -> redis::RedisResult<u64> {
-    let q = config.queue_name();
+    let q = RedisKeys::of(config);
     let now = Utc::now().timestamp();
     let script = redis::Script::new(DEFUSE);
     let mut moved = 0u64;
     loop {
-        let n: u64 = script
-            .key(format!("{q}:scheduled"))
-            .key(format!("{q}:active"))
-            .arg(now)
-            .arg(1_000)
-            .invoke_async(redis)
-            .await?;
+        let n: u64 = script.key(q.scheduled()).key(q.active()).arg(now).arg(1_000).invoke_async(redis).await?;
         moved += n;
         if n < 1_000 {
             return Ok(moved);
@@ -242,15 +236,15 @@ pub async fn defuse_due(redis: &mut ConnectionManager, config: &Config) -> redis
 
 /// Deletes up to `max` completed jobs (their id, data and metadata); returns how many.
 pub async fn sweep_done(redis: &mut ConnectionManager, config: &Config, max: usize) -> redis::RedisResult<usize> {
-    let q = config.queue_name();
-    let ids: Vec<String> = redis::cmd("SPOP").arg(format!("{q}:done")).arg(max).query_async(redis).await?;
+    let q = RedisKeys::of(config);
+    let ids: Vec<String> = redis::cmd("SPOP").arg(q.done()).arg(max).query_async(redis).await?;
     if ids.is_empty() {
         return Ok(0);
     }
     let mut pipe = redis::pipe();
-    pipe.hdel(format!("{q}:data"), &ids).ignore();
+    pipe.hdel(q.data(), &ids).ignore();
     for id in &ids {
-        pipe.del(format!("{q}:meta:{id}")).ignore();
+        pipe.del(q.meta(id)).ignore();
     }
     let _: () = pipe.query_async(redis).await?;
     Ok(ids.len())
@@ -274,16 +268,12 @@ pub struct QueueDepth {
 }
 
 pub async fn depth(redis: &mut ConnectionManager, config: &Config) -> redis::RedisResult<QueueDepth> {
-    let q = config.queue_name();
-    let workers: Vec<String> = redis.zrange(format!("{q}:workers"), 0, -1).await?;
+    let q = RedisKeys::of(config);
+    let workers: Vec<String> = redis.zrange(q.workers(), 0, -1).await?;
     let mut pipe = redis::pipe();
-    pipe.llen(format!("{q}:active"))
-        .zcard(format!("{q}:scheduled"))
-        .scard(format!("{q}:done"))
-        .scard(format!("{q}:dead"))
-        .llen(format!("{q}:deferred"));
+    pipe.llen(q.active()).zcard(q.scheduled()).scard(q.done()).scard(q.dead()).llen(q.deferred());
     for w in &workers {
-        pipe.scard(format!("{q}:inflight:{w}"));
+        pipe.scard(q.inflight(w));
     }
     let counts: Vec<u64> = pipe.query_async(redis).await?;
     let get = |i: usize| counts.get(i).copied().unwrap_or(0);

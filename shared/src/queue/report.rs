@@ -43,7 +43,7 @@ impl From<&GraphError> for ReportError {
 }
 
 fn report_key(config: &Config, job_id: Uuid) -> String {
-    format!("{}:report:{job_id}", config.queue_name())
+    crate::keys::RedisKeys::of(config).report(job_id)
 }
 
 /// Stores the job's latest report and wakes whoever waits on it. Reading does not consume it, so

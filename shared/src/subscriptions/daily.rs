@@ -22,11 +22,6 @@ use crate::{
 /// How long a channel's subscription is left alone after a check.
 pub const DAILY: Duration = Duration::from_secs(24 * 3600);
 
-/// The gate key of a channel: present while its last check is less than a day old.
-pub fn gate_key(prefix: &str, channel_id: i64) -> String {
-    format!("{prefix}fb_token_refresh:subscription_checked:{channel_id}")
-}
-
 impl Pipeline {
     /// Checks the subscriptions of the channels these jobs just found healthy, those not checked
     /// within a day. `read` holds the channels as the caller read them (a batch), so they are not
@@ -51,7 +46,7 @@ impl Pipeline {
         // A lease per channel that lapses after a day: a batch opens all its gates with one MGET
         // and one MSET (`crate::leases`).
         let gates: Vec<(String, String)> =
-            jobs.iter().map(|j| (gate_key(self.flags.prefix(), j.channel_id()), "checked".to_owned())).collect();
+            jobs.iter().map(|j| (self.keys.subscription_checked(j.channel_id()), "checked".to_owned())).collect();
         let opened = crate::leases::take(&mut self.redis.clone(), &gates, DAILY).await?;
         let due: Vec<&RefreshJob> = jobs.iter().zip(opened).filter(|(_, o)| *o).map(|(j, _)| j).collect();
         if due.is_empty() {
@@ -76,7 +71,7 @@ pub(super) async fn mark_checked(pipeline: &Pipeline, targets: &[Target]) -> Res
     let mut pipe = redis::pipe();
     for t in targets {
         pipe.cmd("SET")
-            .arg(gate_key(pipeline.flags.prefix(), t.channel_id))
+            .arg(pipeline.keys.subscription_checked(t.channel_id))
             .arg("1")
             .arg("EX")
             .arg(DAILY.as_secs())

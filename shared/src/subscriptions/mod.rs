@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 use tracing::warn;
 use uuid::Uuid;
 
-pub use daily::{DAILY, gate_key};
+pub use daily::DAILY;
 pub use retries::{BATCH as RETRY_BATCH, run_retries};
 
 use crate::{

@@ -56,7 +56,7 @@ impl Pipeline {
                     continue;
                 }
             };
-            if let Some(wait) = pauses::remaining(&mut redis, &self.pauses, &channel.page_id).await? {
+            if let Some(wait) = pauses::remaining(&mut redis, &self.keys, &channel.page_id).await? {
                 // Calling a limited page extends its limit; the wait uses no attempt.
                 rows::postpone(&self.db, channel.id, at_after(wait)).await?;
                 continue;

@@ -2,7 +2,7 @@
 //! the same increment exactly one reports it, and a replica that dies before reporting leaves its
 //! claim for another to take.
 //!
-//! Each channel's count as last accounted for lives in one shared hash (`FlagKeys::counter_seen`);
+//! Each channel's count as last accounted for lives in one shared hash (`RedisKeys::counter_seen`);
 //! our own counting and clearing write it in the same script as the count (`flags.rs`), so our
 //! increments are never taken for Chatwoot's. Lease times are read from Redis' own clock, so
 //! replicas whose clocks disagree still agree on when a claim lapses.
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use redis::{Script, aio::ConnectionManager};
 
-use crate::flags::FlagKeys;
+use crate::keys::RedisKeys;
 
 /// How long a claimed observation may go unreported before another replica takes it.
 pub const LEASE: Duration = Duration::from_secs(30);
@@ -72,7 +72,7 @@ fn lease_ms() -> u64 {
 /// Claims the channel's current count if nobody accounted for it yet.
 pub async fn claim(
     redis: &mut ConnectionManager,
-    keys: &FlagKeys,
+    keys: &RedisKeys,
     channel_id: i64,
 ) -> redis::RedisResult<Option<Claimed>> {
     let answer: Option<(i64, i64)> = Script::new(CLAIM)
@@ -88,7 +88,7 @@ pub async fn claim(
 }
 
 /// Takes up to `most` lapsed claims; their channels are the caller's to report now.
-pub async fn reclaim(redis: &mut ConnectionManager, keys: &FlagKeys, most: usize) -> redis::RedisResult<Vec<i64>> {
+pub async fn reclaim(redis: &mut ConnectionManager, keys: &RedisKeys, most: usize) -> redis::RedisResult<Vec<i64>> {
     let members: Vec<String> =
         Script::new(RECLAIM).key(keys.counter_inflight()).arg(lease_ms()).arg(most).invoke_async(redis).await?;
     // A member that is not an id was not written by us; it is dropped on settling.
@@ -96,7 +96,7 @@ pub async fn reclaim(redis: &mut ConnectionManager, keys: &FlagKeys, most: usize
 }
 
 /// The observation is reported (or found moot): nobody needs to take it again.
-pub async fn settle(redis: &mut ConnectionManager, keys: &FlagKeys, channel_id: i64) -> redis::RedisResult<()> {
+pub async fn settle(redis: &mut ConnectionManager, keys: &RedisKeys, channel_id: i64) -> redis::RedisResult<()> {
     let _: i64 = redis::cmd("ZREM").arg(keys.counter_inflight()).arg(channel_id).query_async(redis).await?;
     Ok(())
 }
@@ -104,7 +104,7 @@ pub async fn settle(redis: &mut ConnectionManager, keys: &FlagKeys, channel_id: 
 /// `FORGET`; true when the count was removed.
 pub async fn forget(
     redis: &mut ConnectionManager,
-    keys: &FlagKeys,
+    keys: &RedisKeys,
     channel_id: i64,
     count: i64,
 ) -> redis::RedisResult<bool> {

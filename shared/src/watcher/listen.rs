@@ -3,7 +3,7 @@
 
 use futures::{Stream, StreamExt as _};
 
-use crate::{config::Config, flags::FlagKeys};
+use crate::{config::Config, keys::RedisKeys};
 
 /// Whether this Redis publishes what the watcher needs: keyspace events (`K`) for string commands
 /// (`$`, or `A` for all). `None` when it will not say (`CONFIG` is refused on many managed Redis).
@@ -15,7 +15,7 @@ pub async fn notifications_on(redis: &mut redis::aio::ConnectionManager) -> Opti
 }
 
 /// The channel ids of count keys as they change, until the subscription is lost.
-pub async fn subscribe(config: &Config, keys: &FlagKeys) -> redis::RedisResult<impl Stream<Item = i64> + use<>> {
+pub async fn subscribe(config: &Config, keys: &RedisKeys) -> redis::RedisResult<impl Stream<Item = i64> + use<>> {
     let client = crate::queue::client(config)?;
     let db = client.get_connection_info().redis_settings().db();
     let channel_prefix = format!("__keyspace@{db}__:{}", keys.authorization_error_count_prefix());

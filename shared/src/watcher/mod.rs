@@ -23,9 +23,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
-    flags::FlagKeys,
     graph::{ErrorKind, GraphError},
     intake::{Decision, Intake, IntakeError},
+    keys::RedisKeys,
     metrics::Metrics,
 };
 
@@ -105,7 +105,7 @@ pub struct CounterWatcher {
 #[derive(Clone)]
 struct Observer {
     intake: Intake,
-    keys: FlagKeys,
+    keys: RedisKeys,
     metrics: Metrics,
 }
 
@@ -186,7 +186,7 @@ impl Observer {
 
 impl CounterWatcher {
     pub fn new(intake: Intake, metrics: Metrics) -> Self {
-        let keys = FlagKeys::new(intake.config.redis_key_prefix.clone(), intake.config.flag_style);
+        let keys = RedisKeys::of(&intake.config);
         Self { observer: Observer { intake, keys, metrics }, sweep: sweep::Sweep::default() }
     }
 

@@ -11,7 +11,7 @@ use std::{
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 
-use crate::flags::FlagKeys;
+use crate::keys::RedisKeys;
 
 /// Keys per `MGET`.
 const CHUNK: usize = 1_000;
@@ -42,7 +42,7 @@ impl Sweep {
         &mut self,
         db: &PgPool,
         redis: &mut ConnectionManager,
-        keys: &FlagKeys,
+        keys: &RedisKeys,
     ) -> Result<(Vec<(i64, i64)>, Pass), super::WatchError> {
         if self.read_at.is_none_or(|t| t.elapsed() >= IDS_FRESH_FOR) {
             self.channels.clear();

@@ -4,7 +4,8 @@
 use crate::{
     followup,
     job::BatchJob,
-    pending::{self, PendingKeys, batch_marker},
+    keys::RedisKeys,
+    pending::{self, batch_marker},
     queue,
 };
 use apalis::prelude::BoxDynError;
@@ -15,7 +16,7 @@ use super::WorkerState;
 pub async fn handle_batch(state: &WorkerState, job: &BatchJob) -> Result<(), BoxDynError> {
     let v = job.v1();
     let marker = batch_marker(v.job_id);
-    let keys = PendingKeys::new(state.config.redis_key_prefix.clone());
+    let keys = RedisKeys::of(&state.config);
     let mut redis = state.redis.clone();
     let mut storage = state.storage.clone();
     let mut batches = queue::batch_storage(state.redis.clone(), &state.config, &state.timings);

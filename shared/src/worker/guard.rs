@@ -12,9 +12,10 @@ use std::{any::Any, future::Future, panic::AssertUnwindSafe};
 
 use crate::{
     job::{QueueJob, RefreshJob},
-    locks::{self, LockKeys},
+    keys::RedisKeys,
+    locks,
     metrics::Metrics,
-    pending::{self, PendingKeys, batch_marker},
+    pending::{self, batch_marker},
     queue::{self, JobReport, ReportError},
     store,
 };
@@ -88,7 +89,6 @@ fn mask_long_words(text: &str) -> String {
 
 async fn settle_panic(state: &WorkerState, payload: &serde_json::Value, message: &str) {
     Metrics::count(&state.pipeline.metrics.jobs, "panicked");
-    let prefix = state.config.redis_key_prefix.clone();
     let mut redis = state.redis.clone();
     let job = QueueJob::decode(payload).ok();
     let single = match &job {
@@ -105,8 +105,8 @@ async fn settle_panic(state: &WorkerState, payload: &serde_json::Value, message:
             error!(job.id = %v.job_id, channel.id = v.channel_id, attempt = v.attempt, panic = message,
                 "refresh job panicked; recorded in fb_dead_jobs, the worker carries on");
             // Its lock would otherwise hold the channel for the rest of its expiry.
-            let _ = locks::release(&mut redis, &LockKeys::new(prefix.clone()), v.channel_id, v.job_id).await;
-            if let Err(e) = pending::release(&mut redis, &PendingKeys::new(prefix), v.channel_id, v.job_id).await {
+            let _ = locks::release(&mut redis, &RedisKeys::of(&state.config), v.channel_id, v.job_id).await;
+            if let Err(e) = pending::release(&mut redis, &RedisKeys::of(&state.config), v.channel_id, v.job_id).await {
                 warn!(job.id = %v.job_id, error = %e, "could not release the panicked job's pending marker");
             }
             let report = dead_report(job, message);
@@ -118,7 +118,7 @@ async fn settle_panic(state: &WorkerState, payload: &serde_json::Value, message:
             let v = batch.v1();
             error!(job.id = %v.job_id, channels = v.channel_ids.len(), attempt = v.attempt, panic = message,
                 "batch job panicked; recorded in fb_dead_jobs, its channels wait for the next cycle");
-            let (keys, marker) = (PendingKeys::new(prefix), batch_marker(v.job_id));
+            let (keys, marker) = (RedisKeys::of(&state.config), batch_marker(v.job_id));
             for &c in &v.channel_ids {
                 let _ = pending::release(&mut redis, &keys, c, &marker).await;
             }

@@ -67,7 +67,7 @@ async fn settle_proactive(
 /// One proactive job per channel for when its user token enters the window.
 async fn schedule(state: &WorkerState, channel_id: i64, at: chrono::DateTime<Utc>) {
     let Ok(delay) = (at - Utc::now()).to_std() else { return };
-    let key = format!("{}fb_token_refresh:proactive:{channel_id}", state.config.redis_key_prefix);
+    let key = crate::keys::RedisKeys::of(&state.config).proactive(channel_id);
     let mut redis = state.redis.clone();
     let ttl = delay.as_secs() + 3_600;
     let fresh: Result<Option<String>, _> =

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use shared::{
     graph::GraphError,
     intake::{Intake, parse_report},
-    pending::{self, PendingKeys},
-    queue,
+    keys::RedisKeys,
+    pending, queue,
 };
 use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 
@@ -160,7 +160,7 @@ pub async fn run_reports(
 pub async fn settle(env: &BenchEnv, channel: Option<i64>, limit: Duration) -> anyhow::Result<bool> {
     let deadline = Instant::now() + limit;
     let intake = env.intake();
-    let keys = PendingKeys::new(env.config.redis_key_prefix.clone());
+    let keys = RedisKeys::of(&env.config);
     let mut redis = env.redis.clone();
     loop {
         let backlog = queue::backlog(&mut redis, &env.config).await?;

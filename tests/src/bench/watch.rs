@@ -20,7 +20,7 @@ use std::{
 
 use redis::AsyncCommands as _;
 use serde_json::json;
-use shared::{config::FlagStyle, flags::FlagKeys, metrics::Metrics, watcher::CounterWatcher};
+use shared::{config::FlagStyle, keys::RedisKeys, metrics::Metrics, watcher::CounterWatcher};
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -154,7 +154,7 @@ async fn phase(
     opts: &Options,
     worker: &mut WorkerProc,
 ) -> anyhow::Result<Phase> {
-    let keys = FlagKeys::new(intake.config.redis_key_prefix.clone(), FlagStyle::Chatwoot);
+    let keys = RedisKeys::new(intake.config.redis_key_prefix.clone(), FlagStyle::Chatwoot);
     let idle = if opts.quick { Duration::from_secs(3) } else { Duration::from_secs(15) };
     say(format!("watch: Redis CPU for {}s without the watcher, then {}s with it", idle.as_secs(), idle.as_secs()));
     let u0 = Usage::take(&[]);

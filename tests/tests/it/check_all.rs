@@ -4,10 +4,7 @@ use std::time::Duration;
 
 use producer::check_all::{EXIT_ERROR, EXIT_INVALID, EXIT_OK, check_all};
 use serde_json::{Value, json};
-use shared::{
-    flags::FlagState,
-    pauses::{self, PauseKeys},
-};
+use shared::{flags::FlagState, keys::RedisKeys, pauses};
 use simulator::{Fault, FaultKind, Matcher};
 use tests::TestEnv;
 
@@ -136,7 +133,7 @@ async fn check_all_does_not_call_a_paused_page() {
     let env = TestEnv::new().await;
     let (paused, _, _) = env.healthy_channel("64001").await;
     let (ok, _, _) = env.healthy_channel("64002").await;
-    let keys = PauseKeys::new(env.config.redis_key_prefix.clone());
+    let keys = RedisKeys::of(&env.config);
     pauses::pause(&mut env.redis.clone(), &keys, "64001", false, Duration::from_secs(120)).await.expect("pause");
     let (code, rows) = run_json(&env).await;
     assert_eq!(code, EXIT_OK, "{rows:?}");

@@ -12,7 +12,8 @@ use serde_json::json;
 use shared::{
     intake::{Decision, parse_report},
     job::Reason,
-    pending::{self, PendingKeys},
+    keys::RedisKeys,
+    pending,
     queue::{self, Waited},
 };
 use tests::{TestEnv, wait::until};
@@ -125,7 +126,7 @@ async fn a_storm_of_reports_makes_one_refresh() {
     assert_eq!(late, Decision::AlreadyReplaced);
     assert_eq!(token_calls(), before);
     assert_eq!(queue::backlog(&mut env.redis.clone(), &env.config).await.expect("redis"), 0, "nothing new queued");
-    let keys = PendingKeys::new(env.config.redis_key_prefix.clone());
+    let keys = RedisKeys::of(&env.config);
     assert_eq!(pending::owner(&mut env.redis.clone(), &keys, ch).await.expect("redis"), None, "marker released");
     worker.stop().await.expect("stop");
 }
@@ -146,12 +147,7 @@ async fn non_auth_errors_are_recorded_without_a_refresh() {
         assert_eq!(d, Decision::NotAuth, "{body}");
     }
     assert_eq!(env.queued_jobs().await, 0);
-    assert_eq!(
-        pending::owner(&mut env.redis.clone(), &PendingKeys::new(env.config.redis_key_prefix.clone()), ch)
-            .await
-            .expect("redis"),
-        None
-    );
+    assert_eq!(pending::owner(&mut env.redis.clone(), &RedisKeys::of(&env.config), ch).await.expect("redis"), None);
     let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM fb_send_failures WHERE decision = 'not_auth'")
         .fetch_one(&env.db)
         .await
@@ -378,7 +374,7 @@ async fn a_retried_report_finishes_its_own_claim() {
     env.sim.kill_page_token("45101", &user, 190, Some(463), "expired");
     let report = parse_report(&json!({"error": {"code": 190, "message": "x"}})).expect("report");
     let job = shared::job::RefreshJob::new(ch, Reason::SendFailure);
-    let keys = PendingKeys::new(env.config.redis_key_prefix.clone());
+    let keys = RedisKeys::of(&env.config);
     // The first try's claim reached Redis; its answer did not.
     let claimed = pending::claim_many(&mut env.redis.clone(), &keys, &[(ch, job.job_id())]).await.expect("claim");
     assert_eq!(claimed, vec![true]);
@@ -444,4 +440,23 @@ async fn a_cycle_cut_short_by_a_restart_is_finished_by_the_next_producer() {
         .collect();
     enqueued.sort_unstable();
     assert_eq!(enqueued, channels[10..].to_vec(), "exactly the channels the stopped producer did not get to");
+}
+
+/// The queue drained in this process through the worker's own step, without a worker: a cycle's
+/// batches settle every channel, release every marker, and leave nothing waiting.
+#[tokio::test]
+async fn a_cycle_drained_in_process_settles_every_channel() {
+    let env = TestEnv::new().await;
+    let ids = env.seed_healthy(120, 41_000).await;
+    let count =
+        enqueue_cycle(&env.db, env.redis.clone(), &mut env.storage(), &env.config, Reason::Cron).await.expect("cycle");
+    assert_eq!(count.enqueued, 120);
+    let state = env.worker_state().await;
+    assert_eq!(tests::drain::drain_queue(&state, 100).await, 3, "120 channels are three batches of at most 50");
+    assert_eq!(env.status_count("healthy").await, 120);
+    let keys = RedisKeys::of(&env.config);
+    for &ch in &ids {
+        assert_eq!(pending::owner(&mut env.redis.clone(), &keys, ch).await.expect("redis"), None, "channel {ch}");
+    }
+    assert_eq!(tests::drain::drain_queue(&state, 100).await, 0, "nothing left to run");
 }

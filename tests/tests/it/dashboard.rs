@@ -8,7 +8,8 @@ use reqwest::{Client, StatusCode, header, redirect::Policy};
 use serde_json::Value;
 use shared::{
     job::{Reason, RefreshJob},
-    pending::{self, PendingKeys},
+    keys::RedisKeys,
+    pending,
     secret::Secret,
 };
 use tests::TestEnv;
@@ -34,7 +35,7 @@ pub async fn flagged_channels(env: &TestEnv, specs: &[(&str, i64, &str)]) -> Vec
             .expect("enqueue");
         out.push((ch, env.inbox_of(ch).await, user_token));
     }
-    let keys = PendingKeys::new(env.config.redis_key_prefix.clone());
+    let keys = RedisKeys::of(&env.config);
     for (ch, _, _) in &out {
         tests::wait::until(Duration::from_secs(60), &format!("channel {ch} flagged (worker running?)"), || async {
             let flagged = env.flags(*ch).await.reauthorization_required;

@@ -26,10 +26,10 @@ async fn env_with_cap() -> TestEnv {
 
 /// Milliseconds left on the page's pause key, and on the app's (-2: no key).
 async fn pause_ttls(env: &TestEnv, page_id: &str) -> (i64, i64) {
-    let keys = env.pipeline().pauses;
+    let keys = env.pipeline().keys;
     let mut redis = env.redis.clone();
-    let page: i64 = redis.pttl(keys.page(page_id)).await.expect("pttl");
-    let app: i64 = redis.pttl(keys.app()).await.expect("pttl");
+    let page: i64 = redis.pttl(keys.pause_page(page_id)).await.expect("pttl");
+    let app: i64 = redis.pttl(keys.pause_app()).await.expect("pttl");
     (page, app)
 }
 
@@ -76,7 +76,7 @@ async fn a_pause_left_by_an_uncapped_version_is_waited_out_at_most_the_cap() {
     let env = env_with_cap().await;
     let (ch, _, _) = env.healthy_channel("91101").await;
     // What the previous version wrote for a huge announcement: a key living ~317 years.
-    let key = env.pipeline().pauses.page("91101");
+    let key = env.pipeline().keys.pause_page("91101");
     let _: () = env.redis.clone().pset_ex(&key, "1", 10_000_000_000_000u64).await.expect("psetex");
     let outcome = process_in_task(&env, ch).await;
     assert!(matches!(outcome, Outcome::Retry { after, .. } if after == CAP), "{outcome:?}");

@@ -7,8 +7,8 @@ use apalis::prelude::{BackendExt, BoxDynError, Data, WorkerBuilder, WorkerBuilde
 use shared::worker::{WorkerState, guard::run_guarded};
 use shared::{
     job::{Reason, RefreshJob},
-    locks::{self, LockKeys},
-    pending::{self, PendingKeys},
+    keys::RedisKeys,
+    locks, pending,
     queue::{self, Waited},
 };
 use tests::{TestEnv, env::fast_timings};
@@ -21,8 +21,7 @@ async fn a_panicking_job_is_dead_lettered_and_its_waiter_answered() {
     let job = RefreshJob::new(ch, Reason::Manual);
     let id = job.job_id();
     // As the job would hold them while running: the channel's pending marker and its lock.
-    let (pkeys, lkeys) =
-        (PendingKeys::new(env.config.redis_key_prefix.clone()), LockKeys::new(env.config.redis_key_prefix.clone()));
+    let (pkeys, lkeys) = (RedisKeys::of(&env.config), RedisKeys::of(&env.config));
     let mut redis = env.redis.clone();
     assert_eq!(pending::claim_many(&mut redis, &pkeys, &[(ch, id)]).await.expect("claim"), vec![true]);
     assert!(locks::acquire(&mut redis, &lkeys, ch, id, Duration::from_secs(60)).await.expect("lock"));

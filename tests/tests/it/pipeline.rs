@@ -399,7 +399,7 @@ async fn a_job_that_lost_its_lock_counts_nothing() {
     let job = RefreshJob::new(ch, Reason::Cron);
     let running = tokio::spawn(async move { pipeline.process(&job).await });
     graph_called(&env).await;
-    let lock = shared::locks::LockKeys::new(env.config.redis_key_prefix.clone()).channel(ch);
+    let lock = shared::keys::RedisKeys::of(&env.config).lock(ch);
     let _: () = env.redis.clone().set(&lock, "another-job").await.expect("set");
     let outcome = running.await.expect("task").expect("stores");
     assert!(matches!(outcome, Outcome::Retry { next_attempt: 1, .. }), "{outcome:?}");

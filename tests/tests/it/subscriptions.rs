@@ -13,7 +13,6 @@ use shared::{
     pipeline::Outcome,
     secret::Secret,
     store,
-    subscriptions::gate_key,
 };
 use simulator::LoggedRequest;
 use tests::{TestEnv, logs, wait::until};
@@ -100,7 +99,8 @@ async fn a_refreshed_page_that_lost_its_subscription_is_subscribed_again_with_ch
     let metrics = shared::metrics::render(&pipeline.metrics);
     assert!(metrics.contains("fb_token_subscription_checks_total{outcome=\"resubscribed\"} 1"), "{metrics}");
     // Checked today with the new token: the daily gate is closed.
-    let gate: Option<String> = env.redis.clone().get(gate_key(&env.config.redis_key_prefix, ch)).await.expect("gate");
+    let gate: Option<String> =
+        env.redis.clone().get(shared::keys::RedisKeys::of(&env.config).subscription_checked(ch)).await.expect("gate");
     assert!(gate.is_some());
 }
 
@@ -252,7 +252,7 @@ async fn a_rate_limited_subscription_pauses_the_page_and_uses_no_attempt() {
             .expect("db");
     let wait = (due - chrono::Utc::now()).num_seconds();
     assert!((50..=60).contains(&wait), "after the limit's 60 s: {wait}");
-    let pause = shared::pauses::PauseKeys::new(env.config.redis_key_prefix.clone()).page("312001");
+    let pause = shared::keys::RedisKeys::of(&env.config).pause_page("312001");
     let ttl: i64 = env.redis.clone().pttl(pause).await.expect("pttl");
     assert!(ttl > 50_000, "every worker keeps away from the page: {ttl}");
 }
@@ -292,7 +292,8 @@ async fn the_daily_check_resubscribes_a_healthy_page_once_within_a_day() {
     assert_eq!(env.sim.app_subscription("307001"), Some(chatwoot_fields()));
     assert_eq!(row(&env, ch).await, Some(("resubscribed".into(), 0, false, true)));
     assert_eq!(events(&env, ch).await, vec![("resubscribed".to_owned(), "cron".to_owned())]);
-    let ttl: i64 = env.redis.clone().ttl(gate_key(&env.config.redis_key_prefix, ch)).await.expect("ttl");
+    let ttl: i64 =
+        env.redis.clone().ttl(shared::keys::RedisKeys::of(&env.config).subscription_checked(ch)).await.expect("ttl");
     assert!((86_000..=86_400).contains(&ttl), "gated for a day: {ttl}");
 
     // Lost again within the day: the next healthy job makes no subscription call.

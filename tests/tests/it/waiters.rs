@@ -247,7 +247,7 @@ async fn front_refreshes_are_limited_per_account() {
     assert!(body["message"].is_string());
     let secs: u64 = retry_after.expect("Retry-After").parse().expect("seconds");
     assert!((1..=60).contains(&secs), "Retry-After {secs}");
-    let keys = shared::pending::PendingKeys::new(env.config.redis_key_prefix.clone());
+    let keys = shared::keys::RedisKeys::of(&env.config);
     let owner = shared::pending::owner(&mut env.redis.clone(), &keys, limited_ch).await.expect("owner");
     assert_eq!(owner, None, "nothing was pushed for the refused request");
 
