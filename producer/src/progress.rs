@@ -6,12 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-/// The database's clock: answers are stamped by it (`updated_at = now()`), so "written since" must
-/// be measured by it too. A producer whose clock runs ahead of the database's would otherwise wait
-/// for answers that look older than the request, forever.
-pub async fn db_now(db: &PgPool) -> Result<DateTime<Utc>, sqlx::Error> {
-    sqlx::query_scalar("SELECT now()").fetch_one(db).await
-}
+pub use shared::store::db_now;
 
 /// Waits until `channels` channels have a state written since `since`, and none is about to be
 /// re-checked (a confirmed failure below the threshold is looked at again within seconds; waits on
@@ -24,15 +19,7 @@ pub async fn wait_for_answers(
     mut progress: impl FnMut(u64, u64),
 ) -> anyhow::Result<()> {
     loop {
-        let (answered, soon): (i64, i64) = sqlx::query_as(
-            "SELECT count(*) FILTER (WHERE updated_at >= $1),
-                    count(*) FILTER (WHERE status = 'retrying' AND next_attempt_at < now() + interval '15 seconds')
-             FROM fb_token_states",
-        )
-        .bind(since)
-        .fetch_one(db)
-        .await?;
-        let answered = u64::try_from(answered).unwrap_or(0);
+        let (answered, soon) = shared::store::answers_since(db, since).await?;
         progress(answered.min(channels), channels);
         if answered >= channels && soon == 0 {
             return Ok(());

@@ -19,7 +19,7 @@ use crate::{
     keys::RedisKeys,
     pending,
     queue::{self, JobStorage},
-    store::events::clamp_i32,
+    store,
 };
 
 /// Removes each given entry once from a list whose head holds them: exactly what was pushed, even
@@ -160,19 +160,7 @@ impl Intake {
                 other => break other?,
             }
         };
-        sqlx::query(
-            "INSERT INTO fb_send_failures (channel_id, error_kind, error_code, error_subcode, error_message, decision, job_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(clamp_i32(channel_id))
-        .bind(error.kind.as_str())
-        .bind(error.code.map(clamp_i32))
-        .bind(error.subcode.map(clamp_i32))
-        .bind(error.message.as_str())
-        .bind(decision.name())
-        .bind(decision.job_id())
-        .execute(&self.db)
-        .await?;
+        store::record_send_failure(&self.db, channel_id, error, decision.name(), decision.job_id()).await?;
         Ok(decision)
     }
 
@@ -216,19 +204,9 @@ impl Intake {
             }
             None => {}
         }
-        // Compared on the database's clock, which stamped `last_refreshed_at`: a producer whose clock
-        // is off would otherwise take fresh tokens for old ones, or old for fresh.
-        let replaced: Option<bool> = sqlx::query_scalar(
-            "SELECT last_refreshed_at > coalesce($2, now() - make_interval(secs => $3))
-             FROM fb_token_states WHERE channel_id = $1",
-        )
-        .bind(clamp_i32(channel_id))
-        .bind(failed_at)
-        .bind(REPORT_SLACK.num_seconds() as f64)
-        .fetch_optional(&self.db)
-        .await?
-        .flatten();
-        if replaced == Some(true) {
+        // On the database's clock: a producer whose clock is off would otherwise take fresh tokens
+        // for old ones, or old for fresh.
+        if store::refreshed_since(&self.db, channel_id, failed_at, REPORT_SLACK).await? {
             return Ok(Decision::AlreadyReplaced);
         }
         let claimed = match pending::claim_many(&mut redis, &keys, &[(channel_id, job_id)]).await {

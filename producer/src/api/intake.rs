@@ -53,14 +53,7 @@ pub async fn report(
 
 /// The channel behind a Facebook inbox of this account; anything else is a 404 (no existence leak).
 pub async fn facebook_channel_of(state: &AppState, account_id: i64, inbox_id: i64) -> Result<i64, ApiError> {
-    let channel: Option<i32> = sqlx::query_scalar(
-        "SELECT i.channel_id FROM inboxes i JOIN channel_facebook_pages c ON c.id = i.channel_id
-         WHERE i.id = $1 AND i.account_id = $2 AND i.channel_type = 'Channel::FacebookPage'",
-    )
-    .bind(inbox_id as i32)
-    .bind(account_id as i32)
-    .fetch_optional(&state.db)
-    .await
-    .map_err(ApiError::internal)?;
-    channel.map(i64::from).ok_or_else(|| ApiError::not_found("inbox"))
+    let channel =
+        shared::store::facebook_channel_of_inbox(&state.db, account_id, inbox_id).await.map_err(ApiError::internal)?;
+    channel.ok_or_else(|| ApiError::not_found("inbox"))
 }

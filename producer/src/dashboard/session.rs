@@ -51,14 +51,8 @@ pub async fn current(state: &AppState, headers: &HeaderMap) -> Result<Option<Cal
             .is_some_and(|t| constant_time_eq(token_hash(t.expose()).as_bytes(), hash.as_bytes()))
             .then_some(Caller::Admin),
         ["account", account, hash] => {
-            let live: Option<i32> = sqlx::query_scalar(
-                "SELECT account_id FROM fb_api_tokens WHERE token_sha256 = $1 AND revoked_at IS NULL",
-            )
-            .bind(hash)
-            .fetch_optional(&state.db)
-            .await
-            .map_err(ApiError::internal)?;
-            live.map(i64::from).filter(|a| Some(*a) == account.parse().ok()).map(Caller::Account)
+            let live = shared::store::account_of_token_hash(&state.db, hash).await.map_err(ApiError::internal)?;
+            live.filter(|a| Some(*a) == account.parse().ok()).map(Caller::Account)
         }
         ["user", user, hash] if state.chatwoot_users => match user.parse::<i64>() {
             Ok(user_id) => {

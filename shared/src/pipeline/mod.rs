@@ -257,18 +257,7 @@ impl Pipeline {
                     self.pause_for(&channel, &error).await?;
                 }
                 if error.kind.is_confirmed_failure() {
-                    sqlx::query(
-                        "UPDATE fb_token_states SET token_valid = false, last_checked_at = now(), last_error_kind = $2,
-                           last_error_code = $3, last_error_subcode = $4, last_error_message = $5, updated_at = now()
-                         WHERE channel_id = $1",
-                    )
-                    .bind(store::events::clamp_i32(channel.id))
-                    .bind(error.kind.as_str())
-                    .bind(error.code.map(store::events::clamp_i32))
-                    .bind(error.subcode.map(store::events::clamp_i32))
-                    .bind(error.message.as_str())
-                    .execute(&self.db)
-                    .await?;
+                    store::record_rejection(&self.db, channel.id, &error).await?;
                 }
                 Ok(Some(Err(error)))
             }

@@ -44,9 +44,14 @@ pub async fn revoke_api_token(db: &PgPool, id_or_token: &str) -> Result<u64, sql
 /// The account a live token belongs to. The lookup is by hash, so the database never compares the
 /// token itself and timing says nothing about it.
 pub async fn account_of_token(db: &PgPool, token: &str) -> Result<Option<i64>, sqlx::Error> {
+    account_of_token_hash(db, &token_hash(token)).await
+}
+
+/// [`account_of_token`] by the token's hash (what a dashboard session keeps).
+pub async fn account_of_token_hash(db: &PgPool, hash: &str) -> Result<Option<i64>, sqlx::Error> {
     let account: Option<i32> =
         sqlx::query_scalar("SELECT account_id FROM fb_api_tokens WHERE token_sha256 = $1 AND revoked_at IS NULL")
-            .bind(token_hash(token))
+            .bind(hash)
             .fetch_optional(db)
             .await?;
     Ok(account.map(i64::from))

@@ -213,3 +213,22 @@ pub async fn facebook_channel_ids(db: &PgPool, after: i64, limit: i64) -> Result
     .await?;
     Ok(ids.into_iter().map(i64::from).collect())
 }
+
+/// The channel behind a Facebook inbox of this account, if it is one.
+pub async fn facebook_channel_of_inbox(
+    db: &PgPool,
+    account_id: i64,
+    inbox_id: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    let (Ok(account_id), Ok(inbox_id)) = (i32::try_from(account_id), i32::try_from(inbox_id)) else { return Ok(None) };
+    let channel: Option<i32> = sqlx::query_scalar(
+        "SELECT i.channel_id FROM inboxes i JOIN channel_facebook_pages c ON c.id = i.channel_id
+         WHERE i.id = $1 AND i.account_id = $2 AND i.channel_type = $3",
+    )
+    .bind(inbox_id)
+    .bind(account_id)
+    .bind(FACEBOOK_CHANNEL_TYPE)
+    .fetch_optional(db)
+    .await?;
+    Ok(channel.map(i64::from))
+}

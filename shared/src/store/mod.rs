@@ -11,6 +11,7 @@ mod inboxes;
 pub mod installation;
 mod outcomes;
 pub mod schema;
+mod send_failures;
 mod states;
 mod user_tokens;
 
@@ -21,10 +22,10 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
-pub use api_tokens::{account_of_token, create_api_token, revoke_api_token, token_hash};
+pub use api_tokens::{account_of_token, account_of_token_hash, create_api_token, revoke_api_token, token_hash};
 pub use channels::{
     Channel, Loaded, TokenWrite, UNDECRYPTABLE_LOG, UnreadableChannel, channels_of_user_token, facebook_channel_ids,
-    is_unchanged, load_channel, load_channels, write_page_token, write_user_token,
+    facebook_channel_of_inbox, is_unchanged, load_channel, load_channels, write_page_token, write_user_token,
 };
 pub use dead::{
     kept_payload, mark_redriven, open_dead_count, open_dead_jobs, record_dead_job, record_panic, record_poison,
@@ -33,7 +34,11 @@ pub use events::{Event, Step, record_event, record_events};
 pub use healthy::{HealthyBatch, HealthyWritten, save_healthy_many};
 pub use inboxes::*;
 pub use outcomes::{HourlyOutcome, hourly_outcomes};
-pub use states::{FailureCount, STATUSES, StateUpdate, TokenState, TokenStatus, load_state, save_state, status_counts};
+pub use send_failures::record_send_failure;
+pub use states::{
+    FailureCount, STATUSES, StateUpdate, TokenState, TokenStatus, answers_since, db_now, load_state, record_rejection,
+    refreshed_since, save_state, status_counts,
+};
 pub use user_tokens::digest as user_token_digest;
 
 use tracing::warn;

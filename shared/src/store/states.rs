@@ -223,3 +223,65 @@ pub async fn status_counts(db: &PgPool) -> sqlx::Result<std::collections::BTreeM
     .await?;
     Ok(rows.into_iter().collect())
 }
+
+/// A check on demand that Graph rejected: recorded on the state (the token is not valid, and why),
+/// without a status change or a count, since only a failed refresh confirms a person must act.
+pub async fn record_rejection(db: &PgPool, channel_id: i64, error: &GraphError) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE fb_token_states SET token_valid = false, last_checked_at = now(), last_error_kind = $2,
+           last_error_code = $3, last_error_subcode = $4, last_error_message = $5, updated_at = now()
+         WHERE channel_id = $1",
+    )
+    .bind(clamp_i32(channel_id))
+    .bind(error.kind.as_str())
+    .bind(error.code.map(clamp_i32))
+    .bind(error.subcode.map(clamp_i32))
+    .bind(error.message.as_str())
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Whether the channel's token was refreshed after `failed_at` (or, without it, within `slack`):
+/// a report about the old token is then moot. Compared on the database's clock, which stamped
+/// `last_refreshed_at`.
+pub async fn refreshed_since(
+    db: &PgPool,
+    channel_id: i64,
+    failed_at: Option<DateTime<Utc>>,
+    slack: chrono::Duration,
+) -> Result<bool, sqlx::Error> {
+    let replaced: Option<bool> = sqlx::query_scalar(
+        "SELECT last_refreshed_at > coalesce($2, now() - make_interval(secs => $3))
+         FROM fb_token_states WHERE channel_id = $1",
+    )
+    .bind(clamp_i32(channel_id))
+    .bind(failed_at)
+    .bind(slack.num_seconds() as f64)
+    .fetch_optional(db)
+    .await?
+    .flatten();
+    Ok(replaced == Some(true))
+}
+
+/// The database's clock: answers are stamped by it (`updated_at = now()`), so "written since" must
+/// be measured by it too. A producer whose clock runs ahead of the database's would otherwise wait
+/// for answers that look older than the request, forever.
+pub async fn db_now(db: &PgPool) -> Result<DateTime<Utc>, sqlx::Error> {
+    sqlx::query_scalar("SELECT now()").fetch_one(db).await
+}
+
+/// States written since `since`, and how many of all are `retrying` with a re-check due within
+/// 15 s (an answer that is about to change).
+pub async fn answers_since(db: &PgPool, since: DateTime<Utc>) -> Result<(u64, u64), sqlx::Error> {
+    let (answered, soon): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE updated_at >= $1),
+                count(*) FILTER (WHERE status = $2 AND next_attempt_at < now() + interval '15 seconds')
+         FROM fb_token_states",
+    )
+    .bind(since)
+    .bind(TokenStatus::Retrying.as_str())
+    .fetch_one(db)
+    .await?;
+    Ok((u64::try_from(answered).unwrap_or(0), u64::try_from(soon).unwrap_or(0)))
+}

@@ -1,0 +1,30 @@
+//! The send failures reported to the intake, with what it decided about each.
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::events::clamp_i32;
+use crate::graph::GraphError;
+
+pub async fn record_send_failure(
+    db: &PgPool,
+    channel_id: i64,
+    error: &GraphError,
+    decision: &str,
+    job_id: Option<Uuid>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO fb_send_failures (channel_id, error_kind, error_code, error_subcode, error_message, decision, job_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(clamp_i32(channel_id))
+    .bind(error.kind.as_str())
+    .bind(error.code.map(clamp_i32))
+    .bind(error.subcode.map(clamp_i32))
+    .bind(error.message.as_str())
+    .bind(decision)
+    .bind(job_id)
+    .execute(db)
+    .await?;
+    Ok(())
+}
