@@ -434,11 +434,6 @@ impl Config {
     pub fn cap_wait(&self, wait: Duration) -> Duration {
         wait.min(self.rate_limit_max_wait)
     }
-
-    /// The apalis queue name; every other key of ours hangs off it.
-    pub fn queue_name(&self) -> String {
-        crate::keys::RedisKeys::of(self).queue()
-    }
 }
 
 /// `WEBHOOK_URLS`: comma separated http(s) URLs. An error never echoes the value: a webhook URL may
@@ -555,7 +550,7 @@ mod tests {
         assert_eq!(c.retry.base, Duration::from_secs(1));
         assert_eq!(c.retry.max, Duration::from_secs(60));
         assert_eq!(c.retry.max_attempts, 10);
-        assert_eq!(c.queue_name(), "fb_token_refresh");
+        assert_eq!(c.redis_key_prefix, "", "so the queue is named fb_token_refresh (keys::RedisKeys::queue)");
         assert_eq!(c.rate_limit_max_wait, Duration::from_secs(3_600));
         assert_eq!(c.database_pool_size(7), 7);
         assert_eq!(c.history_retention_days, 30);

@@ -86,17 +86,17 @@ impl RedisKeys {
         format!("{}fb_token_refresh", self.prefix)
     }
 
-    /// A channel's lock while a job works on it (`crate::locks`).
+    /// A channel's lock while a job works on it (the `locks` module).
     pub fn lock(&self, channel_id: i64) -> String {
         format!("{}:lock:channel:{channel_id}", self.ours())
     }
 
-    /// A channel's pending marker: the job queued or running for it (`crate::pending`).
+    /// A channel's pending marker: the job queued or running for it (the `pending` module).
     pub fn pending(&self, channel_id: i64) -> String {
         format!("{}:pending:{channel_id}", self.ours())
     }
 
-    /// A page's rate-limit pause (`crate::pauses`).
+    /// A page's rate-limit pause (the `pauses` module).
     pub fn pause_page(&self, page_id: &str) -> String {
         format!("{}:pause:page:{page_id}", self.ours())
     }
@@ -106,7 +106,7 @@ impl RedisKeys {
         format!("{}:pause:app", self.ours())
     }
 
-    /// An account's front-of-queue refreshes this minute (`crate::quota`).
+    /// An account's front-of-queue refreshes this minute (the `quota` module).
     pub fn front_refresh_quota(&self, account_id: i64) -> String {
         format!("{}:quota:front_refresh:{account_id}", self.ours())
     }

@@ -25,7 +25,6 @@ pub mod quota;
 pub mod readiness;
 pub mod redis_ops;
 pub mod reports;
-pub mod retention;
 pub mod retry;
 mod scopes;
 pub mod secret;

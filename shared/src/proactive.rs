@@ -105,15 +105,7 @@ impl Pipeline {
         // Channels whose data access newly falls within the warning window get one event.
         let soon = Utc::now() + chrono::Duration::days(7);
         let newly: Vec<(i32, String, String)> = if info.data_access_expires_at.is_some_and(|t| t <= soon) {
-            sqlx::query_as(
-                "SELECT c.id, c.page_id, coalesce(s.status, 'unknown') FROM channel_facebook_pages c
-                 LEFT JOIN fb_token_states s ON s.channel_id = c.id
-                 WHERE c.id = ANY($1) AND (s.data_access_expires_at IS NULL OR s.data_access_expires_at > $2)",
-            )
-            .bind(&ids)
-            .bind(soon)
-            .fetch_all(&self.db)
-            .await?
+            store::newly_expiring(&self.db, &ids, soon).await?
         } else {
             vec![]
         };
@@ -130,18 +122,7 @@ impl Pipeline {
                 warn!(channel.id = id, error = %e, "could not queue the webhook event");
             }
         }
-        // `updated_at` says when a job last answered for the channel (`refresh-all` waits on it);
-        // the expiry of its user token is no such answer, so it leaves the time alone.
-        sqlx::query(
-            "INSERT INTO fb_token_states (channel_id, expires_at, data_access_expires_at, updated_at)
-             SELECT id, $2, $3, 'epoch' FROM unnest($1::int[]) AS t(id)
-             ON CONFLICT (channel_id) DO UPDATE SET expires_at = $2, data_access_expires_at = $3",
-        )
-        .bind(&ids)
-        .bind(info.expires_at)
-        .bind(info.data_access_expires_at)
-        .execute(&self.db)
-        .await?;
+        store::save_expiry(&self.db, &ids, info.expires_at, info.data_access_expires_at).await?;
         Ok(())
     }
 
@@ -194,12 +175,7 @@ impl Pipeline {
                     attempts: 0,
                 });
                 info!(channel.id = channel.id, "Successfully refreshed Facebook token for page {}", channel.page_id);
-                sqlx::query(
-                    "UPDATE fb_token_states SET last_refreshed_at = now(), updated_at = now() WHERE channel_id = $1",
-                )
-                .bind(clamp_i32(channel.id))
-                .execute(&self.db)
-                .await?;
+                store::mark_refreshed(&self.db, channel.id).await?;
             }
         }
         info!(channels = channels.len(), pages = renewed, "user token exchanged before it expired");

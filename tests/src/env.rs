@@ -301,7 +301,11 @@ impl TestEnv {
 
     /// Jobs stored in the queue (any state), by the data hash apalis keeps.
     pub async fn queued_jobs(&self) -> u64 {
-        self.redis.clone().hlen(format!("{}:data", self.config.queue_name())).await.expect("hlen")
+        self.redis
+            .clone()
+            .hlen(format!("{}:data", shared::keys::RedisKeys::of(&self.config).queue()))
+            .await
+            .expect("hlen")
     }
 }
 

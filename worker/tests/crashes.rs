@@ -74,7 +74,7 @@ async fn worker_loop_restarts_when_redis_goes_away() {
         .spawn()
         .expect("worker starts");
     // Wait until the worker has registered (it polls from then on), then take Redis away.
-    let key = format!("{}:workers", env.config.queue_name());
+    let key = format!("{}:workers", shared::keys::RedisKeys::of(&env.config).queue());
     let conn = env.redis.clone();
     eventually(Duration::from_secs(30), "the worker registered", || {
         let mut conn = conn.clone();

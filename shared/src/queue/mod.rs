@@ -61,7 +61,7 @@ impl Default for Timings {
 
 pub fn apalis_config(config: &Config, timings: &Timings) -> apalis_redis::Config {
     apalis_redis::Config::default()
-        .queue(config.queue_name())
+        .queue(crate::keys::RedisKeys::of(config).queue())
         .heartbeat_interval(timings.heartbeat)
         .missed_heartbeats(timings.missed_heartbeats)
         .batch_size(timings.batch_size.max(1))

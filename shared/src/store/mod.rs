@@ -10,6 +10,7 @@ mod healthy;
 mod inboxes;
 pub mod installation;
 mod outcomes;
+pub mod retention;
 pub mod schema;
 mod send_failures;
 mod states;
@@ -36,8 +37,8 @@ pub use inboxes::*;
 pub use outcomes::{HourlyOutcome, hourly_outcomes};
 pub use send_failures::record_send_failure;
 pub use states::{
-    FailureCount, STATUSES, StateUpdate, TokenState, TokenStatus, answers_since, db_now, load_state, record_rejection,
-    refreshed_since, save_state, status_counts,
+    FailureCount, STATUSES, StateUpdate, TokenState, TokenStatus, answers_since, db_now, load_state, mark_refreshed,
+    newly_expiring, record_rejection, refreshed_since, save_expiry, save_state, status_counts,
 };
 pub use user_tokens::digest as user_token_digest;
 

@@ -285,3 +285,51 @@ pub async fn answers_since(db: &PgPool, since: DateTime<Utc>) -> Result<(u64, u6
     .await?;
     Ok((u64::try_from(answered).unwrap_or(0), u64::try_from(soon).unwrap_or(0)))
 }
+
+/// Of these channels, those whose data access expiry is not yet known to fall before `soon`
+/// (id, page id, status): the ones a warning event is news to.
+pub async fn newly_expiring(
+    db: &PgPool,
+    ids: &[i32],
+    soon: DateTime<Utc>,
+) -> Result<Vec<(i32, String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT c.id, c.page_id, coalesce(s.status, 'unknown') FROM channel_facebook_pages c
+         LEFT JOIN fb_token_states s ON s.channel_id = c.id
+         WHERE c.id = ANY($1) AND (s.data_access_expires_at IS NULL OR s.data_access_expires_at > $2)",
+    )
+    .bind(ids)
+    .bind(soon)
+    .fetch_all(db)
+    .await
+}
+
+/// The user token's expiry, on every channel it serves. `updated_at` says when a job last answered
+/// for the channel (`refresh-all` waits on it); an expiry is no such answer, so it is left alone.
+pub async fn save_expiry(
+    db: &PgPool,
+    ids: &[i32],
+    expires_at: Option<DateTime<Utc>>,
+    data_access_expires_at: Option<DateTime<Utc>>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO fb_token_states (channel_id, expires_at, data_access_expires_at, updated_at)
+         SELECT id, $2, $3, 'epoch' FROM unnest($1::int[]) AS t(id)
+         ON CONFLICT (channel_id) DO UPDATE SET expires_at = $2, data_access_expires_at = $3",
+    )
+    .bind(ids)
+    .bind(expires_at)
+    .bind(data_access_expires_at)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// A page token renewed outside a job (the proactive exchange).
+pub async fn mark_refreshed(db: &PgPool, channel_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE fb_token_states SET last_refreshed_at = now(), updated_at = now() WHERE channel_id = $1")
+        .bind(clamp_i32(channel_id))
+        .execute(db)
+        .await?;
+    Ok(())
+}

@@ -40,7 +40,7 @@ pub async fn run_with(config: Config, timings: Timings, shutdown: CancellationTo
         Some(state.pipeline.metrics.clone()),
         shutdown.clone(),
     ));
-    let retention = tokio::spawn(crate::retention::run_retention(
+    let retention = tokio::spawn(crate::store::retention::run_retention(
         state.pipeline.db.clone(),
         config.history_retention_days,
         Some(state.pipeline.metrics.clone()),

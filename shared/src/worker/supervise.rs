@@ -27,7 +27,7 @@ pub async fn run_worker_loop(state: WorkerState, shutdown: CancellationToken) ->
         // A fresh name each time: the old one may still look alive to apalis until its
         // heartbeat expires.
         let name = unique_worker_name();
-        info!(worker = %name, concurrency = state.config.worker_concurrency, queue = %state.config.queue_name(), "worker starting");
+        info!(worker = %name, concurrency = state.config.worker_concurrency, queue = %crate::keys::RedisKeys::of(&state.config).queue(), "worker starting");
         // A push to the head of the queue wakes the fetch at once; the poll finds the rest.
         let strategy = apalis::prelude::Strategy::new()
             .stream(super::wake::listen(&state.config))

@@ -81,7 +81,7 @@ async fn only_one_of_two_producers_fires_each_tick() {
     ticks.dedup();
     assert_eq!(ticks.len(), n, "a tick fired twice");
     // Both replicas ran for every tick, only one fired it; each fired tick has its claim key.
-    let q = env.config.queue_name();
+    let q = shared::keys::RedisKeys::of(&env.config).queue();
     for t in &ticks {
         let owner: Option<String> = redis::cmd("GET")
             .arg(format!("{q}:cron:{}", t.timestamp()))
@@ -239,7 +239,7 @@ async fn a_report_that_failed_after_its_claim_leaves_no_phantom() {
     let (ch, user, _) = env.healthy_channel("45001").await;
     env.sim.kill_page_token("45001", &user, 190, Some(463), "expired");
     let report = parse_report(&json!({"error": {"code": 190, "message": "x"}})).expect("report");
-    let scheduled = format!("{}:scheduled", env.config.queue_name());
+    let scheduled = format!("{}:scheduled", shared::keys::RedisKeys::of(&env.config).queue());
     let mut conn = env.redis.clone();
     // The backlog check (ZCOUNT) now fails with WRONGTYPE, after the claim.
     let _: () = conn.set(&scheduled, "not a sorted set").await.expect("set");
@@ -274,7 +274,7 @@ async fn deferred_refreshes_are_never_lost_and_go_to_the_head() {
         assert!(matches!(d, Decision::Deferred { .. }), "{d:?}");
         deferred.push(ch);
     }
-    let q = env.config.queue_name();
+    let q = shared::keys::RedisKeys::of(&env.config).queue();
     let (data, list) = (format!("{q}:data"), format!("{q}:deferred"));
     let mut conn = env.redis.clone();
     let before: Vec<String> = conn.lrange(&list, 0, -1).await.expect("lrange");
@@ -337,7 +337,7 @@ async fn an_interrupted_cycle_resumes_where_it_stopped() {
     until(Duration::from_secs(10), "chunk 1 enqueued (10 batch jobs)", || async { env.queued_jobs().await == 10 })
         .await;
     // A store error while chunk 2 waits: the backlog check (LLEN) fails with WRONGTYPE.
-    let active = format!("{}:active", env.config.queue_name());
+    let active = format!("{}:active", shared::keys::RedisKeys::of(&env.config).queue());
     let mut conn = env.redis.clone();
     let _: () = conn.set(&active, "not a list").await.expect("set");
     until(Duration::from_secs(10), "the cycle met the error (WRONGTYPE logged)", || async {
@@ -404,7 +404,7 @@ async fn a_cycle_cut_short_by_a_restart_is_finished_by_the_next_producer() {
     let schedule = cron::parse_schedule(&daily).expect("schedule");
     let tick = schedule.find_previous_occurrence(&Utc::now(), false).expect("previous tick");
     // The stopped producer had claimed it and enqueued the first ten channels.
-    let q = env.config.queue_name();
+    let q = shared::keys::RedisKeys::of(&env.config).queue();
     let mut conn = env.redis.clone();
     let _: () = conn.set(format!("{q}:cron:{}", tick.timestamp()), "producer-gone").await.expect("set");
     let progress = cron::progress_key(&env.config, tick);

@@ -106,7 +106,7 @@ async fn worker_readyz_is_200_when_its_loop_runs() {
 async fn worker_readyz_is_503_while_its_loop_keeps_failing() {
     let port = free_port();
     let env = TestEnv::with(with_metrics_port(port)).await;
-    let q = env.config.queue_name();
+    let q = shared::keys::RedisKeys::of(&env.config).queue();
     let () = env.redis.clone().set(format!("{q}:scheduled"), "not a sorted set").await.expect("corrupt");
     let worker = env.spawn_worker();
     let url = format!("http://127.0.0.1:{port}/readyz");

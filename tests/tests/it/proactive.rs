@@ -46,7 +46,7 @@ async fn a_later_expiry_schedules_one_proactive_job() {
     let state = env.worker_state().await;
     assert_eq!(run_job(&state, ch, Reason::Cron).await, "healthy");
     assert_eq!(env.stored_user_token(ch).await, user_token, "not exchanged outside the window");
-    let q = env.config.queue_name();
+    let q = shared::keys::RedisKeys::of(&env.config).queue();
     let mut conn = env.redis.clone();
     let scheduled: Vec<(String, f64)> =
         redis::AsyncCommands::zrange_withscores(&mut conn, format!("{q}:scheduled"), 0, -1).await.expect("zrange");

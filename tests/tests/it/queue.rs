@@ -29,7 +29,7 @@ async fn queue_is_namespaced_explicitly() {
     let mut storage = queue::job_storage(env.redis.clone(), &env.config, &fast_timings());
     queue::enqueue(&mut storage, RefreshJob::new(1, Reason::Cron), None).await.expect("enqueue");
     let keys = env.redis_keys().await;
-    let q = env.config.queue_name();
+    let q = shared::keys::RedisKeys::of(&env.config).queue();
     assert!(keys.iter().any(|k| *k == format!("{q}:data")), "{keys:?}");
     let mut conn = env.redis.clone();
     let stray: Vec<String> = redis::cmd("KEYS").arg("*RefreshJob*").query_async(&mut conn).await.expect("keys");
@@ -65,7 +65,7 @@ async fn every_worker_process_registers_under_its_own_name() {
 }
 
 async fn wait_for_workers(env: &TestEnv, n: usize) -> Vec<String> {
-    let key = format!("{}:workers", env.config.queue_name());
+    let key = format!("{}:workers", shared::keys::RedisKeys::of(&env.config).queue());
     // The worker registers itself on its first poll; there is no event to await from outside.
     eventually(Duration::from_secs(10), &format!("{n} workers registered"), || {
         let (mut conn, key) = (env.redis.clone(), &key);
@@ -91,7 +91,12 @@ async fn transient_failure_is_rescheduled_and_settles() {
     // Two validations; the once-a-day expiry (debug_token) and subscription checks may follow,
     // not counted.
     assert_eq!(env.sim.count_where(|r| r.path != "/debug_token" && !r.path.ends_with("/subscribed_apps")), 2);
-    let dead: u64 = env.redis.clone().scard(format!("{}:dead", env.config.queue_name())).await.expect("scard");
+    let dead: u64 = env
+        .redis
+        .clone()
+        .scard(format!("{}:dead", shared::keys::RedisKeys::of(&env.config).queue()))
+        .await
+        .expect("scard");
     assert_eq!(dead, 0);
     worker.stop().await.expect("stop");
 }
@@ -172,7 +177,7 @@ async fn completed_jobs_are_swept_but_scheduled_ones_kept() {
     queue::enqueue(&mut storage, RefreshJob::new(ch, Reason::Cron), Some(Duration::from_secs(3600)))
         .await
         .expect("later job");
-    let q = env.config.queue_name();
+    let q = shared::keys::RedisKeys::of(&env.config).queue();
     let mut conn = env.redis.clone();
     let done_before: u64 = conn.scard(format!("{q}:done")).await.expect("scard");
     assert!(done_before >= 1);
@@ -255,7 +260,7 @@ async fn a_backlog_past_the_fetch_limit_does_not_wedge_workers() {
     let jobs: Vec<RefreshJob> = (0..9_000).map(|i| RefreshJob::new(900_000 + i, Reason::Cron)).collect();
     let mut storage = env.storage();
     storage.push_bulk(jobs).await.expect("push");
-    let q = env.config.queue_name();
+    let q = shared::keys::RedisKeys::of(&env.config).queue();
     let mut conn = env.redis.clone();
     let due: u64 = conn.zcard(format!("{q}:scheduled")).await.expect("zcard");
     assert_eq!(due, 9_000);
@@ -301,7 +306,7 @@ async fn canary_bare_apalis_worker_dies_at_9000_due_jobs() {
 /// What a fetch does first (apalis-redis `fetch_next.lua`): due scheduled tasks go to the tail of
 /// the active list.
 async fn promote_due(env: &TestEnv) {
-    let q = env.config.queue_name();
+    let q = shared::keys::RedisKeys::of(&env.config).queue();
     let mut conn = env.redis.clone();
     let due: Vec<String> =
         conn.zrangebyscore(format!("{q}:scheduled"), 0, chrono::Utc::now().timestamp() + 1).await.expect("zrange");
@@ -322,7 +327,7 @@ async fn a_front_push_overtaken_by_a_fetch_still_ends_up_first() {
         queue::enqueue(&mut storage, RefreshJob::new(channel, Reason::Cron), None).await.expect("enqueue");
     }
     promote_due(&env).await;
-    let q = env.config.queue_name();
+    let q = shared::keys::RedisKeys::of(&env.config).queue();
     let mut conn = env.redis.clone();
     let backlog: Vec<String> = conn.lrange(format!("{q}:active"), 0, -1).await.expect("lrange");
     assert_eq!(backlog.len(), 3, "{backlog:?}");

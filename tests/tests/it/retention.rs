@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use shared::{
     metrics::{self, Metrics},
-    retention::{self, BATCH, Deleted, LOCK_KEY, MAX_BATCHES_PER_TABLE},
+    store::retention::{self, BATCH, Deleted, LOCK_KEY, MAX_BATCHES_PER_TABLE},
 };
 use sqlx::{Connection as _, PgConnection, PgPool};
 use tests::TestEnv;

@@ -162,7 +162,7 @@ async fn two_hundred_waiting_requests_share_one_subscription() {
             tokio::spawn(async move { queue::wait_for_report(&config, job, Duration::from_secs(30)).await })
         })
         .collect();
-    let key = format!("{}:report:{job}", env.config.queue_name());
+    let key = format!("{}:report:{job}", shared::keys::RedisKeys::of(&env.config).queue());
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (_, subscribed): (String, u64) =
