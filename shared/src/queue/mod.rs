@@ -26,7 +26,9 @@ use uuid::Uuid;
 use crate::{config::Config, job::RefreshJob, keys::RedisKeys};
 
 mod report;
-pub use report::{JobReport, ReportError, Waited, latest_report, publish_report, wait_for_report};
+pub use report::{
+    JobFault, JobReport, ReportError, ReportErrorKind, Waited, latest_report, publish_report, wait_for_report,
+};
 
 /// Scheduled jobs due within this horizon count toward the backlog bound: by the time a producer
 /// pushes more, they will be due too.

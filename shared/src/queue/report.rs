@@ -9,7 +9,11 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::client;
-use crate::{config::Config, graph::GraphError, job::JobOutcome};
+use crate::{
+    config::Config,
+    graph::{ErrorKind, GraphError},
+    job::JobOutcome,
+};
 
 /// Reports of a job are kept this long for a caller that waits on them.
 const REPORT_TTL_SECS: u64 = 3_600;
@@ -30,15 +34,46 @@ pub struct JobReport {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportError {
-    pub kind: String,
+    pub kind: ReportErrorKind,
     pub code: Option<i64>,
     pub subcode: Option<i64>,
     pub message: String,
 }
 
+/// Why a job's report carries an error: what Graph's answer meant, or that the job panicked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ReportErrorKind {
+    Graph(ErrorKind),
+    Job(JobFault),
+}
+
+/// A job's own fault, beside Graph's error kinds in a report (`panic`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobFault {
+    Panic,
+}
+
+impl ReportErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Graph(kind) => kind.as_str(),
+            Self::Job(JobFault::Panic) => "panic",
+        }
+    }
+}
+
+/// The wire name compares equal, as a caller holding the JSON reads it.
+impl PartialEq<&str> for ReportErrorKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 impl From<&GraphError> for ReportError {
     fn from(e: &GraphError) -> Self {
-        Self { kind: e.kind.as_str().into(), code: e.code, subcode: e.subcode, message: e.message.clone() }
+        Self { kind: ReportErrorKind::Graph(e.kind), code: e.code, subcode: e.subcode, message: e.message.clone() }
     }
 }
 
@@ -115,4 +150,24 @@ pub async fn wait_for_report(config: &Config, job_id: Uuid, timeout: Duration) -
         Some(r) => Waited::RetryScheduled(r),
         None => Waited::NoWorker,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kinds keep the wire names reports always had, both ways.
+    #[test]
+    fn error_kinds_are_their_old_names_on_the_wire() {
+        for (kind, name) in [
+            (ReportErrorKind::Graph(ErrorKind::Auth), "\"auth\""),
+            (ReportErrorKind::Graph(ErrorKind::RateLimited), "\"rate_limited\""),
+            (ReportErrorKind::Job(JobFault::Panic), "\"panic\""),
+        ] {
+            assert_eq!(serde_json::to_string(&kind).expect("serialize"), name);
+            assert_eq!(serde_json::from_str::<ReportErrorKind>(name).expect("deserialize"), kind);
+            assert_eq!(kind, name.trim_matches('"'));
+        }
+        assert!(serde_json::from_str::<ReportErrorKind>("\"bogus\"").is_err());
+    }
 }

@@ -16,7 +16,7 @@ use crate::{
     locks,
     metrics::Metrics,
     pending::{self, batch_marker},
-    queue::{self, JobReport, ReportError},
+    queue::{self, JobFault, JobReport, ReportError, ReportErrorKind},
     store,
 };
 use apalis::prelude::BoxDynError;
@@ -140,7 +140,7 @@ pub fn dead_report(job: &RefreshJob, message: &str) -> JobReport {
         authorization_error_count: None,
         next_attempt_at: None,
         error: Some(ReportError {
-            kind: "panic".into(),
+            kind: ReportErrorKind::Job(JobFault::Panic),
             code: None,
             subcode: None,
             message: format!("the job panicked: {message}"),
