@@ -117,7 +117,7 @@ async fn summarize(db: &PgPool, sim: &GraphSim, elapsed: Duration) -> anyhow::Re
     let counts = shared::store::status_counts(db).await?;
     let total: i64 = counts.values().sum();
     let mut out = String::from("\nstatus                      channels\n--------------------------  --------\n");
-    for status in shared::store::STATUSES {
+    for status in shared::store::TokenStatus::ALL.map(shared::store::TokenStatus::as_str) {
         out.push_str(&format!("{status:<26}  {:>8}\n", counts.get(status).copied().unwrap_or(0)));
     }
     out.push_str(&format!("{:<26}  {total:>8}\n", "total"));

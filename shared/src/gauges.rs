@@ -10,7 +10,7 @@ use crate::{
 /// Failures leave the last values: a scrape must not fail because a store blinked.
 pub async fn refresh(metrics: &Metrics, db: &sqlx::PgPool, redis: &mut redis::aio::ConnectionManager, config: &Config) {
     if let Ok(counts) = store::status_counts(db).await {
-        for status in store::STATUSES {
+        for status in store::TokenStatus::ALL.map(store::TokenStatus::as_str) {
             let n = counts.get(status).copied().unwrap_or(0);
             metrics.channels.get_or_create(&StatusLabel { status: status.to_owned() }).set(n);
             if status == "reauthorization_required" {

@@ -8,35 +8,36 @@
 //! done set. Tasks scheduled for later (retries, re-checks) stay scheduled.
 
 use redis::AsyncCommands;
-use shared::{queue, worker::WorkerState};
+use shared::{keys::RedisKeys, worker::WorkerState};
 
 /// Runs jobs until none is waiting or due, at most `max` (a job that keeps pushing itself again
 /// must not hang the test); returns how many ran. Panics on a Redis error or a job whose data is
 /// missing, since either means the test's queue is not what it thinks.
 pub async fn drain_queue(state: &WorkerState, max: usize) -> usize {
-    let keys = queue::apalis_config(&state.config, &state.timings);
+    let keys = RedisKeys::of(&state.config);
     let mut redis = state.redis.clone();
     let mut ran = 0;
     while ran < max {
-        promote_due(&mut redis, &keys).await;
-        let Some(id): Option<String> = redis.lpop(keys.active_jobs_list(), None).await.expect("lpop") else {
+        promote_due(&mut redis, &keys, chrono::Utc::now().timestamp()).await;
+        let Some(id): Option<String> = redis.lpop(keys.active(), None).await.expect("lpop") else {
             break;
         };
-        let data: Vec<u8> = redis.hget(keys.job_data_hash(), &id).await.expect("hget");
+        let data: Vec<u8> = redis.hget(keys.data(), &id).await.expect("hget");
         let payload: serde_json::Value = serde_json::from_slice(&data).expect("task data is the job's JSON");
         shared::worker::handler::handle_payload(state, payload).await.expect("the job's step");
-        let _: () = redis.sadd(keys.done_jobs_set(), &id).await.expect("sadd");
+        let _: () = redis.sadd(keys.done(), &id).await.expect("sadd");
         ran += 1;
     }
     ran
 }
 
-async fn promote_due(redis: &mut redis::aio::ConnectionManager, keys: &apalis_redis::Config) {
-    let now = chrono::Utc::now().timestamp();
-    let due: Vec<String> = redis.zrangebyscore(keys.scheduled_jobs_set(), 0, now).await.expect("zrangebyscore");
+/// What a fetch does first (`fetch_next.lua`): tasks due by `upto` (Unix seconds) go to the tail
+/// of the active list.
+pub async fn promote_due(redis: &mut redis::aio::ConnectionManager, keys: &RedisKeys, upto: i64) {
+    let due: Vec<String> = redis.zrangebyscore(keys.scheduled(), 0, upto).await.expect("zrangebyscore");
     if due.is_empty() {
         return;
     }
-    let _: () = redis.rpush(keys.active_jobs_list(), &due).await.expect("rpush");
-    let _: () = redis.zrem(keys.scheduled_jobs_set(), &due).await.expect("zrem");
+    let _: () = redis.rpush(keys.active(), &due).await.expect("rpush");
+    let _: () = redis.zrem(keys.scheduled(), &due).await.expect("zrem");
 }

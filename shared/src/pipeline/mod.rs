@@ -551,7 +551,7 @@ impl Pipeline {
         }
         // The webhook's wire names: `none` for a channel that had no state yet.
         let before = before.map_or("none", TokenStatus::as_str);
-        if before != update.status.as_str() {
+        if before != update.status.as_str() && !self.config.webhook_urls.is_empty() {
             let change = crate::webhooks::StatusChange {
                 channel_id: channel.id,
                 page_id: channel.page_id.clone(),

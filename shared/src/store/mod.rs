@@ -37,7 +37,7 @@ pub use inboxes::*;
 pub use outcomes::{HourlyOutcome, hourly_outcomes};
 pub use send_failures::record_send_failure;
 pub use states::{
-    FailureCount, STATUSES, StateUpdate, TokenState, TokenStatus, answers_since, db_now, load_state, mark_refreshed,
+    FailureCount, StateUpdate, TokenState, TokenStatus, answers_since, db_now, load_state, mark_refreshed,
     newly_expiring, record_rejection, refreshed_since, save_expiry, save_state, status_counts,
 };
 pub use user_tokens::digest as user_token_digest;

@@ -202,15 +202,6 @@ pub async fn load_state(db: &PgPool, channel_id: i64) -> Result<Option<TokenStat
     .transpose()
 }
 
-/// Every status a channel can show, by name, in the order summaries print them.
-pub const STATUSES: [&str; 5] = [
-    TokenStatus::Healthy.as_str(),
-    TokenStatus::Refreshed.as_str(),
-    TokenStatus::ReauthorizationRequired.as_str(),
-    TokenStatus::Retrying.as_str(),
-    TokenStatus::Unknown.as_str(),
-];
-
 /// Statuses of the channels that back a Facebook inbox; a channel never checked is `unknown`.
 pub async fn status_counts(db: &PgPool) -> sqlx::Result<std::collections::BTreeMap<String, i64>> {
     let rows: Vec<(String, i64)> = sqlx::query_as(

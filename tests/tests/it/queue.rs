@@ -303,17 +303,9 @@ async fn canary_bare_apalis_worker_dies_at_9000_due_jobs() {
     assert!(err.to_string().contains("too many results to unpack"), "{err}");
 }
 
-/// What a fetch does first (apalis-redis `fetch_next.lua`): due scheduled tasks go to the tail of
-/// the active list.
 async fn promote_due(env: &TestEnv) {
-    let q = shared::keys::RedisKeys::of(&env.config).queue();
-    let mut conn = env.redis.clone();
-    let due: Vec<String> =
-        conn.zrangebyscore(format!("{q}:scheduled"), 0, chrono::Utc::now().timestamp() + 1).await.expect("zrange");
-    for id in due {
-        let _: () = conn.rpush(format!("{q}:active"), &id).await.expect("rpush");
-        let _: () = conn.zrem(format!("{q}:scheduled"), &id).await.expect("zrem");
-    }
+    let keys = shared::keys::RedisKeys::of(&env.config);
+    tests::drain::promote_due(&mut env.redis.clone(), &keys, chrono::Utc::now().timestamp() + 1).await;
 }
 
 /// A fetch between the two steps of a front push (apalis's push, then our move to the head) put
