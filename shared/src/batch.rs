@@ -18,7 +18,7 @@ use crate::{
     metrics::Metrics,
     pauses,
     pipeline::{CHANNEL_BUSY_WAIT, DEFAULT_RATE_LIMIT_WAIT, InfraError, Journal, LOCK_TTL, Outcome, Pipeline},
-    store::{self, Channel},
+    store::{self, Channel, History, StateUpdate, Step},
 };
 
 /// What a batch settled, and what its caller must still do.
@@ -125,8 +125,9 @@ impl Pipeline {
             match l {
                 Ok(channel) => channels.push(channel),
                 Err(unreadable) => {
-                    let outcome = self.undecryptable(&unreadable).await?;
-                    out.settled.push((job.single(unreadable.id), outcome));
+                    let single = job.single(unreadable.id);
+                    let outcome = self.undecryptable(&single, &unreadable).await?;
+                    out.settled.push((single, outcome));
                 }
             }
         }
@@ -200,7 +201,8 @@ impl Pipeline {
     }
 
     /// The healthy channels of a batch, settled together: one script clears their flags, one
-    /// transaction writes their states (and the history and webhook rows of those that changed).
+    /// `store::settle` writes their states, the history and webhook rows of those that changed, and
+    /// the batch's summary row.
     async fn settle_healthy(
         &self,
         job: &BatchJob,
@@ -212,15 +214,34 @@ impl Pipeline {
         }
         let owners: Vec<_> = healthy.iter().map(|(_, c)| c.owner()).collect();
         flags::clear_many(&mut self.redis.clone(), &self.keys, &owners).await?;
-        let channels: Vec<(i64, i64, Uuid, &str)> =
-            healthy.iter().map(|(j, c)| (c.id, c.account_id, j.job_id(), c.page_id.as_str())).collect();
-        let batch = store::HealthyBatch {
-            batch_id: job.v1().job_id,
-            reason: job.v1().reason,
-            channels: &channels,
-            graph_latency_ms: i64::try_from(latency.as_millis()).unwrap_or(i64::MAX),
-        };
-        store::save_healthy_many(&self.db, &self.config, &batch).await?;
+        let latency_ms = i64::try_from(latency.as_millis()).unwrap_or(i64::MAX);
+        let items: Vec<store::Settlement<'_>> = healthy
+            .iter()
+            .map(|(single, c)| {
+                let v = single.v1();
+                store::Settlement {
+                    job: single,
+                    account_id: c.account_id,
+                    page_id: &c.page_id,
+                    update: StateUpdate::healthy(),
+                    new_token: None,
+                    events: vec![store::Event {
+                        channel_id: v.channel_id,
+                        job_id: v.job_id,
+                        reason: v.reason,
+                        step: Step::Validate,
+                        outcome: "ok",
+                        graph_latency_ms: Some(latency_ms),
+                        error: None,
+                    }],
+                    history: History::OnChange,
+                    dead: None,
+                }
+            })
+            .collect();
+        let summary =
+            store::BatchSummary { batch_id: job.v1().job_id, reason: job.v1().reason, graph_latency_ms: latency_ms };
+        store::settle(&self.db, &self.codec, &self.config, &items, Some(&summary)).await?;
         Ok(())
     }
 

@@ -267,6 +267,8 @@ impl QueueJob {
             if v.channel_ids.is_empty()
                 || v.channel_ids.len() > 50
                 || v.channel_ids.iter().any(|&c| c <= 0 || c > i64::from(i32::MAX))
+                // One channel twice would be settled twice in one statement, which Postgres refuses.
+                || v.channel_ids.iter().collect::<std::collections::HashSet<_>>().len() != v.channel_ids.len()
             {
                 return Err("batch job with an impossible channel list".into());
             }
@@ -341,6 +343,7 @@ mod tests {
         for bad in [
             json!({"type": "validate_batch.v1", "job_id": "0190b0f0-0000-7000-8000-000000000000", "channel_ids": [], "reason": "cron", "enqueued_at": "2026-11-29T00:00:00Z"}),
             json!({"type": "validate_batch.v1", "channel_ids": "x"}),
+            json!({"type": "validate_batch.v1", "job_id": "0190b0f0-0000-7000-8000-000000000000", "channel_ids": [5, 5], "reason": "cron", "enqueued_at": "2026-11-29T00:00:00Z"}),
         ] {
             assert!(QueueJob::decode(&bad).is_err(), "{bad}");
         }

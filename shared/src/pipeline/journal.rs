@@ -32,6 +32,10 @@ impl Journal {
         self.rows.push(Row { step, outcome: outcome.to_owned(), latency_ms, error: error.cloned() });
     }
 
+    pub fn job(&self) -> &RefreshJob {
+        &self.job
+    }
+
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }

@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 use tracing::{info, warn};
@@ -20,7 +19,7 @@ use crate::{
     pauses,
     retry::{RetryPolicy, at_after},
     secret::Secret,
-    store::{self, Channel, FailureCount, StateUpdate, Step, TokenStatus, TokenWrite, UnreadableChannel},
+    store::{self, Channel, FailureCount, History, StateUpdate, Step, TokenStatus, TokenWrite, UnreadableChannel},
 };
 
 mod journal;
@@ -174,7 +173,7 @@ impl Pipeline {
                 warn!(channel.id = job.channel_id(), "refresh job for a channel that no longer exists; dropped");
                 return Ok(Outcome::ChannelMissing);
             }
-            Some(Err(unreadable)) => return self.undecryptable(&unreadable).await,
+            Some(Err(unreadable)) => return self.undecryptable(job, &unreadable).await,
             Some(Ok(channel)) => channel,
         };
         if let Some(wait) = pauses::remaining(&mut self.redis.clone(), &self.keys, &channel.page_id).await? {
@@ -223,7 +222,7 @@ impl Pipeline {
         let channel = match store::load_channel(&self.db, &self.codec, job.channel_id()).await? {
             None => return Ok(None),
             Some(Err(unreadable)) => {
-                self.undecryptable(&unreadable).await?;
+                self.undecryptable(job, &unreadable).await?;
                 return Ok(Some(Err(undecryptable_error(&unreadable))));
             }
             Some(Ok(channel)) => channel,
@@ -383,12 +382,11 @@ impl Pipeline {
             token_valid: Some(true),
             checked: true,
             refreshed,
-            error: Some(None),
+            error: None,
             failures: FailureCount::Reset,
             next_attempt_at: None,
         };
-        let settled = Settlement { update, new_token, dead: None };
-        if self.settle(journal, channel, &settled).await? == TokenWrite::Superseded {
+        if self.settle(journal, channel, update, new_token, None).await? == TokenWrite::Superseded {
             return Ok(Outcome::Superseded);
         }
         flags::clear(&mut self.redis.clone(), &self.keys, channel.owner()).await?;
@@ -430,7 +428,7 @@ impl Pipeline {
             token_valid: Some(false),
             checked: true,
             refreshed: false,
-            error: Some(Some(&error)),
+            error: Some(&error),
             failures: if counted.newly_counted { FailureCount::Increment } else { FailureCount::Keep },
             next_attempt_at: recheck_after.map(at_after),
         };
@@ -470,7 +468,7 @@ impl Pipeline {
         } else {
             match self.retry.delay(attempt, wait) {
                 Some(d) => (d, attempt + 1),
-                None => return self.give_up(job, journal, channel, error).await,
+                None => return self.give_up(journal, channel, error).await,
             }
         };
         let update = StateUpdate {
@@ -478,7 +476,7 @@ impl Pipeline {
             token_valid: None,
             checked: false,
             refreshed: false,
-            error: Some(Some(&error)),
+            error: Some(&error),
             failures: FailureCount::Keep,
             next_attempt_at: Some(at_after(delay)),
         };
@@ -486,26 +484,38 @@ impl Pipeline {
         Ok(Outcome::Retry { error, after: delay, next_attempt })
     }
 
+    /// The job's own copy in the journal is the one dead-lettered.
     async fn give_up(
         &self,
-        job: &RefreshJob,
         journal: &mut Journal,
         channel: &Channel,
         error: GraphError,
     ) -> Result<Outcome, InfraError> {
         warn!(channel.id = channel.id, page.id = %channel.page_id, error = %error, "giving up after the last attempt; job dead-lettered");
-        let settled = Settlement { update: StateUpdate::undecided(&error), new_token: None, dead: Some((job, &error)) };
-        self.settle(journal, channel, &settled).await?;
+        self.settle(journal, channel, StateUpdate::undecided(&error), None, Some(&error)).await?;
         Ok(Outcome::GaveUp { error })
     }
 
     /// Settles a channel whose tokens cannot be decrypted: no Graph call, no count, no flag key;
     /// the state says why, and the process says once, loudly, which variables to set.
-    pub(crate) async fn undecryptable(&self, channel: &UnreadableChannel) -> Result<Outcome, InfraError> {
+    pub(crate) async fn undecryptable(
+        &self,
+        job: &RefreshJob,
+        channel: &UnreadableChannel,
+    ) -> Result<Outcome, InfraError> {
         report_undecryptable(channel);
         let error = undecryptable_error(channel);
-        let update = StateUpdate::undecided(&error);
-        store::save_state(&self.db, channel.id, &update).await?;
+        let item = store::Settlement {
+            job,
+            account_id: channel.account_id,
+            page_id: &channel.page_id,
+            update: StateUpdate::undecided(&error),
+            new_token: None,
+            events: Vec::new(),
+            history: History::Always,
+            dead: None,
+        };
+        store::settle(&self.db, &self.codec, &self.config, std::slice::from_ref(&item), None).await?;
         Ok(Outcome::Undecryptable { error })
     }
 
@@ -515,56 +525,50 @@ impl Pipeline {
         channel: &Channel,
         update: StateUpdate<'_>,
     ) -> Result<(), InfraError> {
-        self.settle(journal, channel, &Settlement { update, new_token: None, dead: None }).await?;
+        self.settle(journal, channel, update, None, None).await?;
         Ok(())
     }
 
-    /// Writes what a run settled in one transaction: the new token (behind the forward-only
-    /// guard), the state, the run's history, the dead letter, and the webhook outbox row when the
-    /// status changed. `Superseded`: a newer token was there; only the history was written.
+    /// Settles one channel as a batch of one (`store::settle`): the new token behind the
+    /// forward-only guard, the state, the run's history, the dead letter and the webhook outbox row
+    /// in one transaction. `Superseded`: a newer token was there; only the history was written.
     async fn settle(
         &self,
         journal: &mut Journal,
         channel: &Channel,
-        settled: &Settlement<'_>,
+        update: StateUpdate<'_>,
+        new_token: Option<(&Secret, Duration)>,
+        dead: Option<&GraphError>,
     ) -> Result<TokenWrite, InfraError> {
-        let mut tx = self.db.begin().await?;
-        if let Some((token, latency)) = settled.new_token {
-            let written = store::write_page_token(&mut *tx, &self.codec, channel, token).await?;
-            if written == TokenWrite::Superseded {
-                info!(channel.id = channel.id, page.id = %channel.page_id,
-                      "a newer token was written during this refresh; keeping it and re-checking");
-                journal.push(Step::Refresh, "superseded", latency, None);
-                store::record_events(&mut *tx, &journal.events()).await?;
-                tx.commit().await?;
-                journal.clear();
-                return Ok(TokenWrite::Superseded);
-            }
-            info!(channel.id = channel.id, "Successfully refreshed Facebook token for page {}", channel.page_id);
-            journal.push(Step::Refresh, "refreshed", latency, None);
-        }
-        let update = &settled.update;
-        let before = store::save_state(&mut *tx, channel.id, update).await?;
-        store::record_events(&mut *tx, &journal.events()).await?;
-        if let Some((job, error)) = settled.dead {
-            store::record_dead_job(&mut *tx, job, error).await?;
-        }
-        // The webhook's wire names: `none` for a channel that had no state yet.
-        let before = before.map_or("none", TokenStatus::as_str);
-        if before != update.status.as_str() && !self.config.webhook_urls.is_empty() {
-            let change = crate::webhooks::StatusChange {
-                channel_id: channel.id,
-                page_id: channel.page_id.clone(),
-                from: before.to_owned(),
-                to: update.status.as_str().to_owned(),
-                error: update.error.flatten().map(|e| (e.code, e.subcode, e.message.clone())),
-                at: Utc::now(),
+        let settled = {
+            let item = store::Settlement {
+                job: journal.job(),
+                account_id: channel.account_id,
+                page_id: &channel.page_id,
+                update,
+                new_token: new_token.map(|(token, latency)| store::NewToken { read: channel, token, latency }),
+                events: journal.events(),
+                history: History::Always,
+                dead,
             };
-            crate::webhooks::enqueue_in(&mut tx, &self.config, &change).await?;
-        }
-        tx.commit().await?;
+            store::settle(&self.db, &self.codec, &self.config, std::slice::from_ref(&item), None).await?
+        };
         journal.clear();
-        Ok(TokenWrite::Written)
+        let written = settled.first().map_or(TokenWrite::Written, |s| s.token);
+        if new_token.is_some() {
+            // Said once committed: the runbook reads this line as "Chatwoot has the new token".
+            match written {
+                TokenWrite::Written => {
+                    info!(
+                        channel.id = channel.id,
+                        "Successfully refreshed Facebook token for page {}", channel.page_id
+                    );
+                }
+                TokenWrite::Superseded => info!(channel.id = channel.id, page.id = %channel.page_id,
+                    "a newer token was written during this refresh; keeping it and re-checking"),
+            }
+        }
+        Ok(written)
     }
 
     /// History of a run that wrote no state (one statement; nothing when there is none).
@@ -596,15 +600,6 @@ impl Pipeline {
         );
         journal.push(Step::Validate, error.kind.as_str(), latency, Some(error));
     }
-}
-
-/// What one run commits (see [`Pipeline::settle`]).
-struct Settlement<'a> {
-    update: StateUpdate<'a>,
-    /// A refresh's new token, and how long finding it took (for its history row).
-    new_token: Option<(&'a Secret, Duration)>,
-    /// The job to dead-letter, and why, when it used its last attempt.
-    dead: Option<(&'a RefreshJob, &'a GraphError)>,
 }
 
 /// What an undecryptable channel's status carries: a configuration fault, never evidence against

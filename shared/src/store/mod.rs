@@ -6,13 +6,13 @@ mod channels;
 pub mod chatwoot_users;
 mod dead;
 pub mod events;
-mod healthy;
 mod inboxes;
 pub mod installation;
 mod outcomes;
 pub mod retention;
 pub mod schema;
 mod send_failures;
+mod settle;
 mod states;
 mod user_tokens;
 
@@ -32,13 +32,13 @@ pub use dead::{
     kept_payload, mark_redriven, open_dead_count, open_dead_jobs, record_dead_job, record_panic, record_poison,
 };
 pub use events::{Event, Step, record_event, record_events};
-pub use healthy::{HealthyBatch, HealthyWritten, save_healthy_many};
 pub use inboxes::*;
 pub use outcomes::{HourlyOutcome, hourly_outcomes};
 pub use send_failures::record_send_failure;
+pub use settle::{BatchSummary, History, NewToken, Settled, Settlement, settle};
 pub use states::{
     FailureCount, StateUpdate, TokenState, TokenStatus, answers_since, db_now, load_state, mark_refreshed,
-    newly_expiring, record_rejection, refreshed_since, save_expiry, save_state, status_counts,
+    newly_expiring, record_rejection, refreshed_since, save_expiry, status_counts,
 };
 pub use user_tokens::digest as user_token_digest;
 

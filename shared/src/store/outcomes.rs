@@ -33,10 +33,11 @@ pub async fn hourly_outcomes(
                    SELECT channel_id FROM inboxes
                    WHERE account_id = ANY($2) AND channel_type = 'Channel::FacebookPage'))
            UNION ALL
-           -- A batch's channels that stayed healthy have no event row, only their batch's count.
-           SELECT date_trunc('hour', created_at), unchanged, 'healthy'
+           -- A batch's channels that stayed healthy, or were checked for the first time, have no
+           -- event row, only their batch's counts.
+           SELECT date_trunc('hour', created_at), unchanged + first_checks, 'healthy'
            FROM fb_validation_batches
-           WHERE created_at > now() - make_interval(hours => $1) AND unchanged > 0
+           WHERE created_at > now() - make_interval(hours => $1) AND unchanged + first_checks > 0
              AND ($2::int8[] IS NULL OR account_id = ANY($2))) e
          WHERE outcome IS NOT NULL
          GROUP BY 1, 2 ORDER BY 1, 2",

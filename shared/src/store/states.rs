@@ -61,7 +61,7 @@ impl PartialEq<&str> for TokenStatus {
 #[error("not a token status: {0:?}")]
 pub struct UnknownStatus(String);
 
-fn decode_status(s: Option<String>) -> Result<Option<TokenStatus>, sqlx::Error> {
+pub(super) fn decode_status(s: Option<String>) -> Result<Option<TokenStatus>, sqlx::Error> {
     s.map(|s| s.parse().map_err(|e: UnknownStatus| sqlx::Error::Decode(Box::new(e)))).transpose()
 }
 
@@ -80,21 +80,34 @@ pub struct TokenState {
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
-/// What one job settled. `None` fields keep what was stored.
+/// What one run settled for a channel's state. `token_valid: None` keeps what was stored.
 #[derive(Debug, Clone)]
 pub struct StateUpdate<'a> {
     pub status: TokenStatus,
     pub token_valid: Option<bool>,
     pub checked: bool,
     pub refreshed: bool,
-    /// `Some(None)` clears the last error, `Some(Some(e))` replaces it.
-    pub error: Option<Option<&'a GraphError>>,
+    /// The last error from now on; `None` clears it.
+    pub error: Option<&'a GraphError>,
     /// Count a confirmed failure in a row, or reset the run on success.
     pub failures: FailureCount,
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 impl<'a> StateUpdate<'a> {
+    /// The token works: healthy, valid, checked now, errors and failures cleared.
+    pub fn healthy() -> Self {
+        Self {
+            status: TokenStatus::Healthy,
+            token_valid: Some(true),
+            checked: true,
+            refreshed: false,
+            error: None,
+            failures: FailureCount::Reset,
+            next_attempt_at: None,
+        }
+    }
+
     /// Nothing is known about the token now (a job that gave up, tokens that cannot be decrypted):
     /// `unknown`, with the reason, the failure count left as it was.
     pub fn undecided(error: &'a GraphError) -> Self {
@@ -103,7 +116,7 @@ impl<'a> StateUpdate<'a> {
             token_valid: None,
             checked: false,
             refreshed: false,
-            error: Some(Some(error)),
+            error: Some(error),
             failures: FailureCount::Keep,
             next_attempt_at: None,
         }
@@ -115,64 +128,6 @@ pub enum FailureCount {
     Keep,
     Reset,
     Increment,
-}
-
-/// Saves what a job settled; returns the status it had before (`None`: no state yet), so callers
-/// can tell a change.
-pub async fn save_state(
-    db: impl sqlx::PgExecutor<'_>,
-    channel_id: i64,
-    u: &StateUpdate<'_>,
-) -> Result<Option<TokenStatus>, sqlx::Error> {
-    let (set_error, kind, code, subcode, message) = match u.error {
-        None => (false, None, None, None, None),
-        Some(None) => (true, None, None, None, None),
-        Some(Some(e)) => {
-            (true, Some(e.kind.as_str()), e.code.map(clamp_i32), e.subcode.map(clamp_i32), Some(e.message.as_str()))
-        }
-    };
-    let failures = match u.failures {
-        FailureCount::Keep => 0,
-        FailureCount::Reset => 1,
-        FailureCount::Increment => 2,
-    };
-    sqlx::query(
-        "WITH old AS (SELECT status FROM fb_token_states WHERE channel_id = $1)
-         INSERT INTO fb_token_states AS s
-           (channel_id, status, token_valid, consecutive_failures, last_checked_at, last_refreshed_at,
-            last_error_kind, last_error_code, last_error_subcode, last_error_message, next_attempt_at, updated_at)
-         VALUES ($1, $2, $3, CASE WHEN $11 = 2 THEN 1 ELSE 0 END,
-                 CASE WHEN $4 THEN now() END, CASE WHEN $5 THEN now() END,
-                 $7, $8, $9, $10, $12, now())
-         ON CONFLICT (channel_id) DO UPDATE SET
-           status = EXCLUDED.status,
-           token_valid = COALESCE($3, s.token_valid),
-           consecutive_failures = CASE $11 WHEN 1 THEN 0 WHEN 2 THEN s.consecutive_failures + 1 ELSE s.consecutive_failures END,
-           last_checked_at = CASE WHEN $4 THEN now() ELSE s.last_checked_at END,
-           last_refreshed_at = CASE WHEN $5 THEN now() ELSE s.last_refreshed_at END,
-           last_error_kind = CASE WHEN $6 THEN $7 ELSE s.last_error_kind END,
-           last_error_code = CASE WHEN $6 THEN $8 ELSE s.last_error_code END,
-           last_error_subcode = CASE WHEN $6 THEN $9 ELSE s.last_error_subcode END,
-           last_error_message = CASE WHEN $6 THEN $10 ELSE s.last_error_message END,
-           next_attempt_at = $12,
-           updated_at = now()
-         RETURNING (SELECT status FROM old)",
-    )
-    .bind(clamp_i32(channel_id))
-    .bind(u.status.as_str())
-    .bind(u.token_valid)
-    .bind(u.checked)
-    .bind(u.refreshed)
-    .bind(set_error)
-    .bind(kind)
-    .bind(code)
-    .bind(subcode)
-    .bind(message)
-    .bind(failures)
-    .bind(u.next_attempt_at)
-    .fetch_one(db)
-    .await
-    .and_then(|row| decode_status(sqlx::Row::try_get(&row, 0)?))
 }
 
 pub async fn load_state(db: &PgPool, channel_id: i64) -> Result<Option<TokenState>, sqlx::Error> {
