@@ -23,7 +23,7 @@ pub fn readiness_response(checked: Result<(), String>) -> (StatusCode, Json<serd
 /// Whether Postgres and Redis both answer, each within `STORE_CHECK_TIMEOUT`; Err says which not.
 pub async fn stores_ready(db: &PgPool, redis: &ConnectionManager) -> Result<(), String> {
     let mut redis = redis.clone();
-    let postgres = tokio::time::timeout(STORE_CHECK_TIMEOUT, sqlx::query("SELECT 1").execute(db));
+    let postgres = tokio::time::timeout(STORE_CHECK_TIMEOUT, crate::store::ping(db));
     let ping = redis::cmd("PING");
     let redis = tokio::time::timeout(STORE_CHECK_TIMEOUT, ping.query_async::<String>(&mut redis));
     let (postgres, redis) = tokio::join!(postgres, redis);

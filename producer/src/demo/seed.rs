@@ -4,13 +4,14 @@
 use std::fmt;
 
 use redis::{AsyncCommands, aio::ConnectionManager};
-use shared::{config::Config, secret::Secret};
+pub use shared::store::demo::MARKER_TABLE;
+use shared::{
+    config::Config,
+    secret::Secret,
+    store::demo::{self, Holds},
+};
 use simulator::GraphSim;
 use sqlx::{Connection as _, PgConnection, PgPool, postgres::PgConnectOptions};
-
-/// The table a demo creates in its database to say "mine": only a database with it, or one without
-/// any channel or inbox, is ever truncated.
-pub const MARKER_TABLE: &str = "fb_demo_marker";
 
 /// The demo will not run against this database (`producer demo` exits 2).
 #[derive(Debug, thiserror::Error)]
@@ -21,37 +22,6 @@ impl Refused {
     pub fn new(e: impl fmt::Display) -> Self {
         Self(e.to_string())
     }
-}
-
-/// What a database holds, as far as the demo is concerned.
-#[derive(Debug, PartialEq, Eq)]
-enum Holds {
-    /// An earlier demo marked it: its channels are the demo's.
-    Demo,
-    /// No channel and no inbox: nothing to lose.
-    Nothing,
-    /// Channels or inboxes, and no marker: someone's real data.
-    Foreign { channels: i64, inboxes: i64 },
-}
-
-async fn inspect(conn: &mut PgConnection) -> Result<Holds, sqlx::Error> {
-    let (marker, channels, inboxes): (bool, bool, bool) = sqlx::query_as(
-        "SELECT to_regclass($1) IS NOT NULL, to_regclass('channel_facebook_pages') IS NOT NULL,
-                to_regclass('inboxes') IS NOT NULL",
-    )
-    .bind(MARKER_TABLE)
-    .fetch_one(&mut *conn)
-    .await?;
-    if marker {
-        return Ok(Holds::Demo);
-    }
-    // Counting is bounded: one row is enough to refuse, the numbers are only for the message.
-    let count =
-        |table: &'static str| sqlx::AssertSqlSafe(format!("SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT 1000) t"));
-    let channels =
-        if channels { sqlx::query_scalar(count("channel_facebook_pages")).fetch_one(&mut *conn).await? } else { 0 };
-    let inboxes = if inboxes { sqlx::query_scalar(count("inboxes")).fetch_one(&mut *conn).await? } else { 0 };
-    Ok(if channels == 0 && inboxes == 0 { Holds::Nothing } else { Holds::Foreign { channels, inboxes } })
 }
 
 fn refusal(database: &str, channels: i64, inboxes: i64) -> Refused {
@@ -75,7 +45,7 @@ pub async fn refuse_foreign(url: &Secret, schema: &str) -> anyhow::Result<()> {
     };
     // The marker is ours, so it is in our schema (or in `public` for a first-layout demo).
     shared::store::schema::set_search_path(&mut conn, schema).await?;
-    let holds = inspect(&mut conn).await?;
+    let holds = demo::holdings(&mut conn).await?;
     let _ = conn.close().await;
     match holds {
         Holds::Foreign { channels, inboxes } => {
@@ -90,26 +60,12 @@ pub async fn refuse_foreign(url: &Secret, schema: &str) -> anyhow::Result<()> {
 async fn claim_and_truncate(db: &PgPool, database: &str) -> anyhow::Result<()> {
     let mut tx = db.begin().await?;
     // Holds off concurrent inserts into the channel tables until the check and the truncate commit.
-    sqlx::query("LOCK TABLE channel_facebook_pages, inboxes IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await?;
-    if let Holds::Foreign { channels, inboxes } = inspect(&mut tx).await? {
+    demo::lock_channel_tables(&mut tx).await?;
+    if let Holds::Foreign { channels, inboxes } = demo::holdings(&mut tx).await? {
         return Err(refusal(database, channels, inboxes).into());
     }
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "CREATE TABLE IF NOT EXISTS {MARKER_TABLE} (seeded_at timestamptz NOT NULL DEFAULT now())"
-    )))
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "COMMENT ON TABLE {MARKER_TABLE} IS 'This database belongs to producer demo, which truncates it on every run'"
-    )))
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "TRUNCATE channel_facebook_pages, inboxes, fb_token_states, fb_token_events, fb_send_failures,
-                  fb_webhook_deliveries, fb_dead_jobs, fb_page_subscriptions, fb_validation_batches RESTART IDENTITY",
-    )
-    .execute(&mut *tx)
-    .await?;
+    demo::mark_as_demo(&mut tx).await?;
+    demo::truncate_demo_tables(&mut tx).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -194,21 +150,7 @@ pub async fn seed(
             }
         }
     }
-    sqlx::query(
-        "WITH c AS (
-           INSERT INTO channel_facebook_pages (account_id, page_id, page_access_token, user_access_token, created_at, updated_at)
-           SELECT a, p, pt, ut, timezone('utc', now()), timezone('utc', now())
-           FROM unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS t(a, p, pt, ut)
-           RETURNING id, account_id, page_id)
-         INSERT INTO inboxes (account_id, channel_id, channel_type, name, created_at, updated_at)
-         SELECT account_id, id, 'Channel::FacebookPage', 'Demo Page ' || page_id, timezone('utc', now()), timezone('utc', now()) FROM c",
-    )
-    .bind(&accounts)
-    .bind(&page_ids)
-    .bind(&page_tokens)
-    .bind(&user_tokens)
-    .execute(db)
-    .await?;
+    demo::insert_pages_with_inboxes(db, &accounts, &page_ids, &page_tokens, &user_tokens).await?;
     Ok(plan)
 }
 

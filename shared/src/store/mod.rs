@@ -2,18 +2,24 @@
 //! channel tables, the token state and the event history.
 
 mod api_tokens;
+mod channel_status;
 mod channels;
 pub mod chatwoot_users;
 mod dead;
+pub mod demo;
 pub mod events;
 mod inboxes;
 pub mod installation;
+pub mod outbox;
 mod outcomes;
+mod ping;
 pub mod retention;
 pub mod schema;
 mod send_failures;
 mod settle;
 mod states;
+pub mod status;
+pub mod subscriptions;
 mod user_tokens;
 
 use std::{str::FromStr, time::Duration};
@@ -24,6 +30,7 @@ use sqlx::{
 };
 
 pub use api_tokens::{account_of_token, account_of_token_hash, create_api_token, revoke_api_token, token_hash};
+pub use channel_status::channel_status;
 pub use channels::{
     Channel, Loaded, TokenWrite, UNDECRYPTABLE_LOG, UnreadableChannel, channels_of_user_token, facebook_channel_ids,
     facebook_channel_of_inbox, is_unchanged, load_channel, load_channels, write_page_token, write_user_token,
@@ -34,6 +41,7 @@ pub use dead::{
 pub use events::{Event, Step, record_event, record_events};
 pub use inboxes::*;
 pub use outcomes::{HourlyOutcome, hourly_outcomes};
+pub use ping::ping;
 pub use send_failures::record_send_failure;
 pub use settle::{BatchSummary, History, NewToken, Settled, Settlement, settle};
 pub use states::{

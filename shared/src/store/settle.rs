@@ -15,6 +15,7 @@ use super::{
     channels::write_page_token,
     dead::record_dead_job,
     events::{clamp_i32, record_events},
+    outbox,
     states::decode_status,
 };
 use crate::{
@@ -23,7 +24,6 @@ use crate::{
     graph::GraphError,
     job::{Reason, RefreshJob},
     secret::Secret,
-    webhooks,
 };
 
 /// How much of a run's history its settlement keeps.
@@ -144,7 +144,7 @@ pub async fn settle(
     }
     if !config.webhook_urls.is_empty() {
         for (item, s) in items.iter().zip(&settled).filter(|(i, s)| s.changed(i.update.status)) {
-            let change = webhooks::StatusChange {
+            let change = outbox::StatusChange {
                 channel_id: s.channel_id,
                 page_id: item.page_id.to_owned(),
                 from: s.before.map_or("none", TokenStatus::as_str).to_owned(),
@@ -152,7 +152,7 @@ pub async fn settle(
                 error: item.update.error.map(|e| (e.code, e.subcode, e.message.clone())),
                 at: Utc::now(),
             };
-            webhooks::enqueue_in(&mut tx, config, &change).await?;
+            outbox::enqueue_in(&mut tx, config, &change).await?;
         }
     }
     if let Some(summary) = summary {

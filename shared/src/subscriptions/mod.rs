@@ -48,6 +48,8 @@ use uuid::Uuid;
 pub use daily::DAILY;
 pub use retries::{BATCH as RETRY_BATCH, run_retries};
 
+pub use crate::store::subscriptions::State;
+
 use crate::{
     graph::{GraphError, SubscribedApp},
     job::{Reason, RefreshJob},
@@ -62,33 +64,6 @@ pub const LEASE: Duration = Duration::from_secs(120);
 
 /// Subscribe calls in flight at once for one batch.
 const SUBSCRIBE_CONCURRENCY: usize = 8;
-
-/// A channel's subscription as last seen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    /// FB_APP_ID's app receives the page's messages.
-    Subscribed,
-    /// It did not; we subscribed it again with Chatwoot's fields.
-    Resubscribed,
-    /// It does not, and subscribing it failed (a retry is due, or the daily check will try).
-    Missing,
-    /// Reading the page's subscriptions failed: not known.
-    Failed,
-    /// Never checked, or FB_APP_ID is not known so "this app" cannot be told.
-    Unknown,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Subscribed => "subscribed",
-            Self::Resubscribed => "resubscribed",
-            Self::Missing => "missing",
-            Self::Failed => "failed",
-            Self::Unknown => "unknown",
-        }
-    }
-}
 
 /// What one check found and did.
 #[derive(Debug, Clone, PartialEq)]

@@ -145,13 +145,7 @@ impl Observer {
     async fn decide(&self, channel_id: i64, claimed: claim::Claimed) -> Result<Seen, WatchError> {
         // Chatwoot's ids are `integer`: a key naming anything else is no channel of ours.
         let Ok(id) = i32::try_from(channel_id) else { return Ok(Seen::UnknownChannel) };
-        let status: Option<Option<String>> = sqlx::query_scalar(
-            "SELECT s.status FROM channel_facebook_pages c LEFT JOIN fb_token_states s ON s.channel_id = c.id
-             WHERE c.id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.intake.db)
-        .await?;
+        let status = crate::store::channel_status(&self.intake.db, id).await?;
         match status {
             None => return Ok(Seen::UnknownChannel),
             Some(Some(s)) if claimed.flagged && s == crate::store::TokenStatus::ReauthorizationRequired.as_str() => {

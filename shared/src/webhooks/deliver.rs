@@ -5,7 +5,6 @@ use std::{
 };
 
 use futures::StreamExt;
-use sha2::{Digest as _, Sha256};
 use sqlx::PgPool;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -14,7 +13,11 @@ use uuid::Uuid;
 
 use crate::graph::describe_transport as describe;
 use crate::signing as signature;
-use crate::{config::Config, metrics::Metrics};
+use crate::{
+    config::Config,
+    metrics::Metrics,
+    store::outbox::{self, endpoint_hash, redact_url},
+};
 
 /// How long a claimed row stays invisible to other deliverers; a deliverer that dies mid-POST gives
 /// its rows back after this. Well above `REQUEST_TIMEOUT`, so a live deliverer always finishes first.
@@ -73,29 +76,23 @@ pub async fn deliver_due(
     if limit <= 0 {
         return Ok(0);
     }
-    type Row = (i64, Uuid, Option<String>, Option<String>, Option<String>, Option<String>, String, i32);
-    let rows: Vec<Row> = sqlx::query_as(
-        "UPDATE fb_webhook_deliveries d SET next_attempt_at = now() + make_interval(secs => $2)
-         FROM (SELECT id FROM fb_webhook_deliveries
-               WHERE delivered_at IS NULL AND given_up_at IS NULL AND next_attempt_at <= now()
-               ORDER BY next_attempt_at, id
-               LIMIT $1
-               FOR UPDATE SKIP LOCKED) due
-         WHERE d.id = due.id
-         RETURNING d.id, d.event_id, d.url, d.url_sha256, d.endpoint, d.body->>'event', d.body::text, d.attempts",
-    )
-    .bind(limit)
-    .bind(LEASE.as_secs_f64())
-    .fetch_all(db)
-    .await?;
+    let rows = outbox::claim_deliveries(db, limit, LEASE).await?;
     let claimed = rows.len();
     let configured: HashMap<String, &String> = config.webhook_urls.iter().map(|u| (endpoint_hash(u), u)).collect();
     let results: Vec<Result<(), sqlx::Error>> = futures::stream::iter(rows)
-        .map(|(id, event_id, stored_url, hash, endpoint, event, body, attempts)| {
+        .map(|r| {
             // Rows queued before 0008 carry their URL; later ones only its hash.
-            let url = stored_url.or_else(|| hash.and_then(|h| configured.get(&h).map(|u| (*u).clone())));
-            let endpoint = endpoint.unwrap_or_else(|| url.as_deref().map(redact_url).unwrap_or_default());
-            let row = Claimed { id, event_id, url, endpoint, event: event.unwrap_or_default(), body, attempts };
+            let url = r.url.or_else(|| r.url_sha256.and_then(|h| configured.get(&h).map(|u| (*u).clone())));
+            let endpoint = r.endpoint.unwrap_or_else(|| url.as_deref().map(redact_url).unwrap_or_default());
+            let row = Claimed {
+                id: r.id,
+                event_id: r.event_id,
+                url,
+                endpoint,
+                event: r.event.unwrap_or_default(),
+                body: r.body,
+                attempts: r.attempts,
+            };
             deliver_one(db, http, config, metrics, row)
         })
         .buffer_unordered(CONCURRENCY)
@@ -115,14 +112,7 @@ async fn deliver_one(
     let endpoint = row.endpoint.as_str();
     let Some(url) = row.url.as_deref() else {
         // Its endpoint left WEBHOOK_URLS: whoever was there no longer subscribes.
-        sqlx::query(
-            "UPDATE fb_webhook_deliveries
-             SET given_up_at = now(), last_error = 'endpoint no longer in WEBHOOK_URLS'
-             WHERE id = $1 AND delivered_at IS NULL",
-        )
-        .bind(row.id)
-        .execute(db)
-        .await?;
+        outbox::give_up_removed_endpoint(db, row.id).await?;
         info!(webhook.endpoint = %endpoint, webhook.event = %row.event, webhook.id = %row.event_id, "webhook dropped: its endpoint is no longer in WEBHOOK_URLS");
         if let Some(m) = metrics {
             Metrics::count(&m.webhooks, "endpoint_removed");
@@ -133,35 +123,14 @@ async fn deliver_one(
     let attempt = row.attempts.saturating_add(1);
     let outcome = match sent {
         Sent::Delivered(status) => {
-            sqlx::query(
-                "UPDATE fb_webhook_deliveries
-                 SET delivered_at = now(), attempts = attempts + 1, last_status = $2, last_error = NULL
-                 WHERE id = $1 AND delivered_at IS NULL",
-            )
-            .bind(row.id)
-            .bind(i32::from(status))
-            .execute(db)
-            .await?;
+            outbox::mark_delivered(db, row.id, status).await?;
             debug!(webhook.endpoint = %endpoint, webhook.event = %row.event, webhook.id = %row.event_id, attempt, "webhook delivered");
             "delivered"
         }
         Sent::Failed { status, error } => {
             let give_up = attempt >= MAX_ATTEMPTS;
             let retry_in = config.retry.backoff(u32::try_from(attempt).unwrap_or(u32::MAX));
-            sqlx::query(
-                "UPDATE fb_webhook_deliveries
-                 SET attempts = attempts + 1, last_status = $2, last_error = $3,
-                     next_attempt_at = now() + make_interval(secs => $4),
-                     given_up_at = CASE WHEN $5 THEN now() END
-                 WHERE id = $1 AND delivered_at IS NULL",
-            )
-            .bind(row.id)
-            .bind(status.map(i32::from))
-            .bind(&error)
-            .bind(retry_in.as_secs_f64())
-            .bind(give_up)
-            .execute(db)
-            .await?;
+            outbox::mark_failed(db, row.id, status, &error, retry_in, give_up).await?;
             if give_up {
                 warn!(webhook.endpoint = %endpoint, webhook.event = %row.event, webhook.id = %row.event_id, attempt, error = %error, "webhook given up after the last attempt");
                 "given_up"
@@ -204,26 +173,6 @@ async fn post(http: &reqwest::Client, config: &Config, url: &str, row: &Claimed)
             Sent::Failed { status: Some(status.as_u16()), error: format!("HTTP {status}") }
         }
         Err(e) => Sent::Failed { status: None, error: describe(e) },
-    }
-}
-
-/// What an outbox row stores to name its endpoint: the SHA-256 (hex) of the `WEBHOOK_URLS` entry.
-/// URLs may carry credentials (user info, a `?key=`), and the outbox keeps rows for
-/// `HISTORY_RETENTION_DAYS`; the deliverer finds the URL again among the configured ones.
-pub fn endpoint_hash(url: &str) -> String {
-    hex::encode(Sha256::digest(url.as_bytes()))
-}
-
-/// An endpoint as logs may show it: scheme, host, port and path; no user info, no query, no
-/// fragment.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(u) => {
-            let host = u.host_str().unwrap_or("");
-            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
-            format!("{}://{host}{port}{}", u.scheme(), u.path())
-        }
-        Err(_) => "[invalid url]".to_owned(),
     }
 }
 
@@ -290,20 +239,5 @@ pub async fn run_delivery(db: PgPool, config: Arc<Config>, metrics: Option<Metri
     let drain = async { while rounds.join_next().await.is_some() {} };
     if tokio::time::timeout(REQUEST_TIMEOUT + Duration::from_secs(2), drain).await.is_err() {
         rounds.abort_all();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn webhooks_redact_url_drops_credentials_and_query() {
-        assert_eq!(
-            redact_url("https://user:hunter2@hooks.example.com:8443/in/abc?token=s3cret#frag"),
-            "https://hooks.example.com:8443/in/abc"
-        );
-        assert_eq!(redact_url("http://127.0.0.1/"), "http://127.0.0.1/");
-        assert_eq!(redact_url("::not a url"), "[invalid url]");
     }
 }

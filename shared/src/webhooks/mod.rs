@@ -56,29 +56,10 @@
 //! next rounds for longer than that.
 
 mod deliver;
-mod event;
-
-use chrono::{DateTime, Utc};
 
 pub use crate::signing::{STANDARD_SECRET_PREFIX, signature, standard_key, standard_signature};
-pub use deliver::{
-    CONCURRENCY, LEASE, MAX_ATTEMPTS, REQUEST_TIMEOUT, deliver_due, endpoint_hash, redact_url, run_delivery,
+pub use crate::store::outbox::{
+    EVENT_DATA_ACCESS_EXPIRING, EVENT_HEALTHY, EVENT_REAUTHORIZATION_REQUIRED, StatusChange, endpoint_hash, enqueue,
+    enqueue_in, event_body, event_type, redact_url,
 };
-pub use event::{
-    EVENT_DATA_ACCESS_EXPIRING, EVENT_HEALTHY, EVENT_REAUTHORIZATION_REQUIRED, enqueue, enqueue_in, event_body,
-    event_type,
-};
-
-/// A channel's status as it changed. `from` is the status stored before (`fb_token_states.status`,
-/// or `"none"` when the channel had no state yet), `to` the one just settled; `"data_access_expiring"`
-/// is a status of its own for the data-access warning. `error` is the Graph error behind `to`:
-/// (code, subcode, message).
-#[derive(Debug, Clone, PartialEq)]
-pub struct StatusChange {
-    pub channel_id: i64,
-    pub page_id: String,
-    pub from: String,
-    pub to: String,
-    pub error: Option<(Option<i64>, Option<i64>, String)>,
-    pub at: DateTime<Utc>,
-}
+pub use deliver::{CONCURRENCY, LEASE, MAX_ATTEMPTS, REQUEST_TIMEOUT, deliver_due, run_delivery};

@@ -1,9 +1,31 @@
+//! `fb_webhook_deliveries`, the webhook outbox: the rows a status change queues, in the
+//! transaction that settles it when there is one, and the claims and verdicts of their delivery.
+//! Queueing lives here rather than with the deliverer because the store's own settlements queue
+//! their changes, and the store cannot reach up into the module that POSTs them.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{StatusChange, endpoint_hash, redact_url};
 use crate::config::Config;
+
+/// A channel's status as it changed. `from` is the status stored before (`fb_token_states.status`,
+/// or `"none"` when the channel had no state yet), `to` the one just settled; `"data_access_expiring"`
+/// is a status of its own for the data-access warning. `error` is the Graph error behind `to`:
+/// (code, subcode, message).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusChange {
+    pub channel_id: i64,
+    pub page_id: String,
+    pub from: String,
+    pub to: String,
+    pub error: Option<(Option<i64>, Option<i64>, String)>,
+    pub at: DateTime<Utc>,
+}
 
 pub const EVENT_REAUTHORIZATION_REQUIRED: &str = "token.reauthorization_required";
 pub const EVENT_HEALTHY: &str = "token.healthy";
@@ -126,6 +148,127 @@ pub async fn enqueue_in(
     Ok(usize::try_from(inserted).unwrap_or(usize::MAX))
 }
 
+/// A claimed row as stored; the deliverer resolves its URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedDelivery {
+    pub id: i64,
+    pub event_id: Uuid,
+    /// Only on rows queued before migration 0008.
+    pub url: Option<String>,
+    pub url_sha256: Option<String>,
+    pub endpoint: Option<String>,
+    pub event: Option<String>,
+    pub body: String,
+    pub attempts: i32,
+}
+
+/// Claims up to `limit` due, undelivered rows with `FOR UPDATE SKIP LOCKED`, pushing their next
+/// attempt `lease` ahead in the same statement: another deliverer skips the locked rows while this
+/// runs and finds them not due afterwards.
+pub async fn claim_deliveries(db: &PgPool, limit: i64, lease: Duration) -> Result<Vec<ClaimedDelivery>, sqlx::Error> {
+    type Row = (i64, Uuid, Option<String>, Option<String>, Option<String>, Option<String>, String, i32);
+    let rows: Vec<Row> = sqlx::query_as(
+        "UPDATE fb_webhook_deliveries d SET next_attempt_at = now() + make_interval(secs => $2)
+         FROM (SELECT id FROM fb_webhook_deliveries
+               WHERE delivered_at IS NULL AND given_up_at IS NULL AND next_attempt_at <= now()
+               ORDER BY next_attempt_at, id
+               LIMIT $1
+               FOR UPDATE SKIP LOCKED) due
+         WHERE d.id = due.id
+         RETURNING d.id, d.event_id, d.url, d.url_sha256, d.endpoint, d.body->>'event', d.body::text, d.attempts",
+    )
+    .bind(limit)
+    .bind(lease.as_secs_f64())
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, event_id, url, url_sha256, endpoint, event, body, attempts)| ClaimedDelivery {
+            id,
+            event_id,
+            url,
+            url_sha256,
+            endpoint,
+            event,
+            body,
+            attempts,
+        })
+        .collect())
+}
+
+/// Gives a row up because its endpoint left `WEBHOOK_URLS`.
+pub async fn give_up_removed_endpoint(db: &PgPool, id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE fb_webhook_deliveries
+         SET given_up_at = now(), last_error = 'endpoint no longer in WEBHOOK_URLS'
+         WHERE id = $1 AND delivered_at IS NULL",
+    )
+    .bind(id)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Records a 2xx answer: the row is never sent again.
+pub async fn mark_delivered(db: &PgPool, id: i64, status: u16) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE fb_webhook_deliveries
+         SET delivered_at = now(), attempts = attempts + 1, last_status = $2, last_error = NULL
+         WHERE id = $1 AND delivered_at IS NULL",
+    )
+    .bind(id)
+    .bind(i32::from(status))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Records a failed attempt and schedules the next one `retry_in` from now, or gives the row up.
+pub async fn mark_failed(
+    db: &PgPool,
+    id: i64,
+    status: Option<u16>,
+    error: &str,
+    retry_in: Duration,
+    give_up: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE fb_webhook_deliveries
+         SET attempts = attempts + 1, last_status = $2, last_error = $3,
+             next_attempt_at = now() + make_interval(secs => $4),
+             given_up_at = CASE WHEN $5 THEN now() END
+         WHERE id = $1 AND delivered_at IS NULL",
+    )
+    .bind(id)
+    .bind(status.map(i32::from))
+    .bind(error)
+    .bind(retry_in.as_secs_f64())
+    .bind(give_up)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// What an outbox row stores to name its endpoint: the SHA-256 (hex) of the `WEBHOOK_URLS` entry.
+/// URLs may carry credentials (user info, a `?key=`), and the outbox keeps rows for
+/// `HISTORY_RETENTION_DAYS`; the deliverer finds the URL again among the configured ones.
+pub fn endpoint_hash(url: &str) -> String {
+    hex::encode(Sha256::digest(url.as_bytes()))
+}
+
+/// An endpoint as logs may show it: scheme, host, port and path; no user info, no query, no
+/// fragment.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or("");
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!("{}://{host}{port}{}", u.scheme(), u.path())
+        }
+        Err(_) => "[invalid url]".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::{TimeZone, Utc};
@@ -181,5 +324,15 @@ mod tests {
         );
         let healthy = StatusChange { to: "healthy".into(), error: None, ..change };
         assert_eq!(event_body(EVENT_HEALTHY, id, &healthy)["error"], Value::Null);
+    }
+
+    #[test]
+    fn webhooks_redact_url_drops_credentials_and_query() {
+        assert_eq!(
+            redact_url("https://user:hunter2@hooks.example.com:8443/in/abc?token=s3cret#frag"),
+            "https://hooks.example.com:8443/in/abc"
+        );
+        assert_eq!(redact_url("http://127.0.0.1/"), "http://127.0.0.1/");
+        assert_eq!(redact_url("::not a url"), "[invalid url]");
     }
 }

@@ -1,0 +1,8 @@
+//! The cheapest round trip that proves a pooled session can run a statement, for readiness probes.
+
+use sqlx::PgPool;
+
+pub async fn ping(db: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT 1").execute(db).await?;
+    Ok(())
+}
