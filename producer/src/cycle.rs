@@ -12,7 +12,7 @@ use shared::{
     job::{BatchJob, Reason},
     keys::RedisKeys,
     pending::{self, batch_marker},
-    queue::{self, JobStorage, Timings},
+    queue::{self, Timings},
     store,
 };
 use sqlx::PgPool;
@@ -31,8 +31,7 @@ pub struct CycleCount {
 pub async fn run_job(config: &Config) -> anyhow::Result<()> {
     let db = store::connect_and_migrate(&config.database_url, &config.database_schema, 4).await?;
     let redis = queue::connect(config).await?;
-    let mut storage = queue::job_storage(redis.clone(), config, &Timings::default());
-    let count = enqueue_cycle(&db, redis, &mut storage, config, Reason::Cron).await?;
+    let count = enqueue_cycle(&db, redis, config, Reason::Cron).await?;
     println!("enqueued {} channels", count.enqueued);
     if count.skipped > 0 {
         println!("skipped {} channels already queued or running", count.skipped);
@@ -45,9 +44,6 @@ pub async fn run_job(config: &Config) -> anyhow::Result<()> {
 pub async fn enqueue_cycle(
     db: &PgPool,
     redis: ConnectionManager,
-    // Single-job storage: cycles push batch jobs through a batch storage of their own, so this is
-    // unused; kept so callers need not change (noted for a later clean-up).
-    _storage: &mut JobStorage,
     config: &Config,
     reason: Reason,
 ) -> anyhow::Result<CycleCount> {

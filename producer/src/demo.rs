@@ -88,8 +88,7 @@ pub async fn run_demo(mut config: Config, args: DemoArgs) -> anyhow::Result<Stri
 
     let started = Utc::now();
     let clock = std::time::Instant::now();
-    let mut storage = queue::job_storage(redis.clone(), &config, &Timings::default());
-    let enqueued = crate::cycle::enqueue_cycle(&db, redis.clone(), &mut storage, &config, Reason::Cron).await?;
+    let enqueued = crate::cycle::enqueue_cycle(&db, redis.clone(), &config, Reason::Cron).await?;
     println!("demo: enqueued {} channels; waiting for the cycle to settle", enqueued.enqueued);
     crate::progress::wait_for_answers(&db, started, u64::from(args.channels), &shutdown, |_, _| {}).await?;
     let mut summary = summarize(&db, &sim, clock.elapsed()).await?;

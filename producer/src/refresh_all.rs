@@ -6,12 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use shared::{
-    config::Config,
-    job::Reason,
-    queue::{self, Timings},
-    store,
-};
+use shared::{config::Config, job::Reason, queue, store};
 use tokio_util::sync::CancellationToken;
 
 /// The summary rows, in the order printed.
@@ -42,9 +37,8 @@ pub async fn refresh_all(config: &Config, no_wait: bool, terminal: bool) -> anyh
     let db =
         store::connect_and_migrate(&config.database_url, &config.database_schema, config.database_pool_size(4)).await?;
     let redis = queue::connect(config).await?;
-    let mut storage = queue::job_storage(redis.clone(), config, &Timings::default());
     let started = crate::progress::db_now(&db).await?;
-    let count = crate::cycle::enqueue_cycle(&db, redis, &mut storage, config, Reason::Manual).await?;
+    let count = crate::cycle::enqueue_cycle(&db, redis, config, Reason::Manual).await?;
     let total = count.enqueued + count.skipped;
     let head = format!("enqueued {} channels ({} already queued or running)", count.enqueued, count.skipped);
     if no_wait {

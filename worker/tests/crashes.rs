@@ -10,11 +10,7 @@ use tests::{TestEnv, outage::ThrowawayRedis, wait::eventually};
 use tokio::io::AsyncReadExt;
 
 async fn cycle(env: &TestEnv) -> u64 {
-    let mut storage = env.storage();
-    producer::cycle::enqueue_cycle(&env.db, env.redis.clone(), &mut storage, &env.config, Reason::Cron)
-        .await
-        .expect("cycle")
-        .enqueued
+    producer::cycle::enqueue_cycle(&env.db, env.redis.clone(), &env.config, Reason::Cron).await.expect("cycle").enqueued
 }
 
 /// kill -9 of one of two workers in the middle of a cycle: the other finishes every channel, the

@@ -93,8 +93,7 @@ pub async fn run_cycle(
     let limit = time_limit(expected);
     let since = Utc::now();
     let t0 = Instant::now();
-    let mut storage = env.storage();
-    let enqueue = enqueue_cycle(&env.db, env.redis.clone(), &mut storage, &env.config, Reason::Cron);
+    let enqueue = enqueue_cycle(&env.db, env.redis.clone(), &env.config, Reason::Cron);
     let (count, mut problem) = match workers.watch(limit, enqueue).await {
         Watched::Done(Ok(c)) => (Some(c), None),
         Watched::Done(Err(e)) => {

@@ -161,16 +161,9 @@ async fn refresh_goes_ahead_of_the_cron_backlog() {
     // "ahead of it" is a property of the queue, not of how fast batches have become.
     let (env, server, api, _) = setup_with(|c| c.worker_concurrency = 2).await;
     env.seed_healthy(2_000, 73_000).await;
-    let mut storage = env.storage();
-    let count = producer::cycle::enqueue_cycle(
-        &env.db,
-        env.redis.clone(),
-        &mut storage,
-        &env.config,
-        shared::job::Reason::Cron,
-    )
-    .await
-    .expect("cycle");
+    let count = producer::cycle::enqueue_cycle(&env.db, env.redis.clone(), &env.config, shared::job::Reason::Cron)
+        .await
+        .expect("cycle");
     assert_eq!(count.enqueued, 2_000);
     // A channel the cycle did not queue, refreshed by a person while the backlog waits.
     let (ch2, _, _) = env.healthy_channel("79001").await;
@@ -196,8 +189,7 @@ async fn refresh_goes_ahead_of_the_cron_backlog() {
 async fn queue_endpoint_is_admin_only() {
     let (env, server, api, account_token) = setup().await;
     env.seed_healthy(3, 75_000).await;
-    let mut storage = env.storage();
-    producer::cycle::enqueue_cycle(&env.db, env.redis.clone(), &mut storage, &env.config, shared::job::Reason::Cron)
+    producer::cycle::enqueue_cycle(&env.db, env.redis.clone(), &env.config, shared::job::Reason::Cron)
         .await
         .expect("cycle");
     assert_eq!(api.call(Method::GET, "/api/v1/queue", None).await.0, 401);

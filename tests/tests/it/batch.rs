@@ -35,10 +35,8 @@ async fn subscription_reads(env: &TestEnv, n: usize) {
 
 async fn cycle_and_settle(env: &TestEnv, n: u64) {
     let started = Utc::now();
-    let mut storage = env.storage();
-    let count = producer::cycle::enqueue_cycle(&env.db, env.redis.clone(), &mut storage, &env.config, Reason::Cron)
-        .await
-        .expect("cycle");
+    let count =
+        producer::cycle::enqueue_cycle(&env.db, env.redis.clone(), &env.config, Reason::Cron).await.expect("cycle");
     assert_eq!(count.enqueued, n);
     let never = CancellationToken::new();
     tokio::time::timeout(
@@ -127,10 +125,7 @@ async fn an_item_graph_did_not_answer_cleanly_goes_to_a_single_job() {
     env.sim.inject(Fault::once(FaultKind::ServerError, Matcher::Page("190003".into())));
     let worker = env.spawn_worker();
     let started = Utc::now();
-    let mut storage = env.storage();
-    producer::cycle::enqueue_cycle(&env.db, env.redis.clone(), &mut storage, &env.config, Reason::Cron)
-        .await
-        .expect("cycle");
+    producer::cycle::enqueue_cycle(&env.db, env.redis.clone(), &env.config, Reason::Cron).await.expect("cycle");
     // Healthy eventually, through its own single job after the batch.
     until(Duration::from_secs(10), &format!("all 10 channels healthy (cycle since {started})"), || async {
         env.status_count("healthy").await == 10

@@ -23,11 +23,8 @@ use tokio_util::sync::CancellationToken;
 async fn a_channel_is_not_queued_twice() {
     let env = TestEnv::new().await;
     env.seed_healthy(50, 40_000).await;
-    let mut storage = env.storage();
-    let first =
-        enqueue_cycle(&env.db, env.redis.clone(), &mut storage, &env.config, Reason::Cron).await.expect("cycle");
-    let second =
-        enqueue_cycle(&env.db, env.redis.clone(), &mut storage, &env.config, Reason::Cron).await.expect("cycle");
+    let first = enqueue_cycle(&env.db, env.redis.clone(), &env.config, Reason::Cron).await.expect("cycle");
+    let second = enqueue_cycle(&env.db, env.redis.clone(), &env.config, Reason::Cron).await.expect("cycle");
     assert_eq!(first, CycleCount { enqueued: 50, skipped: 0 });
     assert_eq!(second, CycleCount { enqueued: 0, skipped: 50 });
     assert_eq!(env.queued_jobs().await, 1, "50 channels, one batch job");
@@ -38,8 +35,7 @@ async fn a_channel_is_not_queued_twice() {
     let d2 = env.intake().report(ch, &report, None).await.expect("intake");
     let Decision::Enqueued { job_id } = d1 else { panic!("{d1:?}") };
     assert_eq!(d2, Decision::Coalesced { job_id });
-    let third =
-        enqueue_cycle(&env.db, env.redis.clone(), &mut storage, &env.config, Reason::Cron).await.expect("cycle");
+    let third = enqueue_cycle(&env.db, env.redis.clone(), &env.config, Reason::Cron).await.expect("cycle");
     assert_eq!(third, CycleCount { enqueued: 0, skipped: 51 });
 }
 
@@ -206,9 +202,7 @@ async fn a_20000_channel_cycle_holds_the_backlog_bound() {
         })
     };
     let started = Utc::now();
-    let mut storage = env.storage();
-    let count =
-        enqueue_cycle(&env.db, env.redis.clone(), &mut storage, &env.config, Reason::Cron).await.expect("cycle");
+    let count = enqueue_cycle(&env.db, env.redis.clone(), &env.config, Reason::Cron).await.expect("cycle");
     assert_eq!(count.enqueued, 20_000);
     let done = CancellationToken::new();
     tokio::time::timeout(
@@ -452,8 +446,7 @@ async fn a_cycle_cut_short_by_a_restart_is_finished_by_the_next_producer() {
 async fn a_cycle_drained_in_process_settles_every_channel() {
     let env = TestEnv::new().await;
     let ids = env.seed_healthy(120, 41_000).await;
-    let count =
-        enqueue_cycle(&env.db, env.redis.clone(), &mut env.storage(), &env.config, Reason::Cron).await.expect("cycle");
+    let count = enqueue_cycle(&env.db, env.redis.clone(), &env.config, Reason::Cron).await.expect("cycle");
     assert_eq!(count.enqueued, 120);
     let state = env.worker_state().await;
     assert_eq!(tests::drain::drain_queue(&state, 100).await, 3, "120 channels are three batches of at most 50");

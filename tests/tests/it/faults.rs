@@ -42,11 +42,7 @@ async fn no_false_flags(env: &TestEnv) {
 }
 
 async fn cycle(env: &TestEnv) -> u64 {
-    let mut storage = env.storage();
-    producer::cycle::enqueue_cycle(&env.db, env.redis.clone(), &mut storage, &env.config, Reason::Cron)
-        .await
-        .expect("cycle")
-        .enqueued
+    producer::cycle::enqueue_cycle(&env.db, env.redis.clone(), &env.config, Reason::Cron).await.expect("cycle").enqueued
 }
 
 fn patient(c: &mut shared::config::Config) {
