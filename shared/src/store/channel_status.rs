@@ -5,11 +5,11 @@ use sqlx::PgPool;
 
 /// `None`: no such channel. `Some(None)`: the channel exists and was never checked.
 pub async fn channel_status(db: &PgPool, channel_id: i32) -> Result<Option<Option<String>>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT s.status FROM channel_facebook_pages c LEFT JOIN fb_token_states s ON s.channel_id = c.id
-             WHERE c.id = $1",
+    sqlx::query_scalar!(
+        r#"SELECT s.status AS "status?" FROM channel_facebook_pages c LEFT JOIN fb_token_states s ON s.channel_id = c.id
+             WHERE c.id = $1"#,
+        channel_id,
     )
-    .bind(channel_id)
     .fetch_optional(db)
     .await
 }

@@ -2,7 +2,7 @@
 //! refreshed token (encrypted as Chatwoot's Rails would) without ever going backwards.
 
 use chrono::NaiveDateTime;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
 use super::user_tokens;
 use crate::{
@@ -66,20 +66,24 @@ pub async fn load_channel(db: &PgPool, codec: &Codec, channel_id: i64) -> Result
 /// first cycle after install, or after a reconnect, has any).
 pub async fn load_channels(db: &PgPool, codec: &Codec, ids: &[i64]) -> Result<Vec<Loaded>, sqlx::Error> {
     let ids: Vec<i32> = ids.iter().filter_map(|&i| i32::try_from(i).ok()).collect();
-    let rows = sqlx::query(
-        "SELECT c.id, c.account_id, c.page_id, c.page_access_token, c.user_access_token, c.updated_at,
-                d.channel_updated_at IS NOT DISTINCT FROM c.updated_at AS digest_current
+    let rows = sqlx::query_as!(
+        ChannelRow,
+        // `!`: the macros' analysis of a left join's plan may take `c`'s columns for nullable.
+        r#"SELECT c.id AS "id!", c.account_id AS "account_id!", c.page_id AS "page_id!",
+                c.page_access_token AS "page_access_token!", c.user_access_token AS "user_access_token!",
+                c.updated_at AS "updated_at!",
+                d.channel_updated_at IS NOT DISTINCT FROM c.updated_at AS "digest_current!"
          FROM channel_facebook_pages c LEFT JOIN fb_channel_user_tokens d ON d.channel_id = c.id
-         WHERE c.id = ANY($1) ORDER BY c.id",
+         WHERE c.id = ANY($1) ORDER BY c.id"#,
+        &ids,
     )
-    .bind(&ids)
     .fetch_all(db)
     .await?;
     let mut loaded = Vec::with_capacity(rows.len());
     let mut current = Vec::with_capacity(rows.len());
-    for r in &rows {
-        loaded.push(from_row(codec, r)?);
-        current.push(r.try_get::<bool, _>("digest_current")?);
+    for r in rows {
+        current.push(r.digest_current);
+        loaded.push(from_row(codec, r));
     }
     let stale: Vec<_> = loaded
         .iter()
@@ -108,23 +112,30 @@ pub async fn channels_of_user_token(
         .collect())
 }
 
-fn from_row(codec: &Codec, r: &sqlx::postgres::PgRow) -> Result<Loaded, sqlx::Error> {
-    let id = i64::from(r.try_get::<i32, _>("id")?);
-    let account_id = i64::from(r.try_get::<i32, _>("account_id")?);
-    let page_id: String = r.try_get("page_id")?;
-    let read = |column: &'static str| -> Result<Result<Secret, (&'static str, Unreadable)>, sqlx::Error> {
-        // Never held as a plain String beyond this line: straight into the redacting type.
-        let stored = Secret::new(r.try_get::<String, _>(column)?);
-        Ok(codec.read(stored.expose()).map_err(|e| (column, e)))
-    };
-    let (page, user) = (read("page_access_token")?, read("user_access_token")?);
-    let updated_at = r.try_get("updated_at")?;
-    Ok(match (page, user) {
+/// A row of [`load_channels`], its token columns as stored. The macro decodes each column as the
+/// type the migrations give it and converts it into the field's (`.into()`): the ids widen, and a
+/// token column is never held as a plain String, it goes straight into the redacting type.
+struct ChannelRow {
+    id: i64,
+    account_id: i64,
+    page_id: String,
+    page_access_token: Secret,
+    user_access_token: Secret,
+    updated_at: NaiveDateTime,
+    digest_current: bool,
+}
+
+fn from_row(codec: &Codec, r: ChannelRow) -> Loaded {
+    let ChannelRow { id, account_id, page_id, updated_at, .. } = r;
+    let read = |column: &'static str, stored: &Secret| codec.read(stored.expose()).map_err(|e| (column, e));
+    let (page, user) =
+        (read("page_access_token", &r.page_access_token), read("user_access_token", &r.user_access_token));
+    match (page, user) {
         (Ok(page_token), Ok(user_token)) => Ok(Channel { id, account_id, page_id, page_token, user_token, updated_at }),
         (Err((column, cause)), _) | (_, Err((column, cause))) => {
             Err(UnreadableChannel { id, account_id, page_id, column, cause })
         }
-    })
+    }
 }
 
 /// Whether a token write landed.
@@ -145,16 +156,17 @@ pub async fn write_page_token(
     token: &Secret,
 ) -> Result<TokenWrite, sqlx::Error> {
     let Ok(id) = i32::try_from(read.id) else { return Ok(TokenWrite::Superseded) };
-    let done = sqlx::query(
+    // With Chatwoot's keys: a fresh envelope, exactly as Rails writes one, so Chatwoot reads it.
+    let stored = codec.write(token);
+    let done = sqlx::query!(
         "UPDATE channel_facebook_pages
          SET page_access_token = $1,
              updated_at = GREATEST(timezone('utc', now()), $3 + interval '1 microsecond')
          WHERE id = $2 AND updated_at = $3",
+        stored.expose(),
+        id,
+        read.updated_at,
     )
-    // With Chatwoot's keys: a fresh envelope, exactly as Rails writes one, so Chatwoot reads it.
-    .bind(codec.write(token).expose())
-    .bind(id)
-    .bind(read.updated_at)
     .execute(db)
     .await?;
     Ok(if done.rows_affected() == 1 { TokenWrite::Written } else { TokenWrite::Superseded })
@@ -169,15 +181,16 @@ pub async fn write_user_token(
     token: &Secret,
 ) -> Result<Option<NaiveDateTime>, sqlx::Error> {
     let Ok(id) = i32::try_from(read.id) else { return Ok(None) };
-    let version: Option<NaiveDateTime> = sqlx::query_scalar(
+    let stored = codec.write(token);
+    let version: Option<NaiveDateTime> = sqlx::query_scalar!(
         "UPDATE channel_facebook_pages
          SET user_access_token = $1,
              updated_at = GREATEST(timezone('utc', now()), $3 + interval '1 microsecond')
          WHERE id = $2 AND updated_at = $3 RETURNING updated_at",
+        stored.expose(),
+        id,
+        read.updated_at,
     )
-    .bind(codec.write(token).expose())
-    .bind(id)
-    .bind(read.updated_at)
     .fetch_optional(db)
     .await?;
     // Our own write keeps the digest current: the new token's channels are asked for next.
@@ -191,24 +204,27 @@ pub async fn write_user_token(
 /// failure seen with a token that a person replaced meanwhile says nothing about the new one.
 pub async fn is_unchanged(db: &PgPool, read: &Channel) -> Result<bool, sqlx::Error> {
     let Ok(id) = i32::try_from(read.id) else { return Ok(false) };
-    let same: Option<bool> = sqlx::query_scalar("SELECT updated_at = $2 FROM channel_facebook_pages WHERE id = $1")
-        .bind(id)
-        .bind(read.updated_at)
-        .fetch_optional(db)
-        .await?;
+    let same: Option<bool> = sqlx::query_scalar!(
+        r#"SELECT updated_at = $2 AS "same!" FROM channel_facebook_pages WHERE id = $1"#,
+        id,
+        read.updated_at
+    )
+    .fetch_optional(db)
+    .await?;
     Ok(same == Some(true))
 }
 
 /// Every channel that backs a Facebook inbox, in id order, from `after` on, at most `limit`.
 pub async fn facebook_channel_ids(db: &PgPool, after: i64, limit: i64) -> Result<Vec<i64>, sqlx::Error> {
-    let ids: Vec<i32> = sqlx::query_scalar(
+    // `$2::int8`: the id columns are `integer`, and `after` is compared as the `int8` it is bound as.
+    let ids: Vec<i32> = sqlx::query_scalar!(
         "SELECT DISTINCT c.id FROM channel_facebook_pages c
          JOIN inboxes i ON i.channel_id = c.id AND i.channel_type = $1
-         WHERE c.id > $2 AND i.channel_id > $2 ORDER BY c.id LIMIT $3",
+         WHERE c.id > $2::int8 AND i.channel_id > $2::int8 ORDER BY c.id LIMIT $3",
+        FACEBOOK_CHANNEL_TYPE,
+        after,
+        limit,
     )
-    .bind(FACEBOOK_CHANNEL_TYPE)
-    .bind(after)
-    .bind(limit)
     .fetch_all(db)
     .await?;
     Ok(ids.into_iter().map(i64::from).collect())
@@ -221,13 +237,13 @@ pub async fn facebook_channel_of_inbox(
     inbox_id: i64,
 ) -> Result<Option<i64>, sqlx::Error> {
     let (Ok(account_id), Ok(inbox_id)) = (i32::try_from(account_id), i32::try_from(inbox_id)) else { return Ok(None) };
-    let channel: Option<i32> = sqlx::query_scalar(
+    let channel: Option<i32> = sqlx::query_scalar!(
         "SELECT i.channel_id FROM inboxes i JOIN channel_facebook_pages c ON c.id = i.channel_id
          WHERE i.id = $1 AND i.account_id = $2 AND i.channel_type = $3",
+        inbox_id,
+        account_id,
+        FACEBOOK_CHANNEL_TYPE,
     )
-    .bind(inbox_id)
-    .bind(account_id)
-    .bind(FACEBOOK_CHANNEL_TYPE)
     .fetch_optional(db)
     .await?;
     Ok(channel.map(i64::from))

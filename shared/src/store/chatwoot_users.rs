@@ -41,9 +41,11 @@ pub enum TokenOwner {
 
 /// Whether the database is Chatwoot's, with the two tables user tokens need.
 pub async fn has_chatwoot_users(db: &PgPool) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT to_regclass('access_tokens') IS NOT NULL AND to_regclass('account_users') IS NOT NULL")
-        .fetch_one(db)
-        .await
+    sqlx::query_scalar!(
+        r#"SELECT to_regclass('access_tokens') IS NOT NULL AND to_regclass('account_users') IS NOT NULL AS "present!""#
+    )
+    .fetch_one(db)
+    .await
 }
 
 /// The owner of `token`, if it is one of Chatwoot's access tokens.

@@ -21,13 +21,14 @@ pub enum Holds {
 
 /// Whether the database is the demo's, empty, or someone's (with up to 1000 of each counted).
 pub async fn holdings(conn: &mut PgConnection) -> Result<Holds, sqlx::Error> {
-    let (marker, channels, inboxes): (bool, bool, bool) = sqlx::query_as(
-        "SELECT to_regclass($1) IS NOT NULL, to_regclass('channel_facebook_pages') IS NOT NULL,
-                to_regclass('inboxes') IS NOT NULL",
+    let tables = sqlx::query!(
+        r#"SELECT to_regclass($1) IS NOT NULL AS "marker!", to_regclass('channel_facebook_pages') IS NOT NULL AS "channels!",
+                to_regclass('inboxes') IS NOT NULL AS "inboxes!""#,
+        MARKER_TABLE,
     )
-    .bind(MARKER_TABLE)
     .fetch_one(&mut *conn)
     .await?;
+    let (marker, channels, inboxes) = (tables.marker, tables.channels, tables.inboxes);
     if marker {
         return Ok(Holds::Demo);
     }
@@ -42,7 +43,7 @@ pub async fn holdings(conn: &mut PgConnection) -> Result<Holds, sqlx::Error> {
 
 /// Takes the lock that keeps out inserts into the channel tables until the transaction ends.
 pub async fn lock_channel_tables(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("LOCK TABLE channel_facebook_pages, inboxes IN SHARE ROW EXCLUSIVE MODE").execute(&mut *conn).await?;
+    sqlx::query!("LOCK TABLE channel_facebook_pages, inboxes IN SHARE ROW EXCLUSIVE MODE").execute(&mut *conn).await?;
     Ok(())
 }
 
@@ -63,7 +64,7 @@ pub async fn mark_as_demo(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
 
 /// Empties Chatwoot's channel tables and every table of ours, restarting their ids.
 pub async fn truncate_demo_tables(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "TRUNCATE channel_facebook_pages, inboxes, fb_token_states, fb_token_events, fb_send_failures,
                   fb_webhook_deliveries, fb_dead_jobs, fb_page_subscriptions, fb_validation_batches RESTART IDENTITY",
     )
@@ -81,7 +82,7 @@ pub async fn insert_pages_with_inboxes(
     page_tokens: &[String],
     user_tokens: &[String],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "WITH c AS (
            INSERT INTO channel_facebook_pages (account_id, page_id, page_access_token, user_access_token, created_at, updated_at)
            SELECT a, p, pt, ut, timezone('utc', now()), timezone('utc', now())
@@ -89,11 +90,11 @@ pub async fn insert_pages_with_inboxes(
            RETURNING id, account_id, page_id)
          INSERT INTO inboxes (account_id, channel_id, channel_type, name, created_at, updated_at)
          SELECT account_id, id, 'Channel::FacebookPage', 'Demo Page ' || page_id, timezone('utc', now()), timezone('utc', now()) FROM c",
+        accounts,
+        page_ids,
+        page_tokens,
+        user_tokens,
     )
-    .bind(accounts)
-    .bind(page_ids)
-    .bind(page_tokens)
-    .bind(user_tokens)
     .execute(db)
     .await?;
     Ok(())

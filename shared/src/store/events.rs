@@ -51,21 +51,23 @@ pub async fn record_events(db: impl sqlx::PgExecutor<'_>, events: &[Event<'_>]) 
     let code: Vec<Option<i32>> = events.iter().map(|e| e.error.and_then(|x| x.code).map(clamp_i32)).collect();
     let subcode: Vec<Option<i32>> = events.iter().map(|e| e.error.and_then(|x| x.subcode).map(clamp_i32)).collect();
     let message: Vec<Option<&str>> = events.iter().map(|e| e.error.map(|x| x.message.as_str())).collect();
-    sqlx::query(
+    // The arrays of `&str` and of nullable values are not among the macros' parameter types
+    // (`&[String]`, `&[i32]`, ...): their casts name the type bound instead.
+    sqlx::query!(
         "INSERT INTO fb_token_events
            (channel_id, job_id, reason, step, outcome, graph_latency_ms, error_code, error_subcode, error_message)
          SELECT * FROM UNNEST($1::int[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::int[], $7::int[],
                               $8::int[], $9::text[])",
+        &channel,
+        &job,
+        &reason as &[&str],
+        &step as &[&str],
+        &outcome as &[&str],
+        &latency as &[Option<i32>],
+        &code as &[Option<i32>],
+        &subcode as &[Option<i32>],
+        &message as &[Option<&str>],
     )
-    .bind(channel)
-    .bind(job)
-    .bind(reason)
-    .bind(step)
-    .bind(outcome)
-    .bind(latency)
-    .bind(code)
-    .bind(subcode)
-    .bind(message)
     .execute(db)
     .await?;
     Ok(())

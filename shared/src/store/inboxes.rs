@@ -1,6 +1,6 @@
 //! Facebook inboxes with their channels, for listings (check-all, the API, the dashboard).
 
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
 use super::channels::FACEBOOK_CHANNEL_TYPE;
 use crate::{
@@ -24,27 +24,27 @@ pub struct FacebookInbox {
 /// channel row is missing are left out.
 pub async fn facebook_inboxes(db: &PgPool, codec: &Codec) -> Result<Vec<FacebookInbox>, sqlx::Error> {
     // Cast the ids: our migrations make them `integer`, a Chatwoot database may have `bigint`.
-    let rows = sqlx::query(
-        "SELECT i.id::int8 AS inbox_id, i.account_id::int8 AS account_id, c.id::int8 AS channel_id,
+    // `!`: a cast is an expression, which the macros take for nullable.
+    let rows = sqlx::query!(
+        r#"SELECT i.id::int8 AS "inbox_id!", i.account_id::int8 AS "account_id!", c.id::int8 AS "channel_id!",
                 c.page_id, c.page_access_token, i.name AS inbox_name
          FROM inboxes i
          JOIN channel_facebook_pages c ON c.id = i.channel_id
          WHERE i.channel_type = $1
-         ORDER BY c.id, i.id",
+         ORDER BY c.id, i.id"#,
+        FACEBOOK_CHANNEL_TYPE,
     )
-    .bind(FACEBOOK_CHANNEL_TYPE)
     .fetch_all(db)
     .await?;
-    rows.into_iter()
-        .map(|r| {
-            Ok(FacebookInbox {
-                inbox_id: r.try_get("inbox_id")?,
-                account_id: r.try_get("account_id")?,
-                channel_id: r.try_get("channel_id")?,
-                page_id: r.try_get("page_id")?,
-                page_token: codec.read(Secret::new(r.try_get::<String, _>("page_access_token")?).expose()),
-                inbox_name: r.try_get("inbox_name")?,
-            })
+    Ok(rows
+        .into_iter()
+        .map(|r| FacebookInbox {
+            inbox_id: r.inbox_id,
+            account_id: r.account_id,
+            channel_id: r.channel_id,
+            page_id: r.page_id,
+            page_token: codec.read(Secret::new(r.page_access_token).expose()),
+            inbox_name: r.inbox_name,
         })
-        .collect()
+        .collect())
 }

@@ -80,7 +80,7 @@ pub async fn with_app_credentials(db: &PgPool, config: &Config) -> Result<Config
 
 /// Chatwoot's table is there only when the database is Chatwoot's.
 async fn has_installation_configs(db: &PgPool) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT to_regclass('installation_configs') IS NOT NULL").fetch_one(db).await
+    sqlx::query_scalar!(r#"SELECT to_regclass('installation_configs') IS NOT NULL AS "present!""#).fetch_one(db).await
 }
 
 /// The `value` of a stored `serialized_value`; `Ok(None)` when it holds none (Chatwoot's `{}`

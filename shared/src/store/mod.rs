@@ -115,15 +115,13 @@ pub async fn connect_and_migrate(
             Box::pin(async move {
                 schema::set_search_path(conn, &schema).await?;
                 if !operator_options.contains("statement_timeout") {
-                    sqlx::query("SELECT set_config('statement_timeout', $1, false)")
-                        .bind(STATEMENT_TIMEOUT)
-                        .execute(&mut *conn)
+                    sqlx::query_scalar!("SELECT set_config('statement_timeout', $1, false)", STATEMENT_TIMEOUT)
+                        .fetch_one(&mut *conn)
                         .await?;
                 }
                 if !operator_options.contains("lock_timeout") {
-                    sqlx::query("SELECT set_config('lock_timeout', $1, false)")
-                        .bind(LOCK_TIMEOUT)
-                        .execute(&mut *conn)
+                    sqlx::query_scalar!("SELECT set_config('lock_timeout', $1, false)", LOCK_TIMEOUT)
+                        .fetch_one(&mut *conn)
                         .await?;
                 }
                 Ok(())
@@ -155,10 +153,10 @@ async fn create_database_if_missing(options: &PgConnectOptions) -> Result<(), St
         return Ok(());
     }
     let mut admin = PgConnection::connect_with(&options.clone().database("postgres")).await?;
-    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
-        .bind(&name)
-        .fetch_optional(&mut admin)
-        .await?;
+    let exists: Option<i32> =
+        sqlx::query_scalar!(r#"SELECT 1 AS "exists!" FROM pg_database WHERE datname = $1"#, &name)
+            .fetch_optional(&mut admin)
+            .await?;
     if exists.is_none() {
         let sql = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
         if let Err(e) = sqlx::query(AssertSqlSafe(sql)).execute(&mut admin).await {

@@ -86,15 +86,16 @@ pub fn event_body(event: &str, event_id: Uuid, change: &StatusChange) -> Value {
 /// error, recovers without a `token.healthy` (a move straight from `reauthorization_required`
 /// always sends one).
 async fn problem_announced(db: &mut sqlx::PgConnection, change: &StatusChange) -> Result<bool, sqlx::Error> {
-    let last: Option<String> = sqlx::query_scalar(
+    let last: Option<String> = sqlx::query_scalar!(
         "SELECT body->>'event' FROM fb_webhook_deliveries
          WHERE body->>'channel_id' = $1 AND body->>'event' = ANY($2)
          ORDER BY id DESC LIMIT 1",
+        change.channel_id.to_string(),
+        &[EVENT_REAUTHORIZATION_REQUIRED, EVENT_HEALTHY][..] as &[&str],
     )
-    .bind(change.channel_id.to_string())
-    .bind(&[EVENT_REAUTHORIZATION_REQUIRED, EVENT_HEALTHY][..])
     .fetch_optional(db)
-    .await?;
+    .await?
+    .flatten();
     Ok(last.as_deref() == Some(EVENT_REAUTHORIZATION_REQUIRED))
 }
 
@@ -134,14 +135,14 @@ pub async fn enqueue_in(
     // The URL itself stays out of the row: it may carry credentials ([`endpoint_hash`]).
     let hashes: Vec<String> = config.webhook_urls.iter().map(|u| endpoint_hash(u)).collect();
     let endpoints: Vec<String> = config.webhook_urls.iter().map(|u| redact_url(u)).collect();
-    let inserted = sqlx::query(
+    let inserted = sqlx::query!(
         "INSERT INTO fb_webhook_deliveries (event_id, url_sha256, endpoint, body)
          SELECT $1, h, e, $4 FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS t(h, e, n) ORDER BY n",
+        event_id,
+        &hashes,
+        &endpoints,
+        &body,
     )
-    .bind(event_id)
-    .bind(&hashes)
-    .bind(&endpoints)
-    .bind(&body)
     .execute(db)
     .await?
     .rows_affected();
@@ -166,44 +167,32 @@ pub struct ClaimedDelivery {
 /// attempt `lease` ahead in the same statement: another deliverer skips the locked rows while this
 /// runs and finds them not due afterwards.
 pub async fn claim_deliveries(db: &PgPool, limit: i64, lease: Duration) -> Result<Vec<ClaimedDelivery>, sqlx::Error> {
-    type Row = (i64, Uuid, Option<String>, Option<String>, Option<String>, Option<String>, String, i32);
-    let rows: Vec<Row> = sqlx::query_as(
-        "UPDATE fb_webhook_deliveries d SET next_attempt_at = now() + make_interval(secs => $2)
+    sqlx::query_as!(
+        ClaimedDelivery,
+        r#"UPDATE fb_webhook_deliveries d SET next_attempt_at = now() + make_interval(secs => $2)
          FROM (SELECT id FROM fb_webhook_deliveries
                WHERE delivered_at IS NULL AND given_up_at IS NULL AND next_attempt_at <= now()
                ORDER BY next_attempt_at, id
                LIMIT $1
                FOR UPDATE SKIP LOCKED) due
          WHERE d.id = due.id
-         RETURNING d.id, d.event_id, d.url, d.url_sha256, d.endpoint, d.body->>'event', d.body::text, d.attempts",
+         RETURNING d.id, d.event_id, d.url, d.url_sha256, d.endpoint, d.body->>'event' AS "event",
+                   d.body::text AS "body!", d.attempts"#,
+        limit,
+        lease.as_secs_f64(),
     )
-    .bind(limit)
-    .bind(lease.as_secs_f64())
     .fetch_all(db)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, event_id, url, url_sha256, endpoint, event, body, attempts)| ClaimedDelivery {
-            id,
-            event_id,
-            url,
-            url_sha256,
-            endpoint,
-            event,
-            body,
-            attempts,
-        })
-        .collect())
+    .await
 }
 
 /// Gives a row up because its endpoint left `WEBHOOK_URLS`.
 pub async fn give_up_removed_endpoint(db: &PgPool, id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE fb_webhook_deliveries
          SET given_up_at = now(), last_error = 'endpoint no longer in WEBHOOK_URLS'
          WHERE id = $1 AND delivered_at IS NULL",
+        id,
     )
-    .bind(id)
     .execute(db)
     .await?;
     Ok(())
@@ -211,13 +200,13 @@ pub async fn give_up_removed_endpoint(db: &PgPool, id: i64) -> Result<(), sqlx::
 
 /// Records a 2xx answer: the row is never sent again.
 pub async fn mark_delivered(db: &PgPool, id: i64, status: u16) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE fb_webhook_deliveries
          SET delivered_at = now(), attempts = attempts + 1, last_status = $2, last_error = NULL
          WHERE id = $1 AND delivered_at IS NULL",
+        id,
+        i32::from(status),
     )
-    .bind(id)
-    .bind(i32::from(status))
     .execute(db)
     .await?;
     Ok(())
@@ -232,18 +221,18 @@ pub async fn mark_failed(
     retry_in: Duration,
     give_up: bool,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE fb_webhook_deliveries
          SET attempts = attempts + 1, last_status = $2, last_error = $3,
              next_attempt_at = now() + make_interval(secs => $4),
              given_up_at = CASE WHEN $5 THEN now() END
          WHERE id = $1 AND delivered_at IS NULL",
+        id,
+        status.map(i32::from),
+        error,
+        retry_in.as_secs_f64(),
+        give_up,
     )
-    .bind(id)
-    .bind(status.map(i32::from))
-    .bind(error)
-    .bind(retry_in.as_secs_f64())
-    .bind(give_up)
     .execute(db)
     .await?;
     Ok(())

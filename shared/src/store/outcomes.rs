@@ -19,8 +19,9 @@ pub async fn hourly_outcomes(
     hours: i32,
     accounts: Option<&[i64]>,
 ) -> Result<Vec<HourlyOutcome>, sqlx::Error> {
-    let rows: Vec<(DateTime<Utc>, String, i64)> = sqlx::query_as(
-        "SELECT hour, outcome, sum(n)::int8 FROM (
+    // `hour` and `outcome` are not null: `WHERE outcome IS NOT NULL`, and `created_at` never is.
+    let rows = sqlx::query!(
+        r#"SELECT hour AS "hour!", outcome AS "outcome!", sum(n)::int8 AS "count!" FROM (
            SELECT date_trunc('hour', created_at) AS hour, 1 AS n,
                   CASE WHEN step = 'validate' AND outcome = 'ok' THEN 'healthy'
                        WHEN outcome = 'refreshed' THEN 'refreshed'
@@ -40,11 +41,11 @@ pub async fn hourly_outcomes(
            WHERE created_at > now() - make_interval(hours => $1) AND unchanged + first_checks > 0
              AND ($2::int8[] IS NULL OR account_id = ANY($2))) e
          WHERE outcome IS NOT NULL
-         GROUP BY 1, 2 ORDER BY 1, 2",
+         GROUP BY 1, 2 ORDER BY 1, 2"#,
+        hours,
+        accounts,
     )
-    .bind(hours)
-    .bind(accounts)
     .fetch_all(db)
     .await?;
-    Ok(rows.into_iter().map(|(hour, outcome, count)| HourlyOutcome { hour, outcome, count }).collect())
+    Ok(rows.into_iter().map(|r| HourlyOutcome { hour: r.hour, outcome: r.outcome, count: r.count }).collect())
 }

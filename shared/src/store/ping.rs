@@ -3,6 +3,6 @@
 use sqlx::PgPool;
 
 pub async fn ping(db: &PgPool) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT 1").execute(db).await?;
+    sqlx::query_scalar!("SELECT 1").fetch_one(db).await?;
     Ok(())
 }

@@ -31,7 +31,8 @@
 
 use std::time::Duration;
 
-use sqlx::{PgConnection, PgPool};
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool, Postgres, postgres::PgArguments, query::Query};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -70,10 +71,11 @@ impl Deleted {
     }
 }
 
-/// One table's rule: the DELETE of one batch (`$1` the cutoff, `$2` the batch size).
+/// One table's rule: the DELETE of one batch (`$1` the cutoff, `$2` the batch size), built by a
+/// function since the query macros check their SQL where it is written.
 struct Rule {
     table: &'static str,
-    delete_batch: &'static str,
+    delete_batch: fn(DateTime<Utc>, i64) -> Query<'static, Postgres, PgArguments>,
     count: fn(&mut Deleted) -> &mut u64,
 }
 
@@ -82,27 +84,51 @@ struct Rule {
 const RULES: [Rule; 4] = [
     Rule {
         table: "fb_token_events",
-        delete_batch: "DELETE FROM fb_token_events WHERE id = ANY(ARRAY(
-             SELECT id FROM fb_token_events WHERE created_at < $1 LIMIT $2))",
+        delete_batch: |cutoff, batch| {
+            sqlx::query!(
+                "DELETE FROM fb_token_events WHERE id = ANY(ARRAY(
+                 SELECT id FROM fb_token_events WHERE created_at < $1 LIMIT $2))",
+                cutoff,
+                batch,
+            )
+        },
         count: |d| &mut d.token_events,
     },
     Rule {
         table: "fb_send_failures",
-        delete_batch: "DELETE FROM fb_send_failures WHERE id = ANY(ARRAY(
-             SELECT id FROM fb_send_failures WHERE received_at < $1 LIMIT $2))",
+        delete_batch: |cutoff, batch| {
+            sqlx::query!(
+                "DELETE FROM fb_send_failures WHERE id = ANY(ARRAY(
+                 SELECT id FROM fb_send_failures WHERE received_at < $1 LIMIT $2))",
+                cutoff,
+                batch,
+            )
+        },
         count: |d| &mut d.send_failures,
     },
     Rule {
         table: "fb_webhook_deliveries",
-        delete_batch: "DELETE FROM fb_webhook_deliveries WHERE id = ANY(ARRAY(
-             SELECT id FROM fb_webhook_deliveries
-             WHERE created_at < $1 AND (delivered_at IS NOT NULL OR given_up_at IS NOT NULL) LIMIT $2))",
+        delete_batch: |cutoff, batch| {
+            sqlx::query!(
+                "DELETE FROM fb_webhook_deliveries WHERE id = ANY(ARRAY(
+                 SELECT id FROM fb_webhook_deliveries
+                 WHERE created_at < $1 AND (delivered_at IS NOT NULL OR given_up_at IS NOT NULL) LIMIT $2))",
+                cutoff,
+                batch,
+            )
+        },
         count: |d| &mut d.webhook_deliveries,
     },
     Rule {
         table: "fb_validation_batches",
-        delete_batch: "DELETE FROM fb_validation_batches WHERE (job_id, account_id) IN (
-             SELECT job_id, account_id FROM fb_validation_batches WHERE created_at < $1 LIMIT $2)",
+        delete_batch: |cutoff, batch| {
+            sqlx::query!(
+                "DELETE FROM fb_validation_batches WHERE (job_id, account_id) IN (
+                 SELECT job_id, account_id FROM fb_validation_batches WHERE created_at < $1 LIMIT $2)",
+                cutoff,
+                batch,
+            )
+        },
         count: |d| &mut d.validation_batches,
     },
 ];
@@ -127,14 +153,14 @@ pub async fn run_once_with(
     // Closing the session is what releases the lock, also when this future is dropped midway.
     conn.close_on_drop();
     let locked: bool =
-        sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(LOCK_KEY).fetch_one(&mut *conn).await?;
+        sqlx::query_scalar!(r#"SELECT pg_try_advisory_lock($1) AS "locked!""#, LOCK_KEY).fetch_one(&mut *conn).await?;
     if !locked {
         return Ok(None);
     }
     let deleted = delete_old(&mut conn, days, batch, metrics).await?;
     // Closing the connection would release it too, but only once Postgres notices; a run right
     // after this one must not find it still held.
-    sqlx::query("SELECT pg_advisory_unlock($1)").bind(LOCK_KEY).execute(&mut *conn).await?;
+    sqlx::query_scalar!("SELECT pg_advisory_unlock($1)", LOCK_KEY).fetch_one(&mut *conn).await?;
     Ok(Some(deleted))
 }
 
@@ -145,14 +171,16 @@ async fn delete_old(
     metrics: Option<&Metrics>,
 ) -> Result<Deleted, sqlx::Error> {
     // One cutoff for the whole run, so the last batch of a table is not chasing a moving edge.
-    let cutoff: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now() - make_interval(days => $1)")
-        .bind(i32::try_from(days).unwrap_or(i32::MAX))
-        .fetch_one(&mut *conn)
-        .await?;
+    let cutoff: DateTime<Utc> = sqlx::query_scalar!(
+        r#"SELECT now() - make_interval(days => $1) AS "cutoff!""#,
+        i32::try_from(days).unwrap_or(i32::MAX),
+    )
+    .fetch_one(&mut *conn)
+    .await?;
     let mut deleted = Deleted::default();
     for rule in &RULES {
         for _ in 0..MAX_BATCHES_PER_TABLE {
-            let n = sqlx::query(rule.delete_batch).bind(cutoff).bind(batch).execute(&mut *conn).await?.rows_affected();
+            let n = (rule.delete_batch)(cutoff, batch).execute(&mut *conn).await?.rows_affected();
             deleted.statements += 1;
             *(rule.count)(&mut deleted) += n;
             if let Some(m) = metrics {

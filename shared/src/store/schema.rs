@@ -26,13 +26,13 @@ pub async fn prepare(conn: &mut PgConnection, schema: &str) -> Result<(), sqlx::
     let mut tx = conn.begin().await?;
     // Serialises concurrent starts of several processes on a fresh or first-layout database (the
     // migrator's own lock is taken only later). Key: "fbtr" in ASCII.
-    sqlx::query("SELECT pg_advisory_xact_lock(1717924978)").execute(&mut *tx).await?;
+    sqlx::query!("SELECT pg_advisory_xact_lock(1717924978)").execute(&mut *tx).await?;
     sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {}", quoted(schema)))).execute(&mut *tx).await?;
-    let old_layout: bool = sqlx::query_scalar(
-        "SELECT to_regclass('public.fb_token_states') IS NOT NULL
-            AND to_regclass(format('%I.fb_token_states', $1::text)) IS NULL",
+    let old_layout: bool = sqlx::query_scalar!(
+        r#"SELECT to_regclass('public.fb_token_states') IS NOT NULL
+            AND to_regclass(format('%I.fb_token_states', $1::text)) IS NULL AS "old_layout!""#,
+        schema,
     )
-    .bind(schema)
     .fetch_one(&mut *tx)
     .await?;
     if old_layout {
@@ -43,13 +43,13 @@ pub async fn prepare(conn: &mut PgConnection, schema: &str) -> Result<(), sqlx::
         }
         // The first layout's bookkeeping: its checksums are of files this version replaced, and
         // the migrations now re-run idempotently over the moved tables.
-        sqlx::query("DROP TABLE IF EXISTS public._sqlx_migrations").execute(&mut *tx).await?;
+        sqlx::query!("DROP TABLE IF EXISTS public._sqlx_migrations").execute(&mut *tx).await?;
         // Our one index on Chatwoot's channel table served plaintext columns only (an encrypted
         // column's ciphertexts never compare equal); fb_channel_user_tokens replaces it.
-        sqlx::query("DROP INDEX IF EXISTS public.fbtr_channels_user_token").execute(&mut *tx).await?;
+        sqlx::query!("DROP INDEX IF EXISTS public.fbtr_channels_user_token").execute(&mut *tx).await?;
         // Our inbox indexes duplicate Chatwoot's own where Chatwoot's tables are real; where we
         // created the tables ourselves they are the only ones and stay.
-        sqlx::query(
+        sqlx::query!(
             "DO $$ BEGIN
                IF to_regclass('public.index_inboxes_on_channel_id_and_channel_type') IS NOT NULL THEN
                  DROP INDEX IF EXISTS public.fbtr_inboxes_channel;
@@ -68,9 +68,8 @@ pub async fn prepare(conn: &mut PgConnection, schema: &str) -> Result<(), sqlx::
 
 /// Points the session at our schema first, then Chatwoot's.
 pub async fn set_search_path(conn: &mut PgConnection, schema: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT set_config('search_path', $1, false)")
-        .bind(format!("{}, public", quoted(schema)))
-        .execute(conn)
+    sqlx::query_scalar!("SELECT set_config('search_path', $1, false)", format!("{}, public", quoted(schema)))
+        .fetch_one(conn)
         .await?;
     Ok(())
 }

@@ -13,17 +13,17 @@ pub async fn record_send_failure(
     decision: &str,
     job_id: Option<Uuid>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO fb_send_failures (channel_id, error_kind, error_code, error_subcode, error_message, decision, job_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        clamp_i32(channel_id),
+        error.kind.as_str(),
+        error.code.map(clamp_i32),
+        error.subcode.map(clamp_i32),
+        error.message.as_str(),
+        decision,
+        job_id,
     )
-    .bind(clamp_i32(channel_id))
-    .bind(error.kind.as_str())
-    .bind(error.code.map(clamp_i32))
-    .bind(error.subcode.map(clamp_i32))
-    .bind(error.message.as_str())
-    .bind(decision)
-    .bind(job_id)
     .execute(db)
     .await?;
     Ok(())

@@ -194,8 +194,10 @@ async fn save_states(
     let next: Vec<Option<DateTime<Utc>>> = items.iter().map(|i| i.update.next_attempt_at).collect();
     // `failures` is not a column, so the conflict branch reads it from `t`; the rest of what the
     // update decides is in the inserted row (`EXCLUDED`): a time is stamped only when it changes.
-    let rows: Vec<(i32, Option<String>)> = sqlx::query_as(
-        "WITH t AS (
+    // The arrays of `&str` and of nullable values are not among the macros' parameter types: their
+    // casts name the type bound instead.
+    let rows = sqlx::query!(
+        r#"WITH t AS (
            SELECT * FROM unnest($1::int[], $2::text[], $3::bool[], $4::bool[], $5::bool[], $6::text[], $7::int[],
                                 $8::int[], $9::text[], $10::int[], $11::timestamptz[])
              AS t(channel_id, status, token_valid, checked, refreshed, kind, code, subcode, message, failures, next_at)),
@@ -222,22 +224,22 @@ async fn save_states(
              next_attempt_at = EXCLUDED.next_attempt_at,
              updated_at = now()
            RETURNING s.channel_id)
-         SELECT up.channel_id, old.status FROM up LEFT JOIN old USING (channel_id)",
+         SELECT up.channel_id AS "channel_id!", old.status AS "status?" FROM up LEFT JOIN old USING (channel_id)"#,
+        &ids,
+        &status as &[&str],
+        &valid as &[Option<bool>],
+        &checked,
+        &refreshed,
+        &kind as &[Option<&str>],
+        &code as &[Option<i32>],
+        &subcode as &[Option<i32>],
+        &message as &[Option<&str>],
+        &failures,
+        &next as &[Option<DateTime<Utc>>],
     )
-    .bind(&ids)
-    .bind(&status)
-    .bind(&valid)
-    .bind(&checked)
-    .bind(&refreshed)
-    .bind(&kind)
-    .bind(&code)
-    .bind(&subcode)
-    .bind(&message)
-    .bind(&failures)
-    .bind(&next)
     .fetch_all(&mut **tx)
     .await?;
-    rows.into_iter().map(|(c, s)| Ok((i64::from(c), decode_status(s)?))).collect()
+    rows.into_iter().map(|r| Ok((i64::from(r.channel_id), decode_status(r.status)?))).collect()
 }
 
 /// Per account of the batch: the channels found healthy, how many of them were healthy before, and
@@ -260,21 +262,22 @@ async fn save_summary(
     }
     let accounts: Vec<i32> = per_account.keys().copied().collect();
     let column = |n: usize| per_account.values().map(|v| v[n]).collect::<Vec<i32>>();
-    sqlx::query(
+    let (healthy, unchanged, first_checks) = (column(0), column(1), column(2));
+    sqlx::query!(
         "INSERT INTO fb_validation_batches (job_id, account_id, reason, healthy, unchanged, first_checks, graph_latency_ms)
          SELECT $1, a, $2, h, u, f, $7 FROM unnest($3::int[], $4::int[], $5::int[], $6::int[]) AS t(a, h, u, f)
          ON CONFLICT (job_id, account_id) DO UPDATE SET
            healthy = fb_validation_batches.healthy + EXCLUDED.healthy,
            unchanged = fb_validation_batches.unchanged + EXCLUDED.unchanged,
            first_checks = fb_validation_batches.first_checks + EXCLUDED.first_checks",
+        summary.batch_id,
+        summary.reason.as_str(),
+        &accounts,
+        &healthy,
+        &unchanged,
+        &first_checks,
+        clamp_i32(summary.graph_latency_ms),
     )
-    .bind(summary.batch_id)
-    .bind(summary.reason.as_str())
-    .bind(&accounts)
-    .bind(column(0))
-    .bind(column(1))
-    .bind(column(2))
-    .bind(clamp_i32(summary.graph_latency_ms))
     .execute(&mut **tx)
     .await?;
     Ok(())

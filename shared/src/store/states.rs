@@ -1,7 +1,7 @@
 //! The current token state per channel.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
 use serde::{Deserialize, Serialize};
 
@@ -131,27 +131,27 @@ pub enum FailureCount {
 }
 
 pub async fn load_state(db: &PgPool, channel_id: i64) -> Result<Option<TokenState>, sqlx::Error> {
-    let row = sqlx::query(
+    let row = sqlx::query!(
         "SELECT channel_id, status, token_valid, consecutive_failures, last_checked_at, last_refreshed_at,
                 last_error_kind, last_error_code, last_error_subcode, last_error_message, next_attempt_at
          FROM fb_token_states WHERE channel_id = $1",
+        clamp_i32(channel_id),
     )
-    .bind(clamp_i32(channel_id))
     .fetch_optional(db)
     .await?;
     row.map(|r| {
         Ok(TokenState {
-            channel_id: i64::from(r.try_get::<i32, _>("channel_id")?),
-            status: decode_status(r.try_get("status")?)?.unwrap_or(TokenStatus::Unknown),
-            token_valid: r.try_get("token_valid")?,
-            consecutive_failures: r.try_get("consecutive_failures")?,
-            last_checked_at: r.try_get("last_checked_at")?,
-            last_refreshed_at: r.try_get("last_refreshed_at")?,
-            last_error_kind: r.try_get("last_error_kind")?,
-            last_error_code: r.try_get("last_error_code")?,
-            last_error_subcode: r.try_get("last_error_subcode")?,
-            last_error_message: r.try_get("last_error_message")?,
-            next_attempt_at: r.try_get("next_attempt_at")?,
+            channel_id: i64::from(r.channel_id),
+            status: decode_status(Some(r.status))?.unwrap_or(TokenStatus::Unknown),
+            token_valid: r.token_valid,
+            consecutive_failures: r.consecutive_failures,
+            last_checked_at: r.last_checked_at,
+            last_refreshed_at: r.last_refreshed_at,
+            last_error_kind: r.last_error_kind,
+            last_error_code: r.last_error_code,
+            last_error_subcode: r.last_error_subcode,
+            last_error_message: r.last_error_message,
+            next_attempt_at: r.next_attempt_at,
         })
     })
     .transpose()
@@ -159,30 +159,30 @@ pub async fn load_state(db: &PgPool, channel_id: i64) -> Result<Option<TokenStat
 
 /// Statuses of the channels that back a Facebook inbox; a channel never checked is `unknown`.
 pub async fn status_counts(db: &PgPool) -> sqlx::Result<std::collections::BTreeMap<String, i64>> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT coalesce(s.status, 'unknown'), count(*) FROM channel_facebook_pages c
+    let rows = sqlx::query!(
+        r#"SELECT coalesce(s.status, 'unknown') AS "status!", count(*) AS "count!" FROM channel_facebook_pages c
          LEFT JOIN fb_token_states s ON s.channel_id = c.id
          WHERE EXISTS (SELECT 1 FROM inboxes i WHERE i.channel_id = c.id AND i.channel_type = 'Channel::FacebookPage')
-         GROUP BY 1",
+         GROUP BY 1"#,
     )
     .fetch_all(db)
     .await?;
-    Ok(rows.into_iter().collect())
+    Ok(rows.into_iter().map(|r| (r.status, r.count)).collect())
 }
 
 /// A check on demand that Graph rejected: recorded on the state (the token is not valid, and why),
 /// without a status change or a count, since only a failed refresh confirms a person must act.
 pub async fn record_rejection(db: &PgPool, channel_id: i64, error: &GraphError) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE fb_token_states SET token_valid = false, last_checked_at = now(), last_error_kind = $2,
            last_error_code = $3, last_error_subcode = $4, last_error_message = $5, updated_at = now()
          WHERE channel_id = $1",
+        clamp_i32(channel_id),
+        error.kind.as_str(),
+        error.code.map(clamp_i32),
+        error.subcode.map(clamp_i32),
+        error.message.as_str(),
     )
-    .bind(clamp_i32(channel_id))
-    .bind(error.kind.as_str())
-    .bind(error.code.map(clamp_i32))
-    .bind(error.subcode.map(clamp_i32))
-    .bind(error.message.as_str())
     .execute(db)
     .await?;
     Ok(())
@@ -197,13 +197,13 @@ pub async fn refreshed_since(
     failed_at: Option<DateTime<Utc>>,
     slack: chrono::Duration,
 ) -> Result<bool, sqlx::Error> {
-    let replaced: Option<bool> = sqlx::query_scalar(
+    let replaced: Option<bool> = sqlx::query_scalar!(
         "SELECT last_refreshed_at > coalesce($2, now() - make_interval(secs => $3))
          FROM fb_token_states WHERE channel_id = $1",
+        clamp_i32(channel_id),
+        failed_at,
+        slack.num_seconds() as f64,
     )
-    .bind(clamp_i32(channel_id))
-    .bind(failed_at)
-    .bind(slack.num_seconds() as f64)
     .fetch_optional(db)
     .await?
     .flatten();
@@ -214,22 +214,22 @@ pub async fn refreshed_since(
 /// be measured by it too. A producer whose clock runs ahead of the database's would otherwise wait
 /// for answers that look older than the request, forever.
 pub async fn db_now(db: &PgPool) -> Result<DateTime<Utc>, sqlx::Error> {
-    sqlx::query_scalar("SELECT now()").fetch_one(db).await
+    sqlx::query_scalar!(r#"SELECT now() AS "now!""#).fetch_one(db).await
 }
 
 /// States written since `since`, and how many of all are `retrying` with a re-check due within
 /// 15 s (an answer that is about to change).
 pub async fn answers_since(db: &PgPool, since: DateTime<Utc>) -> Result<(u64, u64), sqlx::Error> {
-    let (answered, soon): (i64, i64) = sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE updated_at >= $1),
-                count(*) FILTER (WHERE status = $2 AND next_attempt_at < now() + interval '15 seconds')
-         FROM fb_token_states",
+    let r = sqlx::query!(
+        r#"SELECT count(*) FILTER (WHERE updated_at >= $1) AS "answered!",
+                count(*) FILTER (WHERE status = $2 AND next_attempt_at < now() + interval '15 seconds') AS "soon!"
+         FROM fb_token_states"#,
+        since,
+        TokenStatus::Retrying.as_str(),
     )
-    .bind(since)
-    .bind(TokenStatus::Retrying.as_str())
     .fetch_one(db)
     .await?;
-    Ok((u64::try_from(answered).unwrap_or(0), u64::try_from(soon).unwrap_or(0)))
+    Ok((u64::try_from(r.answered).unwrap_or(0), u64::try_from(r.soon).unwrap_or(0)))
 }
 
 /// Of these channels, those whose data access expiry is not yet known to fall before `soon`
@@ -239,15 +239,17 @@ pub async fn newly_expiring(
     ids: &[i32],
     soon: DateTime<Utc>,
 ) -> Result<Vec<(i32, String, String)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT c.id, c.page_id, coalesce(s.status, 'unknown') FROM channel_facebook_pages c
+    let rows = sqlx::query!(
+        r#"SELECT c.id AS "id!", c.page_id AS "page_id!", coalesce(s.status, 'unknown') AS "status!"
+         FROM channel_facebook_pages c
          LEFT JOIN fb_token_states s ON s.channel_id = c.id
-         WHERE c.id = ANY($1) AND (s.data_access_expires_at IS NULL OR s.data_access_expires_at > $2)",
+         WHERE c.id = ANY($1) AND (s.data_access_expires_at IS NULL OR s.data_access_expires_at > $2)"#,
+        ids,
+        soon,
     )
-    .bind(ids)
-    .bind(soon)
     .fetch_all(db)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.page_id, r.status)).collect())
 }
 
 /// The user token's expiry, on every channel it serves. `updated_at` says when a job last answered
@@ -258,14 +260,14 @@ pub async fn save_expiry(
     expires_at: Option<DateTime<Utc>>,
     data_access_expires_at: Option<DateTime<Utc>>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO fb_token_states (channel_id, expires_at, data_access_expires_at, updated_at)
          SELECT id, $2, $3, 'epoch' FROM unnest($1::int[]) AS t(id)
          ON CONFLICT (channel_id) DO UPDATE SET expires_at = $2, data_access_expires_at = $3",
+        ids,
+        expires_at,
+        data_access_expires_at,
     )
-    .bind(ids)
-    .bind(expires_at)
-    .bind(data_access_expires_at)
     .execute(db)
     .await?;
     Ok(())
@@ -273,9 +275,11 @@ pub async fn save_expiry(
 
 /// A page token renewed outside a job (the proactive exchange).
 pub async fn mark_refreshed(db: &PgPool, channel_id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE fb_token_states SET last_refreshed_at = now(), updated_at = now() WHERE channel_id = $1")
-        .bind(clamp_i32(channel_id))
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "UPDATE fb_token_states SET last_refreshed_at = now(), updated_at = now() WHERE channel_id = $1",
+        clamp_i32(channel_id),
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }

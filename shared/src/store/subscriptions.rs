@@ -70,7 +70,7 @@ pub(crate) async fn save(db: &PgPool, channel_id: i64, v: &Verdict<'_>) -> Resul
         Some(e) => (Some(e.kind.as_str()), e.code.map(clamp_i32), e.subcode.map(clamp_i32), Some(e.message.as_str())),
     };
     let attempts = i32::try_from(v.attempts).unwrap_or(i32::MAX);
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO fb_page_subscriptions AS s
            (channel_id, state, checked_at, resubscribed_at, last_error_kind, last_error_code, last_error_subcode,
             last_error_message, retry_at, retry_attempts, job_id, reason, updated_at)
@@ -82,19 +82,19 @@ pub(crate) async fn save(db: &PgPool, channel_id: i64, v: &Verdict<'_>) -> Resul
            resubscribed_at = CASE WHEN $4 THEN now() ELSE s.resubscribed_at END,
            last_error_kind = $5, last_error_code = $6, last_error_subcode = $7, last_error_message = $8,
            retry_at = $9, retry_attempts = $10, job_id = $11, reason = $12, updated_at = now()",
+        clamp_i32(channel_id),
+        v.state.as_str(),
+        v.checked,
+        v.resubscribed,
+        kind,
+        code,
+        subcode,
+        message,
+        v.retry_at,
+        attempts,
+        v.job_id,
+        v.reason.as_str(),
     )
-    .bind(clamp_i32(channel_id))
-    .bind(v.state.as_str())
-    .bind(v.checked)
-    .bind(v.resubscribed)
-    .bind(kind)
-    .bind(code)
-    .bind(subcode)
-    .bind(message)
-    .bind(v.retry_at)
-    .bind(attempts)
-    .bind(v.job_id)
-    .bind(v.reason.as_str())
     .execute(db)
     .await?;
     Ok(())
@@ -106,17 +106,17 @@ pub(crate) async fn save_subscribed(db: &PgPool, rows: &[(i64, Uuid, Reason)]) -
         return Ok(());
     }
     let (ids, jobs, reasons) = columns(rows);
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO fb_page_subscriptions AS s (channel_id, state, checked_at, job_id, reason, updated_at)
          SELECT id, 'subscribed', now(), job, reason, now() FROM unnest($1::int[], $2::uuid[], $3::text[]) AS t(id, job, reason)
          ON CONFLICT (channel_id) DO UPDATE SET
            state = 'subscribed', checked_at = now(), last_error_kind = NULL, last_error_code = NULL,
            last_error_subcode = NULL, last_error_message = NULL, retry_at = NULL, retry_attempts = 0,
            job_id = EXCLUDED.job_id, reason = EXCLUDED.reason, updated_at = now()",
+        &ids,
+        &jobs,
+        &reasons as &[&str],
     )
-    .bind(&ids)
-    .bind(&jobs)
-    .bind(&reasons)
     .execute(db)
     .await?;
     Ok(())
@@ -129,17 +129,17 @@ pub(crate) async fn lease(db: &PgPool, rows: &[(i64, Uuid, Reason)], lease: Dura
         return Ok(());
     }
     let (ids, jobs, reasons) = columns(rows);
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO fb_page_subscriptions AS s (channel_id, retry_at, retry_attempts, job_id, reason, updated_at)
          SELECT id, now() + make_interval(secs => $4), 0, job, reason, now()
          FROM unnest($1::int[], $2::uuid[], $3::text[]) AS t(id, job, reason)
          ON CONFLICT (channel_id) DO UPDATE SET
            retry_at = EXCLUDED.retry_at, retry_attempts = 0, job_id = EXCLUDED.job_id, reason = EXCLUDED.reason",
+        &ids,
+        &jobs,
+        &reasons as &[&str],
+        lease.as_secs_f64(),
     )
-    .bind(&ids)
-    .bind(&jobs)
-    .bind(&reasons)
-    .bind(lease.as_secs_f64())
     .execute(db)
     .await?;
     Ok(())
@@ -148,7 +148,7 @@ pub(crate) async fn lease(db: &PgPool, rows: &[(i64, Uuid, Reason)], lease: Dura
 /// Claims up to `limit` due retries, oldest first, leasing each for `lease` in the same statement:
 /// another worker skips the locked rows while this runs and finds them not due afterwards.
 pub(crate) async fn claim_due(db: &PgPool, limit: i64, lease: Duration) -> Result<Vec<Due>, sqlx::Error> {
-    let rows: Vec<(i32, i32, Option<Uuid>, Option<String>)> = sqlx::query_as(
+    let rows = sqlx::query!(
         "UPDATE fb_page_subscriptions s SET retry_at = now() + make_interval(secs => $2)
          FROM (SELECT channel_id FROM fb_page_subscriptions
                WHERE retry_at <= now()
@@ -157,38 +157,37 @@ pub(crate) async fn claim_due(db: &PgPool, limit: i64, lease: Duration) -> Resul
                FOR UPDATE SKIP LOCKED) due
          WHERE s.channel_id = due.channel_id
          RETURNING s.channel_id, s.retry_attempts, s.job_id, s.reason",
+        limit,
+        lease.as_secs_f64(),
     )
-    .bind(limit)
-    .bind(lease.as_secs_f64())
     .fetch_all(db)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, attempts, job_id, reason)| Due {
-            channel_id: i64::from(id),
-            attempts: u32::try_from(attempts).unwrap_or(0),
-            job_id: job_id.unwrap_or_else(Uuid::now_v7),
-            reason: reason.and_then(|r| r.parse().ok()).unwrap_or(Reason::Cron),
+        .map(|r| Due {
+            channel_id: i64::from(r.channel_id),
+            attempts: u32::try_from(r.retry_attempts).unwrap_or(0),
+            job_id: r.job_id.unwrap_or_else(Uuid::now_v7),
+            reason: r.reason.and_then(|r| r.parse().ok()).unwrap_or(Reason::Cron),
         })
         .collect())
 }
 
 /// A retry that must wait (a rate-limit pause) without using an attempt.
 pub(crate) async fn postpone(db: &PgPool, channel_id: i64, until: DateTime<Utc>) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE fb_page_subscriptions SET retry_at = $2, updated_at = now() WHERE channel_id = $1")
-        .bind(clamp_i32(channel_id))
-        .bind(until)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "UPDATE fb_page_subscriptions SET retry_at = $2, updated_at = now() WHERE channel_id = $1",
+        clamp_i32(channel_id),
+        until,
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }
 
 /// The channel is gone: nothing is owed to it.
 pub(crate) async fn forget(db: &PgPool, channel_id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM fb_page_subscriptions WHERE channel_id = $1")
-        .bind(clamp_i32(channel_id))
-        .execute(db)
-        .await?;
+    sqlx::query!("DELETE FROM fb_page_subscriptions WHERE channel_id = $1", clamp_i32(channel_id)).execute(db).await?;
     Ok(())
 }
 

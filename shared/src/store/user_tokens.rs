@@ -34,16 +34,17 @@ pub async fn record(db: &PgPool, rows: &[(i64, &Secret, NaiveDateTime)]) -> Resu
     let ids: Vec<i32> = rows.iter().filter_map(|(id, _, _)| i32::try_from(*id).ok()).collect();
     let digests: Vec<Vec<u8>> = rows.iter().map(|(_, t, _)| digest(t)).collect();
     let versions: Vec<NaiveDateTime> = rows.iter().map(|(_, _, v)| *v).collect();
-    sqlx::query(
+    // `NaiveDateTime` arrays are not among the macros' parameter types: the cast names the type bound.
+    sqlx::query!(
         "INSERT INTO fb_channel_user_tokens (channel_id, user_token_sha256, channel_updated_at)
          SELECT * FROM unnest($1::int[], $2::bytea[], $3::timestamp[])
          ON CONFLICT (channel_id) DO UPDATE
          SET user_token_sha256 = excluded.user_token_sha256, channel_updated_at = excluded.channel_updated_at
          WHERE fb_channel_user_tokens.channel_updated_at < excluded.channel_updated_at",
+        &ids,
+        &digests,
+        &versions as &[NaiveDateTime],
     )
-    .bind(&ids)
-    .bind(&digests)
-    .bind(&versions)
     .execute(db)
     .await?;
     Ok(())
@@ -63,18 +64,20 @@ pub async fn sync(db: &PgPool, codec: &Codec) -> Result<(), sqlx::Error> {
         }
         last.insert(database, Instant::now());
     }
-    let stale: Vec<(i32, String, NaiveDateTime)> = sqlx::query_as(
-        "SELECT c.id, c.user_access_token, c.updated_at FROM channel_facebook_pages c
+    // The macros' join analysis takes `c`'s columns for nullable here; they are not (`!`).
+    let stale = sqlx::query!(
+        r#"SELECT c.id AS "id!", c.user_access_token AS "user_access_token!", c.updated_at AS "updated_at!"
+         FROM channel_facebook_pages c
          LEFT JOIN fb_channel_user_tokens d ON d.channel_id = c.id
-         WHERE d.channel_id IS NULL OR d.channel_updated_at <> c.updated_at",
+         WHERE d.channel_id IS NULL OR d.channel_updated_at <> c.updated_at"#,
     )
     .fetch_all(db)
     .await?;
     let mut rows = Vec::with_capacity(stale.len());
-    for (id, stored, updated_at) in stale {
-        let stored = Secret::new(stored);
+    for r in stale {
+        let stored = Secret::new(r.user_access_token);
         if let Ok(token) = codec.read(stored.expose()) {
-            rows.push((i64::from(id), token, updated_at));
+            rows.push((i64::from(r.id), token, r.updated_at));
         }
     }
     let borrowed: Vec<(i64, &Secret, NaiveDateTime)> = rows.iter().map(|(i, t, v)| (*i, t, *v)).collect();
@@ -83,7 +86,7 @@ pub async fn sync(db: &PgPool, codec: &Codec) -> Result<(), sqlx::Error> {
     }
     debug!(rows = borrowed.len(), "user token digests brought up to date");
     // Channels deleted in Chatwoot leave nothing behind.
-    sqlx::query(
+    sqlx::query!(
         "DELETE FROM fb_channel_user_tokens d
          WHERE NOT EXISTS (SELECT 1 FROM channel_facebook_pages c WHERE c.id = d.channel_id)",
     )
@@ -94,10 +97,11 @@ pub async fn sync(db: &PgPool, codec: &Codec) -> Result<(), sqlx::Error> {
 
 /// The channels whose recorded digest is that of `user_token`.
 pub async fn channel_ids(db: &PgPool, user_token: &Secret) -> Result<Vec<i64>, sqlx::Error> {
-    let ids: Vec<i32> =
-        sqlx::query_scalar("SELECT channel_id FROM fb_channel_user_tokens WHERE user_token_sha256 = $1")
-            .bind(digest(user_token))
-            .fetch_all(db)
-            .await?;
+    let ids: Vec<i32> = sqlx::query_scalar!(
+        "SELECT channel_id FROM fb_channel_user_tokens WHERE user_token_sha256 = $1",
+        digest(user_token),
+    )
+    .fetch_all(db)
+    .await?;
     Ok(ids.into_iter().map(i64::from).collect())
 }
