@@ -220,11 +220,6 @@ impl Pipeline {
             .map(|(single, c)| {
                 let v = single.v1();
                 store::Settlement {
-                    job: single,
-                    account_id: c.account_id,
-                    page_id: &c.page_id,
-                    update: StateUpdate::healthy(),
-                    new_token: None,
                     events: vec![store::Event {
                         channel_id: v.channel_id,
                         job_id: v.job_id,
@@ -235,7 +230,7 @@ impl Pipeline {
                         error: None,
                     }],
                     history: History::OnChange,
-                    dead: None,
+                    ..store::Settlement::new(single, c.account_id, &c.page_id, StateUpdate::healthy())
                 }
             })
             .collect();

@@ -19,7 +19,7 @@ use crate::{
     pauses,
     retry::{RetryPolicy, at_after},
     secret::Secret,
-    store::{self, Channel, FailureCount, History, StateUpdate, Step, TokenStatus, TokenWrite, UnreadableChannel},
+    store::{self, Channel, FailureCount, StateUpdate, Step, TokenStatus, TokenWrite, UnreadableChannel},
 };
 
 mod journal;
@@ -377,14 +377,10 @@ impl Pipeline {
         new_token: Option<(&Secret, Duration)>,
     ) -> Result<Outcome, InfraError> {
         let refreshed = new_token.is_some();
-        let update = StateUpdate {
-            status: if refreshed { TokenStatus::Refreshed } else { TokenStatus::Healthy },
-            token_valid: Some(true),
-            checked: true,
-            refreshed,
-            error: None,
-            failures: FailureCount::Reset,
-            next_attempt_at: None,
+        let update = if refreshed {
+            StateUpdate { status: TokenStatus::Refreshed, refreshed, ..StateUpdate::healthy() }
+        } else {
+            StateUpdate::healthy()
         };
         if self.settle(journal, channel, update, new_token, None).await? == TokenWrite::Superseded {
             return Ok(Outcome::Superseded);
@@ -505,16 +501,7 @@ impl Pipeline {
     ) -> Result<Outcome, InfraError> {
         report_undecryptable(channel);
         let error = undecryptable_error(channel);
-        let item = store::Settlement {
-            job,
-            account_id: channel.account_id,
-            page_id: &channel.page_id,
-            update: StateUpdate::undecided(&error),
-            new_token: None,
-            events: Vec::new(),
-            history: History::Always,
-            dead: None,
-        };
+        let item = store::Settlement::new(job, channel.account_id, &channel.page_id, StateUpdate::undecided(&error));
         store::settle(&self.db, &self.codec, &self.config, std::slice::from_ref(&item), None).await?;
         Ok(Outcome::Undecryptable { error })
     }
@@ -542,14 +529,10 @@ impl Pipeline {
     ) -> Result<TokenWrite, InfraError> {
         let settled = {
             let item = store::Settlement {
-                job: journal.job(),
-                account_id: channel.account_id,
-                page_id: &channel.page_id,
-                update,
                 new_token: new_token.map(|(token, latency)| store::NewToken { read: channel, token, latency }),
                 events: journal.events(),
-                history: History::Always,
                 dead,
+                ..store::Settlement::new(journal.job(), channel.account_id, &channel.page_id, update)
             };
             store::settle(&self.db, &self.codec, &self.config, std::slice::from_ref(&item), None).await?
         };

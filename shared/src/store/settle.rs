@@ -61,6 +61,22 @@ pub struct Settlement<'a> {
     pub dead: Option<&'a GraphError>,
 }
 
+impl<'a> Settlement<'a> {
+    /// A run that writes only the state, keeping its whole history; the rest is set by the caller.
+    pub fn new(job: &'a RefreshJob, account_id: i64, page_id: &'a str, update: StateUpdate<'a>) -> Self {
+        Self {
+            job,
+            account_id,
+            page_id,
+            update,
+            new_token: None,
+            events: Vec::new(),
+            history: History::Always,
+            dead: None,
+        }
+    }
+}
+
 /// The batch a cycle's settlements came from, for its summary row (one per batch and account).
 #[derive(Debug, Clone, Copy)]
 pub struct BatchSummary {
