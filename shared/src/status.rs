@@ -73,14 +73,31 @@ pub async fn inbox_status(
     Ok(all.pop())
 }
 
-/// Every Facebook inbox (of `accounts` when given), by inbox id.
-pub async fn list_statuses(
+/// One page of the dashboard's inboxes (`store::status::load_inbox_page`), with their flags.
+///
+/// Which status filters, counts and groups see: `fb_token_states.status`, in SQL, and not the
+/// Redis flags, which only this page of rows reads. Why that is what an operator expects:
+/// - every job writes the status, and sets our `reauthorization_required` flag only in the same
+///   settlement that writes `reauthorization_required`, so the two agree for everything we flag;
+/// - a flag only in Redis is Chatwoot's own (its failure counter reached its threshold). The
+///   watcher turns each of Chatwoot's increments into a job, which within seconds either
+///   refreshes the token (and clears the flag) or confirms it and writes the status, so such a
+///   row is counted, filtered and grouped once that job settles (with `COUNTER_WATCH=off`, at the
+///   next cycle);
+/// - until then the row still shows what Chatwoot's inbox acts on: a flag set in Redis makes the
+///   row `reauthorization_required`, with its banner, whatever filter it was found under. A row
+///   can therefore be red on the "Healthy" filter for those seconds, which is the truth; counting
+///   it elsewhere would need every channel's flag read on each page view (100,000 Redis reads).
+pub async fn inbox_page(
     db: &PgPool,
     redis: &mut ConnectionManager,
     flags: &RedisKeys,
-    accounts: Option<&[i64]>,
+    scope: store::dashboard::Scope<'_>,
+    filter: Option<&str>,
+    limit: i64,
+    offset: i64,
 ) -> Result<Vec<InboxStatus>, StatusError> {
-    let statuses = store::status::load_inbox_statuses(db, accounts).await?;
+    let statuses = store::status::load_inbox_page(db, scope, filter, limit, offset).await?;
     with_flags(statuses, redis, flags).await
 }
 

@@ -1,13 +1,14 @@
-//! The red "Reconnection required" banner of an inbox that needs a person: the cause in plain
-//! words, what to do, Facebook's own message, then "Try auto refresh" and "Reconnect manually".
+//! The red "Reconnection required" strip of an inbox that needs a person: the cause in plain
+//! words, then "Try auto refresh" and "Reconnect manually". What to do and Facebook's own message
+//! are said once per Facebook user above the table (`groups`), not once per inbox.
 
-use shared::status::InboxStatus;
+use shared::status::{InboxStatus, LastError};
 
 use super::{causes::Cause, html::escape_html, locale::Locale};
 
-/// Where "Reconnect manually" goes for this inbox.
-pub fn reconnect_url(template: &str, s: &InboxStatus) -> String {
-    template.replace("{account_id}", &s.account_id.to_string()).replace("{inbox_id}", &s.inbox_id.to_string())
+/// Where "Reconnect manually" goes for an inbox.
+pub fn reconnect_url(template: &str, account_id: i64, inbox_id: i64) -> String {
+    template.replace("{account_id}", &account_id.to_string()).replace("{inbox_id}", &inbox_id.to_string())
 }
 
 /// The dashboard endpoint behind "Try auto refresh".
@@ -23,7 +24,29 @@ pub type Result<'a> = Option<(&'static str, &'a str)>;
 pub fn banner(locale: Locale, template: &str, s: &InboxStatus, result: Result<'_>, can_refresh: bool) -> String {
     let t = locale.t();
     let cause = Cause::of(s.last_error.as_ref()).text(t);
-    let graph = match &s.last_error {
+    let (result_class, result_text) = result.unwrap_or(("", ""));
+    format!(
+        "<div class=\"banner compact\" role=\"alert\"><strong class=\"title\">⚠ {title}</strong> \
+         <span class=\"cause\">{what}</span>\
+         <div class=\"actions\">{auto}\
+         <a class=\"btn secondary reconnect\" href=\"{reconnect}\" rel=\"noopener\">{manually}</a>\
+         <p class=\"result {result_class}\" id=\"result-{id}\" role=\"status\" aria-live=\"polite\">{result_text}</p>\
+         </div></div>",
+        title = escape_html(t.reconnection_required),
+        what = escape_html(cause.what),
+        auto = auto_refresh(locale, s.inbox_id, can_refresh),
+        id = s.inbox_id,
+        reconnect = escape_html(&reconnect_url(template, s.account_id, s.inbox_id)),
+        manually = escape_html(t.reconnect_manually),
+        result_text = escape_html(result_text),
+    )
+}
+
+/// The cause in full: what happened, what to do, and what Facebook said (code, subcode, message).
+pub fn cause_in_full(locale: Locale, error: Option<&LastError>) -> String {
+    let t = locale.t();
+    let cause = Cause::of(error).text(t);
+    let graph = match error {
         Some(e) => {
             let code = match (e.code, e.subcode) {
                 (Some(c), Some(sc)) => format!(" ({c}/{sc})"),
@@ -38,23 +61,11 @@ pub fn banner(locale: Locale, template: &str, s: &InboxStatus, result: Result<'_
         }
         None => String::new(),
     };
-    let (result_class, result_text) = result.unwrap_or(("", ""));
     format!(
-        "<div class=\"banner\" role=\"alert\"><strong class=\"title\">⚠ {title}</strong>\
-         <p class=\"cause\">{what}</p><p class=\"todo\"><strong>{what_to_do}</strong> {todo}</p>{graph}\
-         <div class=\"actions\">{auto}\
-         <a class=\"btn secondary reconnect\" href=\"{reconnect}\" rel=\"noopener\">{manually}</a>\
-         <p class=\"result {result_class}\" id=\"result-{id}\" role=\"status\" aria-live=\"polite\">{result_text}</p>\
-         </div></div>",
-        title = escape_html(t.reconnection_required),
+        "<p class=\"cause\">{what}</p><p class=\"todo\"><strong>{what_to_do}</strong> {todo}</p>{graph}",
         what = escape_html(cause.what),
         what_to_do = escape_html(t.what_to_do),
         todo = escape_html(cause.todo),
-        auto = auto_refresh(locale, s.inbox_id, can_refresh),
-        id = s.inbox_id,
-        reconnect = escape_html(&reconnect_url(template, s)),
-        manually = escape_html(t.reconnect_manually),
-        result_text = escape_html(result_text),
     )
 }
 
@@ -124,7 +135,9 @@ mod tests {
         );
         assert!(html.contains("Reconnection required"));
         assert!(html.contains("changed their password"));
-        assert!(html.contains("(190/460): &lt;img src=x&gt;"), "{html}");
+        assert!(!html.contains("img src") && !html.contains("What to do"), "said once per group: {html}");
+        let full = cause_in_full(en, flagged("x", "<img src=x>").last_error.as_ref());
+        assert!(full.contains("(190/460): &lt;img src=x&gt;") && full.contains("new password"), "{full}");
         let auto = html.find("Try auto refresh").expect("auto");
         let manual = html.find("Reconnect manually").expect("manual");
         assert!(auto < manual);

@@ -52,6 +52,18 @@ pub struct Strings {
     pub showing: &'static str, // {from} {to} {total}
     pub previous: &'static str,
     pub next: &'static str,
+    // search
+    pub search_label: &'static str,
+    pub search_placeholder: &'static str,
+    pub search_button: &'static str,
+    pub search_clear: &'static str,
+    pub no_match: &'static str, // {q}
+    // grouped banners
+    pub groups_heading: &'static str,
+    pub group_fixes_many: &'static str, // {n}
+    pub group_fixes_one: &'static str,
+    pub group_more: &'static str,  // {n}
+    pub groups_more: &'static str, // {n}
     // banner and actions
     pub reconnection_required: &'static str,
     pub facebook_said: &'static str,
@@ -132,6 +144,16 @@ pub static EN: Strings = Strings {
     showing: "Showing {from}–{to} of {total}",
     previous: "Previous",
     next: "Next",
+    search_label: "Search inboxes",
+    search_placeholder: "Inbox name, page ID or inbox ID",
+    search_button: "Search",
+    search_clear: "Clear",
+    no_match: "No Facebook inbox matches “{q}”.",
+    groups_heading: "Reconnection required, by the Facebook user who connected the Pages",
+    group_fixes_many: "One reconnect fixes these {n} pages:",
+    group_fixes_one: "Reconnecting fixes this page:",
+    group_more: "…and {n} more.",
+    groups_more: "{n} more Facebook users must reconnect their Pages: filter by “Reconnection required” to see their inboxes.",
     reconnection_required: "Reconnection required",
     facebook_said: "Facebook said",
     what_to_do: "What to do:",
@@ -232,6 +254,16 @@ pub static VI: Strings = Strings {
     showing: "Hiển thị {from}–{to} trên tổng số {total}",
     previous: "Trang trước",
     next: "Trang sau",
+    search_label: "Tìm hộp thư",
+    search_placeholder: "Tên hộp thư, ID Trang hoặc ID hộp thư",
+    search_button: "Tìm",
+    search_clear: "Xóa",
+    no_match: "Không có hộp thư Facebook nào khớp với “{q}”.",
+    groups_heading: "Cần kết nối lại, theo người dùng Facebook đã kết nối các Trang",
+    group_fixes_many: "Kết nối lại một lần sẽ khắc phục cả {n} trang này:",
+    group_fixes_one: "Kết nối lại sẽ khắc phục trang này:",
+    group_more: "…và {n} trang khác.",
+    groups_more: "Còn {n} người dùng Facebook khác cần kết nối lại Trang của họ: lọc theo “Cần kết nối lại” để xem các hộp thư đó.",
     reconnection_required: "Cần kết nối lại",
     facebook_said: "Facebook báo",
     what_to_do: "Cách xử lý:",

@@ -55,6 +55,16 @@ table.inboxes tr.banner-row td, table.inboxes tr.notice-row td { border-top:0; p
 .banner strong.title { color:var(--red); font-size:14px; }
 .banner p { margin:4px 0; }
 .banner .graph { font-size:12px; color:var(--muted); overflow-wrap:anywhere; }
+.banner.compact { padding:6px 12px; }
+.banner.compact .actions { margin-top:4px; }
+.groups { display:grid; gap:10px; margin-bottom:16px; }
+.groups ul.group-inboxes { margin:4px 0; padding-left:18px; columns:2 240px; }
+.groups .more-groups { margin:0; }
+.table-head { display:flex; gap:12px; align-items:center; flex-wrap:wrap; margin-bottom:10px; }
+.table-head h2 { margin:0; flex:1; }
+form.search { display:flex; gap:6px; align-items:center; margin:0; }
+form.search label { color:var(--muted); font-size:12px; }
+form.search input { padding:5px 8px; border:1px solid var(--line); border-radius:6px; font:inherit; min-width:260px; }
 .actions { display:flex; gap:10px; align-items:center; flex-wrap:wrap; margin-top:8px; }
 .actions form { margin:0; }
 .btn { display:inline-block; padding:5px 12px; border-radius:6px; font:inherit; font-weight:600; cursor:pointer; text-decoration:none; border:1px solid; }

@@ -2,7 +2,7 @@
 //! enhances "Try auto refresh") behind a login form that takes an `api_access_token` and keeps a
 //! session in Redis. Account tokens see their account's inboxes, the admin token every account's.
 //!
-//! - `GET /`: the login form without a session, else the dashboard (`?status=`, `?lang=vi|en`)
+//! - `GET /`: the login form without a session, else the dashboard (`?status=`, `?q=`, `?page=`, `?lang=vi|en`)
 //! - `POST /login`, `POST /logout`
 //! - `POST /dashboard/inboxes/{inbox_id}/refresh`: "Try auto refresh" (JSON or a redirect)
 
@@ -10,6 +10,7 @@ mod actions;
 mod banner;
 mod causes;
 mod chart;
+mod groups;
 mod html;
 mod i18n;
 mod layout;
@@ -18,6 +19,7 @@ mod login;
 mod page;
 mod rows;
 mod session;
+mod view;
 
 use axum::{
     Router,

@@ -1,6 +1,12 @@
 //! `GET /`: the login form without a session; with one, the dashboard: counts per status (links
-//! that filter), the queue panel (admins), the 24-hour chart (an account's own channels for an
-//! account session) and the inbox table.
+//! that filter), the queue panel (admins), the 24-hour chart, the banners of the inboxes to
+//! reconnect (one per Facebook user) and one page of the inbox table, with a search box.
+//!
+//! Everything an account session sees is its own accounts': the counts, the groups and the rows
+//! (`Caller::accounts()` scopes every query), the chart (`hourly_outcomes` by account) and no queue
+//! panel (the queue is every account's; `GET /api/v1/queue` is admin-only too). Counting,
+//! filtering, searching and paging are SQL (`shared::store::dashboard`), and only the page's 200
+//! rows have their Redis flags read, so a page view does not grow with the number of inboxes.
 
 use std::collections::HashMap;
 
@@ -12,12 +18,16 @@ use axum::{
 use chrono::{DateTime, Utc};
 use shared::{
     queue::QueueDepth,
-    status::{InboxStatus, list_statuses},
-    store::{HourlyOutcome, hourly_outcomes},
+    status::{InboxStatus, inbox_page},
+    store::{
+        HourlyOutcome,
+        dashboard::{FlaggedGroup, Scope, StatusCounts, flagged_groups, status_counts},
+        hourly_outcomes,
+    },
 };
 
 use super::{
-    chart,
+    chart, groups,
     html::{escape_html, fill},
     i18n::Strings,
     layout,
@@ -25,12 +35,11 @@ use super::{
     login::{self, Problem},
     rows::{Notice, Table},
     session,
+    view::{FILTERS, View},
 };
 use crate::{auth::Caller, state::AppState};
 
 const PAGE_SIZE: usize = 200;
-/// The filters offered, in the order of the counts at the top (`attention` is `needs_attention`).
-const FILTERS: [&str; 6] = ["attention", "reauthorization_required", "retrying", "unknown", "healthy", "refreshed"];
 
 pub async fn index(
     State(state): State<AppState>,
@@ -43,9 +52,10 @@ pub async fn index(
         Ok(None) => return login::form(StatusCode::OK, locale, None),
         Err(_) => return login::form(StatusCode::SERVICE_UNAVAILABLE, locale, Some(Problem::Unavailable)),
     };
-    match load(&state, &caller).await {
+    let mut view = View::parse(&query);
+    match load(&state, &caller, &mut view).await {
         Ok(data) => {
-            let body = render(&state, locale, &caller, &query, &data, Utc::now());
+            let body = render(&state, locale, &caller, &query, &view, &data, Utc::now());
             layout::page(StatusCode::OK, locale, locale.t().title, &body)
         }
         Err(e) => {
@@ -62,27 +72,62 @@ pub async fn index(
 }
 
 struct Data {
-    inboxes: Vec<InboxStatus>,
-    /// Admins only: the queue is every account's, and `GET /api/v1/queue` is admin-only too.
+    counts: StatusCounts,
+    /// The page of rows asked for (`View::page`, clamped to the pages there are).
+    rows: Vec<InboxStatus>,
+    /// The largest groups of inboxes to reconnect, and how many groups there are.
+    groups: (Vec<FlaggedGroup>, i64),
+    /// Admins only: the queue is every account's.
     depth: Option<QueueDepth>,
     outcomes: Vec<HourlyOutcome>,
 }
 
-async fn load(state: &AppState, caller: &Caller) -> anyhow::Result<Data> {
+/// Only the filters that can hold a flagged inbox show the groups.
+fn shows_groups(filter: Option<&str>) -> bool {
+    matches!(filter, None | Some("attention" | "reauthorization_required"))
+}
+
+/// Runs every query at once; the page of rows is read for the page asked for and read again only
+/// when that page is past the end (a stale link, a hand-typed number).
+async fn load(state: &AppState, caller: &Caller, view: &mut View) -> anyhow::Result<Data> {
     let (mut r1, mut r2) = (state.redis.clone(), state.redis.clone());
+    let accounts = caller.accounts();
+    let scope = Scope { accounts: accounts.as_deref(), search: view.search.as_ref() };
+    let keys = &state.pipeline.keys;
     let depth = async {
         match caller {
             Caller::Admin => shared::queue::depth(&mut r2, &state.config).await.map(Some),
             Caller::Account(_) | Caller::User { .. } => Ok(None),
         }
     };
-    let accounts = caller.accounts();
-    let (inboxes, depth, outcomes) = tokio::join!(
-        list_statuses(&state.db, &mut r1, &state.pipeline.keys, accounts.as_deref()),
+    let groups = async {
+        if shows_groups(view.filter) {
+            flagged_groups(&state.db, scope, groups::MAX_GROUPS, groups::LISTED).await
+        } else {
+            Ok((Vec::new(), 0))
+        }
+    };
+    let offset = |page: usize| i64::try_from(page.saturating_sub(1).saturating_mul(PAGE_SIZE)).unwrap_or(i64::MAX);
+    let limit = PAGE_SIZE as i64;
+    let (counts, rows, groups, depth, outcomes) = tokio::join!(
+        status_counts(&state.db, scope),
+        inbox_page(&state.db, &mut r1, keys, scope, view.filter, limit, offset(view.page)),
+        groups,
         depth,
         hourly_outcomes(&state.db, 24, accounts.as_deref()),
     );
-    Ok(Data { inboxes: inboxes?, depth: depth?, outcomes: outcomes? })
+    let counts = counts?;
+    let mut rows = rows?;
+    let pages = pages(counts.of(view.filter));
+    if view.page > pages {
+        view.page = pages;
+        rows = inbox_page(&state.db, &mut r1, keys, scope, view.filter, limit, offset(pages)).await?;
+    }
+    Ok(Data { counts, rows, groups: groups?, depth: depth?, outcomes: outcomes? })
+}
+
+fn pages(total: i64) -> usize {
+    usize::try_from(total).unwrap_or(0).div_ceil(PAGE_SIZE).max(1)
 }
 
 pub fn who(t: &Strings, caller: &Caller) -> String {
@@ -93,37 +138,21 @@ pub fn who(t: &Strings, caller: &Caller) -> String {
     }
 }
 
-fn matches(filter: Option<&str>, s: &InboxStatus) -> bool {
-    match filter {
-        None => true,
-        Some("attention") => s.needs_attention(),
-        Some(status) => s.status.as_str() == status,
-    }
-}
-
 fn render(
     state: &AppState,
     locale: Locale,
     caller: &Caller,
     query: &HashMap<String, String>,
+    view: &View,
     data: &Data,
     now: DateTime<Utc>,
 ) -> String {
     let t = locale.t();
-    let filter = query.get("status").map(String::as_str).filter(|f| FILTERS.contains(f));
-    let here = filter.map_or_else(|| "/".to_owned(), |f| format!("/?status={f}"));
     // A refresh without JavaScript comes back here as `?done=INBOX:OUTCOME`.
     let done = query.get("done").and_then(|d| d.split_once(':')).and_then(|(id, n)| {
         let id: i64 = id.parse().ok()?;
         Some((id, Notice::parse(n)?))
     });
-
-    let mut shown: Vec<&InboxStatus> = data.inboxes.iter().filter(|s| matches(filter, s)).collect();
-    shown.sort_by_key(|s| (!s.reauthorization_required, !s.needs_attention(), s.inbox_id));
-    let pages = shown.len().div_ceil(PAGE_SIZE).max(1);
-    let page = query.get("page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).clamp(1, pages);
-    let slice = shown.iter().skip((page - 1) * PAGE_SIZE).take(PAGE_SIZE);
-
     let table = Table {
         locale,
         now,
@@ -132,53 +161,87 @@ fn render(
         caller,
     };
     let mut rows = String::new();
-    for s in slice {
+    for s in &data.rows {
         let notice = done.filter(|(id, _)| *id == s.inbox_id).map(|(_, n)| n);
         rows.push_str(&table.block(s, notice));
     }
-    if shown.is_empty() {
-        rows = table.empty();
+    if data.rows.is_empty() {
+        rows = table.empty(view.search.as_ref().map(|s| s.text.as_str()));
     }
-
     let queue = data
         .depth
         .as_ref()
         .map_or_else(String::new, |d| format!("<section class=\"card queue\">{}</section>", queue_panel(t, d)));
+    let (groups, total_groups) = &data.groups;
     format!(
         "{top}<main>{counts}<div class=\"panels{single}\">{queue}\
-         <section class=\"card\">{chart}</section></div>\
-         <section class=\"card\"><h2>{heading}</h2><table class=\"inboxes\">{head}{rows}</table>{pager}</section></main>",
-        top = layout::top_bar(locale, Some(&who(t, caller)), &here),
-        counts = counts(locale, &data.inboxes, filter),
+         <section class=\"card\">{chart}</section></div>{groups}\
+         <section class=\"card\"><div class=\"table-head\"><h2>{heading}</h2>{search}</div>\
+         <table class=\"inboxes\">{head}{rows}</table>{pager}</section></main>",
+        top = layout::top_bar(locale, Some(&who(t, caller)), &view.here()),
+        counts = counts(locale, view, &data.counts),
         single = if data.depth.is_none() { " single" } else { "" },
         chart = chart::chart(locale, &data.outcomes, now),
+        groups = groups::section(locale, &state.config.reconnect_url_template, groups, *total_groups),
         heading = escape_html(t.inboxes),
+        search = search_form(locale, view),
         head = table.head(),
-        pager = pager(locale, filter, page, pages, shown.len()),
+        pager = pager(locale, view, data.counts.of(view.filter)),
     )
 }
 
-fn counts(locale: Locale, all: &[InboxStatus], filter: Option<&str>) -> String {
+fn counts(locale: Locale, view: &View, counts: &StatusCounts) -> String {
     let t = locale.t();
-    let link = |f: Option<&str>, label: &str, n: usize, class: &str| {
-        let href = f.map_or_else(|| locale.link("/"), |f| locale.link(&format!("/?status={f}")));
-        let on = if f == filter { " on" } else { "" };
+    let link = |f: Option<&str>, label: &str, class: &str| {
+        let href = locale.link(&view.href(f, None));
+        let on = if f == view.filter { " on" } else { "" };
         format!(
             "<a class=\"count {class}{on}\" href=\"{href}\" data-status=\"{f}\"><span class=\"n\">{n}</span>{label}</a>",
             href = escape_html(&href),
+            n = counts.of(f),
             f = f.unwrap_or("all"),
             label = escape_html(label),
         )
     };
     let mut out = String::from("<nav class=\"counts\">");
-    out.push_str(&link(None, t.all, all.len(), "all"));
+    out.push_str(&link(None, t.all, "all"));
     for f in FILTERS {
-        let n = all.iter().filter(|s| matches(Some(f), s)).count();
         let label = if f == "attention" { t.needs_attention } else { t.status(f) };
-        out.push_str(&link(Some(f), label, n, &format!("c-{f}")));
+        out.push_str(&link(Some(f), label, &format!("c-{f}")));
     }
     out.push_str("</nav>");
     out
+}
+
+/// A plain GET form: the filter and the language stay, the page starts again at 1.
+fn search_form(locale: Locale, view: &View) -> String {
+    let t = locale.t();
+    let hidden =
+        |name: &str, value: &str| format!("<input type=\"hidden\" name=\"{name}\" value=\"{}\">", escape_html(value));
+    let mut keep = String::new();
+    if let Some(f) = view.filter {
+        keep.push_str(&hidden("status", f));
+    }
+    if let Some(lang) = locale.query().and_then(|q| q.strip_prefix("lang=")) {
+        keep.push_str(&hidden("lang", lang));
+    }
+    let value = view.search.as_ref().map_or("", |s| s.text.as_str());
+    let clear = if view.search.is_some() {
+        let href = locale.link(&View { search: None, page: 1, ..view.clone() }.here());
+        format!("<a class=\"clear\" href=\"{}\">{}</a>", escape_html(&href), escape_html(t.search_clear))
+    } else {
+        String::new()
+    };
+    format!(
+        "<form class=\"search\" method=\"get\" action=\"/\" role=\"search\">{keep}\
+         <label for=\"q\">{label}</label>\
+         <input id=\"q\" type=\"search\" name=\"q\" value=\"{value}\" placeholder=\"{placeholder}\" maxlength=\"200\">\
+         <button class=\"btn secondary\" type=\"submit\">{button}</button>{clear}</form>",
+        label = escape_html(t.search_label),
+        value = escape_html(value),
+        placeholder = escape_html(t.search_placeholder),
+        button = escape_html(t.search_button),
+    )
 }
 
 fn queue_panel(t: &Strings, d: &QueueDepth) -> String {
@@ -197,26 +260,26 @@ fn queue_panel(t: &Strings, d: &QueueDepth) -> String {
     )
 }
 
-fn pager(locale: Locale, filter: Option<&str>, page: usize, pages: usize, total: usize) -> String {
+fn pager(locale: Locale, view: &View, total: i64) -> String {
+    let pages = pages(total);
     if pages <= 1 {
         return String::new();
     }
     let t = locale.t();
-    let href = |p: usize| {
-        let base = filter.map_or_else(|| format!("/?page={p}"), |f| format!("/?status={f}&page={p}"));
-        escape_html(&locale.link(&base))
-    };
+    let page = view.page.min(pages);
+    let total = usize::try_from(total).unwrap_or(0);
+    let href = |p: usize| escape_html(&locale.link(&view.href(view.filter, Some(p))));
     let from = (page - 1) * PAGE_SIZE + 1;
     let to = (page * PAGE_SIZE).min(total);
     let mut out = format!(
-        "<nav class=\"pager\"><span>{}</span>",
+        "<nav class=\"pager\" data-page=\"{page}\" data-pages=\"{pages}\"><span>{}</span>",
         fill(t.showing, &[("from", &from.to_string()), ("to", &to.to_string()), ("total", &total.to_string())])
     );
     if page > 1 {
-        out.push_str(&format!("<a href=\"{}\">{}</a>", href(page - 1), escape_html(t.previous)));
+        out.push_str(&format!("<a rel=\"prev\" href=\"{}\">{}</a>", href(page - 1), escape_html(t.previous)));
     }
     if page < pages {
-        out.push_str(&format!("<a href=\"{}\">{}</a>", href(page + 1), escape_html(t.next)));
+        out.push_str(&format!("<a rel=\"next\" href=\"{}\">{}</a>", href(page + 1), escape_html(t.next)));
     }
     out.push_str("</nav>");
     out

@@ -142,12 +142,11 @@ impl Table<'_> {
         out
     }
 
-    pub fn empty(&self) -> String {
-        format!(
-            "<tbody><tr><td colspan=\"{}\" class=\"empty\">{}</td></tr></tbody>",
-            self.columns(),
-            escape_html(self.locale.t().no_inboxes)
-        )
+    /// `search`: what was searched for, when the search found nothing.
+    pub fn empty(&self, search: Option<&str>) -> String {
+        let t = self.locale.t();
+        let text = search.map_or_else(|| escape_html(t.no_inboxes), |q| fill(t.no_match, &[("q", q)]));
+        format!("<tbody><tr><td colspan=\"{}\" class=\"empty\">{text}</td></tr></tbody>", self.columns())
     }
 }
 

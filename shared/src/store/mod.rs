@@ -5,6 +5,7 @@ mod api_tokens;
 mod channel_status;
 mod channels;
 pub mod chatwoot_users;
+pub mod dashboard;
 mod dead;
 pub mod demo;
 pub mod events;

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
 
-use super::TokenStatus;
+use super::{TokenStatus, dashboard::Scope};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LastError {
@@ -136,12 +136,27 @@ pub async fn load_inbox_status(
     Ok(row.map(from_row))
 }
 
-/// Every Facebook inbox (of `accounts` when given), by inbox id, before the Redis flags.
-pub async fn load_inbox_statuses(db: &PgPool, accounts: Option<&[i64]>) -> Result<Vec<InboxStatus>, sqlx::Error> {
-    let rows = select_inbox_status!(" AND ($1::int8[] IS NULL OR i.account_id = ANY($1)) ORDER BY i.id", accounts)
-        .fetch_all(db)
-        .await?;
-    Ok(rows.into_iter().map(from_row).collect())
+/// One page of the dashboard's inboxes, before the Redis flags: within `scope`, `filter` (a
+/// filter name of `dashboard::StatusCounts::of`, `None`: all), the ones needing a person first
+/// (reconnection required, then the rest needing attention), then by inbox id.
+///
+/// The page's ids come first ([`super::dashboard::page_ids`], which stops after the page instead
+/// of sorting every inbox), then their rows, put back in that order.
+pub async fn load_inbox_page(
+    db: &PgPool,
+    scope: Scope<'_>,
+    filter: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<InboxStatus>, sqlx::Error> {
+    let ids = super::dashboard::page_ids(db, scope, filter, limit, offset).await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = select_inbox_status!(" AND i.id = ANY($1::int8[])", &ids).fetch_all(db).await?;
+    let mut statuses: Vec<InboxStatus> = rows.into_iter().map(from_row).collect();
+    statuses.sort_by_key(|s| ids.iter().position(|id| *id == s.inbox_id));
+    Ok(statuses)
 }
 
 fn subscription_from_row(r: &mut StatusRow) -> Subscription {

@@ -9,7 +9,8 @@ USAGE:
     cargo build --release -p worker -p tests && target/release/bench [FLAGS]
 
 FLAGS:
-    --channels N          channels in the cycle workload (default 100000; --quick: 2000)
+    --channels N          channels in the cycle workload, inboxes in dashboard (default 100000;
+                          --quick: 2000)
     --latency-ms N        Graph simulator latency per request (default 5)
     --concurrency N       the worker's WORKER_CONCURRENCY (default 32)
     --workloads LIST      comma-separated, run in this order (default all):
@@ -25,6 +26,9 @@ FLAGS:
                             watch       Chatwoot's own counter: the watcher's Redis cost over
                                         --channels channels, and --increments INCRs over
                                         --watch-secs, notice to refresh
+                            dashboard   GET / at --channels inboxes (100 accounts), as the admin
+                                        and as an account: first page, filters, searches, a
+                                        later page, p50/p99 over --samples requests (min 50)
                           limits and baseline compare with the cycle when it ran before them
     --storm-reports N     reports in storm-one (default 100000; --quick: 2000)
     --storm-channels N    channels in storm-many (default 50000; --quick: 1000)
@@ -53,10 +57,11 @@ pub enum Workload {
     Limits,
     Baseline,
     Watch,
+    Dashboard,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 9] = [
+    pub const ALL: [Workload; 10] = [
         Workload::Cycle,
         Workload::CycleEncrypted,
         Workload::StormOne,
@@ -66,6 +71,7 @@ impl Workload {
         Workload::Limits,
         Workload::Baseline,
         Workload::Watch,
+        Workload::Dashboard,
     ];
 
     pub fn name(self) -> &'static str {
@@ -79,6 +85,7 @@ impl Workload {
             Workload::Limits => "limits",
             Workload::Baseline => "baseline",
             Workload::Watch => "watch",
+            Workload::Dashboard => "dashboard",
         }
     }
 

@@ -4,6 +4,7 @@ mod args;
 mod baseline;
 mod common;
 mod cycle;
+mod dashboard;
 mod env;
 mod latency;
 mod limits;
@@ -145,5 +146,6 @@ async fn run_one(
         Workload::Limits => limits::run(env, opts, earlier).await,
         Workload::Baseline => baseline::run(env, opts, earlier).await,
         Workload::Watch => watch::run(env, opts, exe).await,
+        Workload::Dashboard => dashboard::run(env, opts).await,
     }
 }

@@ -1,4 +1,5 @@
-//! `bench`: throughput and robustness figures for a refresh cycle and for send-failure storms, each
+//! `bench`: throughput and robustness figures for a refresh cycle and for send-failure storms, and
+//! dashboard page views at 100,000 inboxes (`--workloads dashboard`), each
 //! on a fresh database, Redis key prefix and Graph simulator, with the real `worker` binary.
 //!
 //! ```sh

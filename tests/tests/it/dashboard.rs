@@ -143,6 +143,16 @@ pub fn block(body: &str, inbox: i64) -> Option<&str> {
     Some(&body[start..start + len])
 }
 
+/// The grouped "Reconnection required" banners, in order.
+pub fn group_banners(body: &str) -> Vec<&str> {
+    body.match_indices("<div class=\"banner group\"")
+        .map(|(at, _)| {
+            let len = body[at..].find("</ul>").map_or(body.len() - at, |l| l + 5);
+            &body[at..at + len]
+        })
+        .collect()
+}
+
 fn assert_no_secret(body: &str, secrets: &[String]) {
     for s in secrets {
         assert!(!s.is_empty() && !body.contains(s.as_str()), "a token appears in a page: {s}");
@@ -279,9 +289,14 @@ async fn counts_banner_scoping_languages_and_escaping() {
     // The flagged inbox comes first, with its warning icon and banner.
     let flagged_block = block(&body, flagged_inbox).expect("flagged");
     assert!(body.find(&format!("id=\"inbox-{flagged_inbox}\"")) < body.find(&format!("id=\"inbox-{healthy_inbox}\"")));
-    for want in ["class=\"warn\"", "81002", "Reconnection required", "changed their password", "(190/460)"] {
+    for want in ["class=\"warn\"", "81002", "Reconnection required", "changed their password"] {
         assert!(flagged_block.contains(want), "{want}: {flagged_block}");
     }
+    // What to do and Facebook's words are said once, in the user's group above the table.
+    let groups = group_banners(&body);
+    assert_eq!(groups.len(), 1, "{body}");
+    assert!(groups[0].contains("(190/460)") && groups[0].contains("new password"), "{}", groups[0]);
+    assert!(!flagged_block.contains("(190/460)"));
     let auto = flagged_block.find("Try auto refresh").expect("auto refresh");
     let manual = flagged_block.find("Reconnect manually").expect("reconnect manually");
     assert!(auto < manual, "actions in order");
@@ -459,5 +474,310 @@ async fn account_pages_show_only_their_own_activity() {
         assert!(!body.contains("data-queue"), "no queue figures for an account session");
         assert!(body.contains("<svg class=\"chart\""));
     }
+    server.shutdown().await.expect("stop");
+}
+
+// ---- The dashboard at scale (issue 14): search, SQL paging, grouped banners, account aggregates.
+
+/// A Facebook channel and its inbox named `name`; returns (channel id, inbox id).
+async fn named_inbox(env: &TestEnv, account: i32, page: &str, user_token: &str, name: &str) -> (i64, i64) {
+    let ch = env.insert_channel(account, page, &format!("page-token-{page}"), user_token).await;
+    let inbox = env.inbox_of(ch).await;
+    rename_inbox(env, inbox, name).await;
+    (ch, inbox)
+}
+
+/// The state a settled job leaves: `healthy`, or `reauthorization_required` with Graph's 190 and
+/// `subcode` and the Redis flag set, as the pipeline writes both in one settlement.
+async fn settle_as(env: &TestEnv, ch: i64, status: &str, subcode: i32) {
+    let flagged = status == "reauthorization_required";
+    sqlx::query(
+        "INSERT INTO fb_token_states (channel_id, status, token_valid, consecutive_failures, last_checked_at,
+           last_error_kind, last_error_code, last_error_subcode, last_error_message)
+         VALUES ($1, $2, $3, $4, now(), $5, $6, $7, $8)",
+    )
+    .bind(i32::try_from(ch).expect("id"))
+    .bind(status)
+    .bind(!flagged)
+    .bind(if flagged { 2 } else { 0 })
+    .bind(flagged.then_some("auth"))
+    .bind(flagged.then_some(190))
+    .bind(flagged.then_some(subcode))
+    .bind(flagged.then_some(format!("Error validating access token (subcode {subcode})")))
+    .execute(&env.db)
+    .await
+    .expect("state");
+    if flagged {
+        let _: () = env.redis.clone().set(env.flag_keys().reauthorization_required(ch), "true").await.expect("flag");
+    }
+}
+
+/// Records the channel's user token digest, as loading it in a job does.
+async fn record_digest(env: &TestEnv, ch: i64) {
+    sqlx::query(
+        "INSERT INTO fb_channel_user_tokens (channel_id, user_token_sha256, channel_updated_at)
+         SELECT id, sha256(convert_to(user_access_token, 'UTF8')), updated_at FROM channel_facebook_pages WHERE id = $1",
+    )
+    .bind(i32::try_from(ch).expect("id"))
+    .execute(&env.db)
+    .await
+    .expect("digest");
+}
+
+/// `/?…` with these query pairs, encoded.
+fn path(pairs: &[(&str, &str)]) -> String {
+    let mut url = reqwest::Url::parse("http://x/").expect("url");
+    url.query_pairs_mut().extend_pairs(pairs);
+    format!("/?{}", url.query().unwrap_or_default())
+}
+
+/// The inbox ids of a page's table rows, in order.
+fn shown(body: &str) -> Vec<i64> {
+    body.match_indices("<tbody class=\"inbox\" id=\"inbox-")
+        .filter_map(|(at, m)| body[at + m.len()..].split('"').next()?.parse().ok())
+        .collect()
+}
+
+#[tokio::test]
+async fn search_by_name_page_id_and_inbox_id() {
+    let env = env_with_admin().await;
+    let (_, alpha) = named_inbox(&env, 1, "84001", "u-84001", "Alpha Shop").await;
+    let (_, beta) = named_inbox(&env, 1, "84002", "u-84002", "Beta Store").await;
+    let (_, gamma) = named_inbox(&env, 1, "84003", "u-84003", "Gamma 100% off").await;
+    let server = env.serve_api().await;
+    let dash = Dash::new(&server.base);
+    let admin = dash.session(ADMIN).await;
+
+    let (code, body) = dash.get(&path(&[("q", "  ALPHA ")]), Some(&admin), None).await;
+    assert_eq!(code, 200);
+    assert_eq!(shown(&body), vec![alpha], "by a part of the name, any case");
+    assert_eq!(count(&body, "all"), Some(1), "the counts are the search's");
+    assert!(body.contains("name=\"q\" value=\"ALPHA\""), "the box keeps the search: {body}");
+    let (_, body) = dash.get(&path(&[("q", "84002")]), Some(&admin), None).await;
+    assert_eq!(shown(&body), vec![beta], "by page id");
+    for q in [gamma.to_string(), format!("#{gamma}")] {
+        let (_, body) = dash.get(&path(&[("q", &q)]), Some(&admin), None).await;
+        assert_eq!(shown(&body), vec![gamma], "by inbox id {q}");
+    }
+    // LIKE's metacharacters are text: `%` finds the one name with a percent sign, `_` none.
+    let (_, body) = dash.get(&path(&[("q", "%")]), Some(&admin), None).await;
+    assert_eq!(shown(&body), vec![gamma]);
+    let (_, body) = dash.get(&path(&[("q", "_")]), Some(&admin), None).await;
+    assert!(shown(&body).is_empty());
+
+    let (code, body) = dash.get(&path(&[("q", "no-such-inbox")]), Some(&admin), None).await;
+    assert_eq!(code, 200);
+    assert!(shown(&body).is_empty() && body.contains("No Facebook inbox matches “no-such-inbox”."), "{body}");
+    assert_eq!(count(&body, "all"), Some(0));
+
+    let evil = "x' OR '1'='1'; DROP TABLE inboxes; -- <script>alert(1)</script> \" & \\";
+    let (code, body) = dash.get(&path(&[("q", evil)]), Some(&admin), None).await;
+    assert_eq!(code, 200);
+    assert!(shown(&body).is_empty(), "matches nothing");
+    assert!(!body.contains("<script>alert(1)"), "escaped");
+    assert!(body.contains("&lt;script&gt;alert(1)&lt;/script&gt; &quot; &amp; \\"), "{body}");
+    let (_, body) = dash.get("/", Some(&admin), None).await;
+    assert_eq!(count(&body, "all"), Some(3), "the tables are all there");
+    server.shutdown().await.expect("stop");
+}
+
+#[tokio::test]
+async fn sql_pagination_shows_the_next_rows_and_clamps_bad_pages() {
+    let env = env_with_admin().await;
+    env.seed_healthy(450, 85_000).await;
+    let server = env.serve_api().await;
+    let dash = Dash::new(&server.base);
+    let admin = dash.session(ADMIN).await;
+
+    let (_, first) = dash.get("/", Some(&admin), None).await;
+    let (_, second) = dash.get("/?page=2", Some(&admin), None).await;
+    let (_, third) = dash.get("/?page=3", Some(&admin), None).await;
+    let (p1, p2, p3) = (shown(&first), shown(&second), shown(&third));
+    assert_eq!((p1.len(), p2.len(), p3.len()), (200, 200, 50));
+    assert!(p1.windows(2).all(|w| w[0] < w[1]) && p1[199] < p2[0] && p2[199] < p3[0], "by inbox id, page after page");
+    assert!(first.contains("Showing 1–200 of 450") && first.contains("href=\"/?page=2\""), "{first}");
+    assert!(second.contains("href=\"/?page=3\"") && second.contains("rel=\"prev\" href=\"/\""));
+    for (page, want) in
+        [("99", &p3), ("99999999999999999999999", &p3), ("abc", &p1), ("-2", &p1), ("0", &p1), ("", &p1)]
+    {
+        let (code, body) = dash.get(&path(&[("page", page)]), Some(&admin), None).await;
+        assert_eq!(code, 200, "page={page}");
+        assert_eq!(&shown(&body), want, "page={page}");
+    }
+    // Past the end of a filter with nothing in it: the empty state, still 200.
+    let (code, body) = dash.get("/?status=healthy&page=5", Some(&admin), None).await;
+    assert_eq!(code, 200);
+    assert!(shown(&body).is_empty() && body.contains("No Facebook inbox matches this filter."));
+    // The pager keeps the filter and the search.
+    let (_, body) = dash.get(&path(&[("status", "unknown"), ("q", "bulk")]), Some(&admin), None).await;
+    assert!(body.contains("href=\"/?status=unknown&amp;q=bulk&amp;page=2\""), "{body}");
+    server.shutdown().await.expect("stop");
+}
+
+#[tokio::test]
+async fn flagged_inboxes_are_grouped_by_the_user_who_connected_them() {
+    let env = env_with_admin().await;
+    let mut first_user = Vec::new();
+    for (page, name) in [("86001", "Shop Hanoi"), ("86002", "Shop Saigon"), ("86003", "Shop Hue")] {
+        let (ch, inbox) = named_inbox(&env, 1, page, "user-token-alice", name).await;
+        settle_as(&env, ch, "reauthorization_required", 460).await;
+        record_digest(&env, ch).await;
+        first_user.push(inbox);
+    }
+    let (healthy, _) = named_inbox(&env, 1, "86004", "user-token-alice", "Alice's healthy page").await;
+    settle_as(&env, healthy, "healthy", 0).await;
+    record_digest(&env, healthy).await;
+    let (bob, bob_inbox) = named_inbox(&env, 1, "86005", "user-token-bob", "Bob's page").await;
+    settle_as(&env, bob, "reauthorization_required", 492).await;
+    record_digest(&env, bob).await;
+    // No digest recorded yet: a group of its own.
+    let (lone, lone_inbox) = named_inbox(&env, 1, "86006", "user-token-carol", "Carol's page").await;
+    settle_as(&env, lone, "reauthorization_required", 460).await;
+    let server = env.serve_api().await;
+    let dash = Dash::new(&server.base);
+    let admin = dash.session(ADMIN).await;
+
+    let (_, body) = dash.get("/", Some(&admin), None).await;
+    assert_eq!(count(&body, "reauthorization_required"), Some(5));
+    let groups = group_banners(&body);
+    assert_eq!(groups.len(), 3, "one banner per user: {body}");
+    let alice = groups[0];
+    assert!(alice.contains("data-pages=\"3\"") && alice.contains("One reconnect fixes these 3 pages:"), "{alice}");
+    assert_eq!(alice.matches("changed their password").count(), 1, "the cause once: {alice}");
+    for inbox in &first_user {
+        assert!(alice.contains(&format!("href=\"/app/accounts/1/settings/inboxes/{inbox}\"")), "{inbox}: {alice}");
+    }
+    assert!(alice.contains("Shop Hanoi") && alice.contains("Shop Hue") && !alice.contains("healthy page"));
+    let (bob_group, carol_group) = (groups[1], groups[2]);
+    assert!(bob_group.contains("data-pages=\"1\"") && bob_group.contains("no longer one of its admins"));
+    assert!(bob_group.contains(&format!("inboxes/{bob_inbox}\"")) && !bob_group.contains("Shop"));
+    assert!(carol_group.contains(&format!("inboxes/{lone_inbox}\"")) && carol_group.contains("Reconnecting fixes"));
+    assert_eq!(body.matches("What to do:").count(), 3, "said once per group, not per inbox");
+    // Each inbox still has its actions in its row.
+    for inbox in first_user.iter().chain([&bob_inbox, &lone_inbox]) {
+        let b = block(&body, *inbox).expect("row");
+        assert!(b.contains("Try auto refresh") && b.contains("Reconnect manually"), "{b}");
+    }
+
+    let (_, body) = dash.get("/?lang=vi", Some(&admin), None).await;
+    assert!(body.contains("Kết nối lại một lần sẽ khắc phục cả 3 trang này:"), "{body}");
+    let (_, body) = dash.get(&path(&[("q", "Bob")]), Some(&admin), None).await;
+    assert_eq!(group_banners(&body).len(), 1, "the search narrows the groups");
+    let (_, body) = dash.get("/?status=healthy", Some(&admin), None).await;
+    assert!(group_banners(&body).is_empty());
+    server.shutdown().await.expect("stop");
+}
+
+#[tokio::test]
+async fn filters_combine_with_search() {
+    let env = env_with_admin().await;
+    let (north, north_inbox) = named_inbox(&env, 1, "87001", "u-87001", "Shop North").await;
+    settle_as(&env, north, "healthy", 0).await;
+    let (south, south_inbox) = named_inbox(&env, 1, "87002", "u-87002", "Shop South").await;
+    settle_as(&env, south, "reauthorization_required", 460).await;
+    let (cafe, _) = named_inbox(&env, 1, "87003", "u-87003", "Cafe").await;
+    settle_as(&env, cafe, "reauthorization_required", 460).await;
+    let server = env.serve_api().await;
+    let dash = Dash::new(&server.base);
+    let admin = dash.session(ADMIN).await;
+
+    let (_, body) = dash.get(&path(&[("status", "reauthorization_required"), ("q", "shop")]), Some(&admin), None).await;
+    assert_eq!(shown(&body), vec![south_inbox]);
+    assert_eq!(
+        (count(&body, "all"), count(&body, "reauthorization_required"), count(&body, "healthy")),
+        (Some(2), Some(1), Some(1))
+    );
+    assert!(body.contains("href=\"/?status=healthy&amp;q=shop\""), "count links keep the search: {body}");
+    assert!(body.contains("<input type=\"hidden\" name=\"status\" value=\"reauthorization_required\">"));
+    let (_, body) = dash.get(&path(&[("status", "healthy"), ("q", "shop")]), Some(&admin), None).await;
+    assert_eq!(shown(&body), vec![north_inbox]);
+    let (_, body) = dash.get(&path(&[("status", "attention"), ("q", "cafe")]), Some(&admin), None).await;
+    assert_eq!(shown(&body).len(), 1);
+    let (_, body) = dash.get(&path(&[("status", "healthy"), ("q", "cafe")]), Some(&admin), None).await;
+    assert!(shown(&body).is_empty());
+    server.shutdown().await.expect("stop");
+}
+
+#[tokio::test]
+async fn account_sessions_count_group_and_chart_only_their_account() {
+    let env = env_with_admin().await;
+    let (mine_ok, _) = named_inbox(&env, 1, "88001", "u-mine", "Mine healthy").await;
+    settle_as(&env, mine_ok, "healthy", 0).await;
+    let (mine_bad, mine_bad_inbox) = named_inbox(&env, 1, "88002", "u-mine", "Mine flagged").await;
+    settle_as(&env, mine_bad, "reauthorization_required", 460).await;
+    // The same Facebook user connected pages in both accounts.
+    for (ch, _) in [(mine_bad, 0), (mine_ok, 0)] {
+        record_digest(&env, ch).await;
+    }
+    let mut theirs = Vec::new();
+    for page in ["88003", "88004", "88005"] {
+        let (ch, _) = named_inbox(&env, 2, page, "u-mine", &format!("Theirs {page}")).await;
+        settle_as(&env, ch, "reauthorization_required", 460).await;
+        record_digest(&env, ch).await;
+        theirs.push(ch);
+    }
+    for (ch, n) in [(mine_ok, 4), (theirs[0], 9)] {
+        sqlx::query(
+            "INSERT INTO fb_token_events (channel_id, job_id, reason, step, outcome)
+             SELECT $1, gen_random_uuid(), 'cron', 'validate', 'ok' FROM generate_series(1, $2)",
+        )
+        .bind(i32::try_from(ch).expect("id"))
+        .bind(n)
+        .execute(&env.db)
+        .await
+        .expect("events");
+    }
+    sqlx::query(
+        "INSERT INTO fb_validation_batches (job_id, account_id, reason, healthy, unchanged, first_checks)
+         VALUES (gen_random_uuid(), 2, 'cron', 100, 100, 0)",
+    )
+    .execute(&env.db)
+    .await
+    .expect("batch");
+    let (_, account1) = shared::store::create_api_token(&env.db, 1).await.expect("token");
+    let (_, account2) = shared::store::create_api_token(&env.db, 2).await.expect("token");
+    let server = env.serve_api().await;
+    let dash = Dash::new(&server.base);
+
+    let (_, body) = dash.get("/", Some(&dash.session(ADMIN).await), None).await;
+    assert_eq!((count(&body, "all"), count(&body, "reauthorization_required")), (Some(5), Some(4)));
+    assert_eq!(healthy_total(&body), Some(113));
+    assert!(group_banners(&body)[0].contains("data-pages=\"4\""), "one user, both accounts");
+
+    let (_, body) = dash.get("/", Some(&dash.session(account1.expose()).await), None).await;
+    assert_eq!(
+        (count(&body, "all"), count(&body, "reauthorization_required"), count(&body, "healthy")),
+        (Some(2), Some(1), Some(1))
+    );
+    assert_eq!(count(&body, "attention"), Some(1));
+    assert_eq!(healthy_total(&body), Some(4), "the chart counts account 1's checks only");
+    let groups = group_banners(&body);
+    assert_eq!(groups.len(), 1);
+    assert!(groups[0].contains("data-pages=\"1\"") && groups[0].contains(&format!("inboxes/{mine_bad_inbox}\"")));
+    assert!(!body.contains("Theirs") && !body.contains("data-queue"), "nothing of account 2, no queue figures");
+
+    let (_, body) = dash.get("/", Some(&dash.session(account2.expose()).await), None).await;
+    assert_eq!((count(&body, "all"), count(&body, "reauthorization_required")), (Some(3), Some(3)));
+    assert_eq!(healthy_total(&body), Some(109), "its events and its batch's unchanged channels");
+    assert!(group_banners(&body)[0].contains("data-pages=\"3\"") && !body.contains("Mine "));
+    server.shutdown().await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_flag_only_in_redis_shows_on_its_row_and_counts_by_the_stored_status() {
+    let env = env_with_admin().await;
+    let (ch, inbox) = named_inbox(&env, 1, "89001", "u-89001", "Flagged by Chatwoot").await;
+    settle_as(&env, ch, "healthy", 0).await;
+    // Chatwoot's own threshold flagged it; the watcher's job has not settled yet.
+    let _: () = env.redis.clone().set(env.flag_keys().reauthorization_required(ch), "true").await.expect("flag");
+    let server = env.serve_api().await;
+    let dash = Dash::new(&server.base);
+    let admin = dash.session(ADMIN).await;
+
+    let (_, body) = dash.get("/?status=healthy", Some(&admin), None).await;
+    assert_eq!((count(&body, "healthy"), count(&body, "reauthorization_required")), (Some(1), Some(0)));
+    let b = block(&body, inbox).expect("row");
+    assert!(b.contains("s-reauthorization_required") && b.contains("Try auto refresh"), "the row shows the flag: {b}");
+    assert!(group_banners(&body).is_empty());
     server.shutdown().await.expect("stop");
 }
