@@ -78,7 +78,6 @@ impl Verdict {
 pub async fn command(config: &Config, json: bool) -> i32 {
     let (code, text) = check_all(config, json).await;
     if code == EXIT_ERROR {
-        eprintln!("{text}");
     } else {
         println!("{text}");
     }
@@ -263,8 +262,7 @@ fn render_json(rows: &[(FacebookInbox, Verdict)]) -> String {
 /// Columns channel, inbox, page, valid (`yes`, `NO`, `?`), error; then
 /// `N checked: V valid, I invalid, U undecided`, counting rows (inboxes).
 fn render_table(rows: &[(FacebookInbox, Verdict)]) -> String {
-    const HEADER: [&str; 5] = ["channel", "inbox", "page", "valid", "error"];
-    let mut cells: Vec<[String; 5]> = vec![HEADER.map(str::to_owned)];
+    let mut table = crate::table::new(&["channel", "inbox", "page", "valid", "error"], &[]);
     let (mut valid, mut invalid, mut undecided) = (0usize, 0usize, 0usize);
     for (inbox, verdict) in rows {
         let word = match verdict.token_valid() {
@@ -282,7 +280,7 @@ fn render_table(rows: &[(FacebookInbox, Verdict)]) -> String {
             }
         };
         let error = verdict.error().map(|e| format!("{}: {}", e.kind.as_str(), one_line(&e.to_string())));
-        cells.push([
+        table.add_row(vec![
             inbox.channel_id.to_string(),
             inbox.inbox_id.to_string(),
             one_line(&inbox.page_id),
@@ -290,21 +288,11 @@ fn render_table(rows: &[(FacebookInbox, Verdict)]) -> String {
             error.unwrap_or_default(),
         ]);
     }
-    let mut widths = [0usize; 4];
-    for row in &cells {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut text = String::new();
-    for [channel, inbox, page, valid, error] in &cells {
-        let [w0, w1, w2, w3] = widths;
-        let line = format!("{channel:<w0$}  {inbox:<w1$}  {page:<w2$}  {valid:<w3$}  {error}");
-        text.push_str(line.trim_end());
-        text.push('\n');
-    }
-    text.push_str(&format!("\n{} checked: {valid} valid, {invalid} invalid, {undecided} undecided", rows.len()));
-    text
+    format!(
+        "{}\n\n{} checked: {valid} valid, {invalid} invalid, {undecided} undecided",
+        crate::table::render(&table),
+        rows.len()
+    )
 }
 
 /// Control characters (a newline in a Graph message, a tab in a page id) would break the table.
@@ -352,10 +340,11 @@ mod tests {
         let text = render_table(&rows);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "channel  inbox  page  valid  error");
-        assert_eq!(lines[1], "1        10     111   yes");
-        assert_eq!(lines[2], "2        20     222   NO     auth: expired now (code 190, subcode 463)");
-        assert_eq!(lines[3], "3        30     333   ?      transient: unknown (code 1)");
-        assert_eq!(lines[5], "3 checked: 1 valid, 1 invalid, 1 undecided");
+        assert!(lines[1].starts_with("-------- ------ "), "a rule under the header:\n{text}");
+        assert_eq!(lines[2], "1        10     111   yes");
+        assert_eq!(lines[3], "2        20     222   NO     auth: expired now (code 190, subcode 463)");
+        assert_eq!(lines[4], "3        30     333   ?      transient: unknown (code 1)");
+        assert_eq!(lines[6], "3 checked: 1 valid, 1 invalid, 1 undecided");
     }
 
     #[test]

@@ -18,3 +18,4 @@ pub mod refresh_channel;
 pub mod retry_dead;
 pub mod serve;
 pub mod state;
+pub mod table;

@@ -30,3 +30,63 @@ pub async fn wait_for_answers(
         }
     }
 }
+
+/// How a long wait shows itself on stderr: an `indicatif` bar on a terminal; otherwise (a pipe, a
+/// log collector) a plain line every few seconds, since a redrawn bar there is noise.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    verb: &'static str,
+    /// When the last plain line was printed, and the count it showed.
+    last_line: Option<(std::time::Instant, u64)>,
+}
+
+impl Progress {
+    /// `verb` names what is counted: "refreshed 10/200 channels".
+    pub fn new(total: u64, terminal: bool, verb: &'static str) -> Self {
+        let bar = terminal.then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            // The template is a literal checked by this module's test, so it cannot fail here.
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} channels {msg} ({elapsed})")
+            {
+                bar.set_style(style);
+            }
+            bar.set_message(verb);
+            bar
+        });
+        Self { bar, verb, last_line: None }
+    }
+
+    pub fn update(&mut self, done: u64, all: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(all);
+            bar.set_position(done);
+        } else {
+            // The last answers can take a while (a retry due in seconds): say "all" once, not per poll.
+            let due = match self.last_line {
+                None => true,
+                Some((_, shown)) if shown == done => false,
+                Some((at, _)) => done == all || at.elapsed() >= Duration::from_secs(5),
+            };
+            if due {
+                eprintln!("{} {done}/{all} channels", self.verb);
+                self.last_line = Some((std::time::Instant::now(), done));
+            }
+        }
+    }
+
+    /// Leaves the full bar on screen (the table that follows goes below it).
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_bar_template_parses() {
+        assert!(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} channels {msg} ({elapsed})").is_ok());
+    }
+}

@@ -1,10 +1,7 @@
 //! `producer refresh-all`: enqueue every channel, wait for every result, summarize. Exit 1 if any
 //! channel ended needing reauthorization.
 
-use std::{
-    io::{IsTerminal, Write},
-    time::{Duration, Instant},
-};
+use std::io::IsTerminal;
 
 use shared::{config::Config, job::Reason, queue, store};
 use tokio_util::sync::CancellationToken;
@@ -44,29 +41,13 @@ pub async fn refresh_all(config: &Config, no_wait: bool, terminal: bool) -> anyh
     if no_wait {
         return Ok((0, head));
     }
-    let mut last_line = Instant::now();
     let never = CancellationToken::new();
-    crate::progress::wait_for_answers(&db, started, total, &never, |done, all| {
-        if terminal {
-            let width = 40;
-            let filled = (done * width).checked_div(all).unwrap_or(width);
-            eprint!("\r[{}{}] {done}/{all}", "#".repeat(filled as usize), " ".repeat((width - filled) as usize));
-            let _ = std::io::stderr().flush();
-        } else if last_line.elapsed() >= Duration::from_secs(5) || done == all {
-            eprintln!("refreshed {done}/{all} channels");
-            last_line = Instant::now();
-        }
-    })
-    .await?;
-    if terminal {
-        eprintln!();
-    }
+    let mut progress = crate::progress::Progress::new(total, terminal, "refreshed");
+    crate::progress::wait_for_answers(&db, started, total, &never, |done, all| progress.update(done, all)).await?;
+    progress.finish();
     let counts = store::status_counts(&db).await?;
-    let mut text = format!("{head}\n\n{:<24}  {:>8}\n{:-<24}  {:->8}\n", "status", "channels", "", "");
-    for (key, label) in ROWS {
-        text.push_str(&format!("{label:<24}  {:>8}\n", counts.get(key).copied().unwrap_or(0)));
-    }
-    text.push_str(&format!("{:<24}  {:>8}", "total", counts.values().sum::<i64>()));
+    let rows = ROWS.map(|(key, label)| (label, counts.get(key).copied().unwrap_or(0)));
+    let text = format!("{head}\n\n{}", crate::table::counts("status", rows));
     let flagged = counts.get("reauthorization_required").copied().unwrap_or(0);
     Ok((if flagged > 0 { 1 } else { 0 }, text))
 }
