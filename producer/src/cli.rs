@@ -75,7 +75,10 @@ pub async fn run(cli: Cli) -> i32 {
             return 2;
         }
     };
-    init_tracing(config.log_format);
+    // The demo keeps its logs out of the way of its progress and tables, so it sets up its own.
+    if !matches!(cli.command, Command::Demo(_)) {
+        init_tracing(config.log_format);
+    }
     let result = match cli.command {
         Command::Migrate => migrate(&config).await,
         Command::Serve => crate::serve::run(config).await,

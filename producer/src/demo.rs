@@ -8,7 +8,7 @@
 
 mod seed;
 
-use std::time::Duration;
+use std::{io::IsTerminal as _, net::SocketAddr, time::Duration};
 
 use anyhow::Context as _;
 use chrono::Utc;
@@ -21,6 +21,7 @@ use shared::{
 };
 use simulator::{GraphSim, SimOptions};
 use sqlx::{PgPool, postgres::PgConnectOptions};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 pub use seed::{MARKER_TABLE, Refused};
@@ -36,13 +37,69 @@ pub struct DemoArgs {
     /// Simulated Graph API latency per request, in milliseconds.
     #[arg(long, default_value_t = 20)]
     pub latency_ms: u64,
+    /// Where the dashboard and the API listen (default: `API_BIND`, or any free port when taken).
+    #[arg(long)]
+    pub bind: Option<SocketAddr>,
+    /// Show the logs here instead of writing them to the log file.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Where the logs go without `-v` (default: fb-token-refresh-demo.log in the temp directory).
+    #[arg(long)]
+    pub log_file: Option<std::path::PathBuf>,
+}
+
+impl Default for DemoArgs {
+    fn default() -> Self {
+        Self { exit_after_cycle: false, channels: 1_000, latency_ms: 20, bind: None, verbose: false, log_file: None }
+    }
+}
+
+/// Where a running demo can be reached, sent once it serves.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub url: String,
+    /// An admin `api_access_token` made for this run: it opens the dashboard and the API.
+    pub login_token: Secret,
 }
 
 /// The command: prints the summary; returns the exit code (2 when the database is not the demo's).
 pub async fn command(config: Config, args: DemoArgs) -> i32 {
-    match run_demo(config, args).await {
+    let log = if args.verbose {
+        shared::telemetry::init_tracing(config.log_format);
+        None
+    } else {
+        let path = args.log_file.clone().unwrap_or_else(|| std::env::temp_dir().join("fb-token-refresh-demo.log"));
+        match std::fs::File::create(&path) {
+            Ok(file) => {
+                shared::telemetry::init_tracing_to_file(config.log_format, file);
+                Some(path)
+            }
+            Err(e) => {
+                shared::telemetry::init_tracing(config.log_format);
+                eprintln!("demo: cannot write the log file {} ({e}); logging here", path.display());
+                None
+            }
+        }
+    };
+    if let Some(path) = &log {
+        println!("demo: logs go to {} (`demo -v` shows them here)", path.display());
+    }
+    let shutdown = CancellationToken::new();
+    tokio::spawn(shared::process::cancel_on_signal(shutdown.clone()));
+    let (ready, served) = oneshot::channel::<Served>();
+    let announce = tokio::spawn(async move {
+        if let Ok(s) = served.await {
+            // Printed on purpose: the token is this run's own, and how its user gets in.
+            println!("demo: dashboard at {} — log in with the token {}", s.url, s.login_token.expose());
+        }
+    });
+    let exit_after_cycle = args.exit_after_cycle;
+    let result = run_demo(config, args, shutdown, ready).await;
+    announce.abort();
+    match result {
         Ok(summary) => {
-            println!("{summary}");
+            // A demo stopped by Ctrl-C printed its table already (and again on every change).
+            println!("{}", if exit_after_cycle { summary.as_str() } else { "demo: stopped" });
             0
         }
         Err(e) if e.downcast_ref::<Refused>().is_some() => {
@@ -56,8 +113,14 @@ pub async fn command(config: Config, args: DemoArgs) -> i32 {
     }
 }
 
-/// Runs the demo and returns the last summary table.
-pub async fn run_demo(mut config: Config, args: DemoArgs) -> anyhow::Result<String> {
+/// Runs the demo until `shutdown` (or, with `--exit-after-cycle`, until its cycle has settled) and
+/// returns the last summary table. `ready` gets the dashboard's address once it serves.
+pub async fn run_demo(
+    mut config: Config,
+    args: DemoArgs,
+    shutdown: CancellationToken,
+    ready: oneshot::Sender<Served>,
+) -> anyhow::Result<String> {
     let sim = GraphSim::start(SimOptions { latency: Duration::from_millis(args.latency_ms), ..SimOptions::default() })
         .await
         .context("cannot start the Graph API simulator")?;
@@ -68,6 +131,8 @@ pub async fn run_demo(mut config: Config, args: DemoArgs) -> anyhow::Result<Stri
     config.fb_app_id = Some(sim.options().app_id.clone());
     config.fb_app_secret = sim.options().app_secret.clone().map(Secret::new);
     config.worker_metrics_bind = "127.0.0.1:0".parse()?;
+    // Whatever ADMIN_API_TOKEN says: the demo's world has its own key, shown to whoever started it.
+    config.admin_api_token = Some(login_token());
 
     println!(
         "demo: Graph simulator at {}; database {}; Redis prefix {:?}",
@@ -82,58 +147,98 @@ pub async fn run_demo(mut config: Config, args: DemoArgs) -> anyhow::Result<Stri
     let plan = seed::seed(&db, &mut redis, &config, &sim, args.channels).await?;
     println!("demo: seeded {} channels: {}", args.channels, plan);
 
-    let shutdown = CancellationToken::new();
-    tokio::spawn(shared::process::cancel_on_signal(shutdown.clone()));
+    let listener = listen(args.bind.unwrap_or(config.api_bind)).await?;
+    let url = format!("http://{}/", listener.local_addr()?);
+    let schedule = crate::cron::parse_schedule(&config.refresh_cron)?;
+    let server = tokio::spawn(crate::serve::serve(config.clone(), schedule, listener, shutdown.clone()));
     let worker = tokio::spawn(shared::worker::run_with(config.clone(), Timings::default(), shutdown.clone()));
+    let login_token = config.admin_api_token.clone().unwrap_or_else(login_token);
+    let _ = ready.send(Served { url: url.clone(), login_token: login_token.clone() });
 
     let started = Utc::now();
     let clock = std::time::Instant::now();
-    let enqueued = crate::cycle::enqueue_cycle(&db, redis.clone(), &config, Reason::Cron).await?;
-    println!("demo: enqueued {} channels; waiting for the cycle to settle", enqueued.enqueued);
-    crate::progress::wait_for_answers(&db, started, u64::from(args.channels), &shutdown, |_, _| {}).await?;
+    crate::cycle::enqueue_cycle(&db, redis.clone(), &config, Reason::Cron).await?;
+    let mut progress =
+        crate::progress::Progress::new(u64::from(args.channels), std::io::stderr().is_terminal(), "checked");
+    crate::progress::wait_for_answers(&db, started, u64::from(args.channels), &shutdown, |done, all| {
+        progress.update(done, all)
+    })
+    .await?;
+    progress.finish();
     let mut summary = summarize(&db, &sim, clock.elapsed()).await?;
     if !args.exit_after_cycle && !shutdown.is_cancelled() {
         println!(
-            "{summary}\ndemo: cycle done; still running (rate-limited pages retry when their limit ends). Ctrl-C to stop."
+            "{summary}\n\ndemo: cycle done; still running until Ctrl-C.\n  open   {url}\n  token  {}\n  try    \
+             \"Try auto refresh\" on a page that needs reauthorization (its user changed their password): \
+             it fails, honestly.\n         On a refreshed page (its expired token was renewed): it succeeds.\n         \
+             Rate-limited pages retry when their limit ends.",
+            login_token.expose()
         );
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = tokio::time::sleep(Duration::from_secs(30)) => {
-                    summary = summarize(&db, &sim, clock.elapsed()).await?;
-                    println!("{summary}");
+                    // Printed again only when something moved, not every 30 s.
+                    let now = summarize(&db, &sim, clock.elapsed()).await?;
+                    if table_of(&now) != table_of(&summary) {
+                        println!("{now}");
+                    }
+                    summary = now;
                 }
             }
         }
     }
     shutdown.cancel();
     worker.await.context("worker task failed")??;
+    server.await.context("server task failed")??;
     sim.shutdown().await;
     Ok(summary)
+}
+
+/// A fresh admin token for this run.
+fn login_token() -> Secret {
+    let bytes: [u8; 24] = rand::random();
+    Secret::new(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// Binds `addr`; when it is taken (a `producer serve` on `API_BIND`, an earlier demo), any free
+/// port on the same interface, so the demo still starts and prints where it is.
+async fn listen(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => Ok(l),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            let any = SocketAddr::new(addr.ip(), 0);
+            tokio::net::TcpListener::bind(any).await.with_context(|| format!("cannot listen on {any}"))
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot listen on {addr}")),
+    }
+}
+
+/// The summary without its last line (the request count and elapsed time always move).
+fn table_of(summary: &str) -> &str {
+    summary.rsplit_once('\n').map_or(summary, |(table, _)| table)
 }
 
 async fn summarize(db: &PgPool, sim: &GraphSim, elapsed: Duration) -> anyhow::Result<String> {
     let counts = shared::store::status_counts(db).await?;
     let total: i64 = counts.values().sum();
-    let mut out = String::from("\nstatus                      channels\n--------------------------  --------\n");
-    for status in shared::store::TokenStatus::ALL.map(shared::store::TokenStatus::as_str) {
-        out.push_str(&format!("{status:<26}  {:>8}\n", counts.get(status).copied().unwrap_or(0)));
-    }
-    out.push_str(&format!("{:<26}  {total:>8}\n", "total"));
+    let rows = shared::store::TokenStatus::ALL
+        .map(shared::store::TokenStatus::as_str)
+        .map(|status| (status, counts.get(status).copied().unwrap_or(0)));
     let requests = sim.request_count();
-    out.push_str(&format!(
-        "Graph API requests: {requests} ({:.2} per channel); elapsed {:.1} s",
+    Ok(format!(
+        "\n{}\nGraph API requests: {requests} ({:.2} per channel); elapsed {:.1} s",
+        crate::table::counts("status", rows),
         requests as f64 / total.max(1) as f64,
         elapsed.as_secs_f64()
-    ));
-    Ok(out)
+    ))
 }
 
 /// The demo's database: `<name>_demo` on the server `url` names, where `<name>` is the database
 /// `url` would connect to (its path, or a `dbname=` parameter, which sqlx lets override the path;
 /// `fb_token_refresh` when it names none). `dbname=` is dropped from the result and the result is
 /// parsed again the way the pool will parse it, so no parameter can point the demo elsewhere.
-fn demo_database(url: &Secret) -> anyhow::Result<Secret> {
+pub fn demo_database(url: &Secret) -> anyhow::Result<Secret> {
     let options: PgConnectOptions = url.expose().parse().context("DATABASE_URL is not a Postgres URL")?;
     let name = match options.get_database() {
         Some(n) if !n.is_empty() => n.to_owned(),

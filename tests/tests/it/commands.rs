@@ -61,25 +61,3 @@ async fn refresh_channel_inline_retry_exits_3_and_says_so() {
     assert_eq!(code, EXIT_NOT_SETTLED, "{line}");
     assert!(line.contains("retry scheduled"), "{line}");
 }
-
-#[tokio::test]
-async fn demo_runs_one_cycle_and_summarizes() {
-    let env = TestEnv::new().await;
-    // The demo derives its own database and Redis prefix from these.
-    let config = env.config.clone();
-    let args = producer::demo::DemoArgs { exit_after_cycle: true, channels: 200, latency_ms: 1 };
-    let summary = producer::demo::run_demo(config, args).await.expect("demo completes");
-    let count = |name: &str| -> i64 {
-        summary
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().last())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(-1)
-    };
-    assert_eq!(count("healthy"), 140, "{summary}");
-    assert_eq!(count("refreshed"), 30, "{summary}");
-    assert_eq!(count("reauthorization_required"), 20, "{summary}");
-    assert_eq!(count("retrying"), 10, "{summary}");
-    assert_eq!(count("total"), 200, "{summary}");
-}

@@ -10,6 +10,7 @@ mod commands;
 mod credentials;
 mod cycles;
 mod dashboard;
+mod demo;
 mod faults;
 mod leaks;
 mod leases;
