@@ -102,8 +102,10 @@ pub fn parse_report(body: &Value) -> Result<GraphError, IntakeError> {
     if !error.is_object() {
         return Err(IntakeError::BadReport("expected {\"error\": {<Graph error object>}}".into()));
     }
-    if error.get("code").is_none() {
-        return Err(IntakeError::BadReport("the Graph error object has no code".into()));
+    // Graph's codes are integers; anything else is not a Graph error object, and guessing would
+    // classify it wrong.
+    if !error.get("code").is_some_and(serde_json::Value::is_i64) {
+        return Err(IntakeError::BadReport("the Graph error object has no integer code".into()));
     }
     Ok(from_error_object(error, None, &reqwest::header::HeaderMap::new()))
 }

@@ -1,5 +1,7 @@
 //! The OpenAPI description served at `/api/openapi.json`, written out by hand: small enough, and it
-//! keeps the contract's wording in one readable place.
+//! keeps the contract's wording in one readable place. `tests/tests/it/openapi.rs` holds it to the
+//! server: every documented operation answers only documented statuses, and its bodies carry only
+//! documented fields.
 
 use axum::Json;
 use serde_json::{Value, json};
@@ -9,7 +11,9 @@ pub async fn get() -> Json<Value> {
 }
 
 pub fn document() -> Value {
-    let id = |name: &str, what: &str| json!({"name": name, "in": "path", "required": true, "description": what, "schema": {"type": "integer", "minimum": 1}});
+    // Chatwoot's ids are Postgres `integer`s: a larger one names nothing and is refused as bad input.
+    let id = |name: &str, what: &str| json!({"name": name, "in": "path", "required": true, "description": what, "schema": {"type": "integer", "format": "int32", "minimum": 1, "maximum": i32::MAX}});
+    let graph_error = json!({"type": "object", "nullable": true, "required": ["message"], "properties": {"code": {"type": "integer", "nullable": true}, "subcode": {"type": "integer", "nullable": true}, "message": {"type": "string"}}});
     let error = json!({"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
     let status = json!({"description": "token status", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}});
     let common = |ok: (&str, Value)| {
@@ -41,7 +45,9 @@ pub fn document() -> Value {
                         "reauthorization_required": {"type": "boolean"}, "authorization_error_count": {"type": "integer"},
                         "last_checked": {"type": "string", "format": "date-time", "nullable": true},
                         "last_refreshed": {"type": "string", "format": "date-time", "nullable": true},
-                        "last_error": {"type": "object", "nullable": true, "properties": {"code": {"type": "integer", "nullable": true}, "subcode": {"type": "integer", "nullable": true}, "message": {"type": "string"}}},
+                        "last_error": graph_error,
+                        "warning": {"type": "string", "nullable": true, "enum": ["data_access_expiring", null], "description": "addition: still working, but Facebook stops giving data within 7 days"},
+                        "data_access_expires_at": {"type": "string", "format": "date-time", "nullable": true, "description": "addition"},
                         "refreshed": {"type": "boolean", "description": "refresh endpoint only: a new token was written"},
                         "subscription": {"$ref": "#/components/schemas/Subscription"}
                     }},
@@ -53,9 +59,30 @@ pub fn document() -> Value {
                         "checked_at": {"type": "string", "format": "date-time", "nullable": true},
                         "resubscribed_at": {"type": "string", "format": "date-time", "nullable": true},
                         "next_retry_at": {"type": "string", "format": "date-time", "nullable": true},
-                        "last_error": {"type": "object", "nullable": true, "properties": {"code": {"type": "integer", "nullable": true}, "subcode": {"type": "integer", "nullable": true}, "message": {"type": "string"}}}
+                        "last_error": graph_error,
                     }},
-                "Accepted": {"type": "object", "properties": {"job_id": {"type": "string", "format": "uuid"}, "status_url": {"type": "string"}}},
+                "Accepted": {"type": "object", "required": ["job_id", "status_url"], "properties": {"job_id": {"type": "string", "format": "uuid"}, "status_url": {"type": "string"}}},
+                "Job": {"type": "object", "required": ["job_id", "state", "outcome", "next_attempt_at", "refreshed", "inbox"], "properties": {
+                    "job_id": {"type": "string", "format": "uuid"},
+                    "state": {"type": "string", "enum": ["queued", "retrying", "settled"]},
+                    "outcome": {"type": "string", "nullable": true},
+                    "next_attempt_at": {"type": "string", "format": "date-time", "nullable": true},
+                    "refreshed": {"type": "boolean", "nullable": true},
+                    "inbox": {"$ref": "#/components/schemas/Status"}}},
+                "Report": {"type": "object", "required": ["error"], "properties": {
+                    "error": {"type": "object", "required": ["code"], "description": "the Graph error object the send failed with; other fields (error_subcode, message, type, fbtrace_id) are read when present",
+                        "properties": {"code": {"type": "integer", "format": "int64", "minimum": i64::MIN, "maximum": i64::MAX}}},
+                    "failed_at": {"type": "string", "format": "date-time", "nullable": true, "description": "when the send failed; absent or null: now"}}},
+                "Reported": {"type": "object", "required": ["action", "channel_id", "error_class"], "properties": {
+                    "action": {"type": "string", "enum": ["enqueued", "coalesced", "already_replaced", "not_auth", "deferred"]},
+                    "job_id": {"type": "string", "format": "uuid", "description": "enqueued, coalesced and deferred: the refresh job"},
+                    "channel_id": {"type": "integer"}, "error_class": {"type": "string"}}},
+                "Queue": {"type": "object", "required": ["pending", "scheduled", "running", "done", "dead", "dead_letters", "apalis_dead", "deferred"], "properties": {
+                    "pending": {"type": "integer"}, "scheduled": {"type": "integer"}, "running": {"type": "integer"}, "done": {"type": "integer"},
+                    "dead": {"type": "integer", "description": "dead_letters + apalis_dead"},
+                    "dead_letters": {"type": "integer", "description": "addition: dead-lettered jobs awaiting retry-dead"},
+                    "apalis_dead": {"type": "integer", "description": "addition: jobs apalis moved to its own dead set"},
+                    "deferred": {"type": "integer"}}},
             }
         },
         "security": [{"api_access_token": []}],
@@ -81,19 +108,18 @@ pub fn document() -> Value {
                 "summary": "Where a refresh job stands (the status_url of a 202)",
                 "parameters": [id("account_id", "account"), id("inbox_id", "inbox"),
                     {"name": "job_id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}],
-                "responses": common(("200", json!({"description": "job state: queued, retrying or settled, with the inbox status"})))}},
+                "responses": common(("200", json!({"description": "job state: queued, retrying or settled, with the inbox status", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}})))}},
             "/api/v1/accounts/{account_id}/inboxes/{inbox_id}/facebook_auth_failures": {"post": {
                 "summary": "Report a send that failed with a Graph error",
                 "parameters": [id("account_id", "account"), id("inbox_id", "inbox")],
-                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["error"],
-                    "properties": {"error": {"type": "object", "description": "the Graph error object"}, "failed_at": {"type": "string", "format": "date-time"}}}}}},
-                "responses": with_forbidden(common(("202", json!({"description": "accepted: enqueued, coalesced, already_replaced, not_auth or deferred"}))))}},
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Report"}}}},
+                "responses": with_forbidden(common(("202", json!({"description": "accepted: enqueued, coalesced, already_replaced, not_auth or deferred", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Reported"}}}}))))}},
             "/api/v1/queue": {"get": {"summary": "Queue depth (admin token only)",
-                "responses": {"200": {"description": "pending, scheduled, running, done, dead, deferred"}, "401": error, "403": error}}},
+                "responses": {"200": {"description": "queue depth", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Queue"}}}}, "401": error, "403": error, "503": error}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "security": [], "responses": {"200": {"description": "OpenMetrics text"}}}},
             "/healthz": {"get": {"summary": "Liveness", "security": [], "responses": {"200": {"description": "ok"}}}},
             "/readyz": {"get": {"summary": "Readiness: Postgres and Redis answer", "security": [],
-                "responses": {"200": {"description": "ready"}, "503": error}}},
+                "responses": {"200": {"description": "ready", "content": {"application/json": {"schema": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string", "enum": ["ready"]}}}}}}, "503": error}}},
         }
     })
 }

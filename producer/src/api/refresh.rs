@@ -33,10 +33,14 @@ pub async fn post(
     let (account_id, inbox_id) = (parse_id(&account, "account_id")?, parse_id(&inbox, "inbox_id")?);
     let wait = match query.get("wait") {
         None => DEFAULT_WAIT,
-        Some(w) => w
-            .parse::<u64>()
-            .map_err(|_| ApiError::bad_request(format!("wait must be whole seconds, got {w:?}")))?
-            .min(MAX_WAIT),
+        Some(w) => match w.parse::<u64>() {
+            Ok(secs) if secs <= MAX_WAIT => secs,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "wait must be whole seconds from 0 to {MAX_WAIT}, got {w:?}"
+                )));
+            }
+        },
     };
     caller.require_refresh(account_id)?;
     let status = load(&state, &caller, account_id, inbox_id).await?;

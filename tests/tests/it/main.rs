@@ -15,6 +15,7 @@ mod faults;
 mod leaks;
 mod leases;
 mod limits;
+mod openapi;
 mod ops;
 mod panics;
 mod pipeline;
