@@ -53,6 +53,21 @@ pub enum Command {
     },
     /// Everything in one process against a built-in simulated Graph API with seeded channels.
     Demo(crate::demo::DemoArgs),
+    /// Pause or resume the cron schedule for every producer replica, or show whether it is paused.
+    Schedule {
+        #[command(subcommand)]
+        action: ScheduleAction,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum ScheduleAction {
+    /// Skip the cron ticks until resumed (reports, the API and run-job go on).
+    Pause,
+    /// Let the cron ticks fire again.
+    Resume,
+    /// Whether the schedule is paused, by whom and since when.
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,6 +108,7 @@ pub async fn run(cli: Cli) -> i32 {
         }
         Command::ApiToken { action } => return api_token(&config, action).await,
         Command::Demo(args) => return crate::demo::command(config, args).await,
+        Command::Schedule { action } => schedule(&config, action).await.map(|line| println!("{line}")),
     };
     match result {
         Ok(()) => 0,
@@ -101,6 +117,29 @@ pub async fn run(cli: Cli) -> i32 {
             1
         }
     }
+}
+
+/// `producer schedule pause|resume|status`: the one line it prints.
+pub async fn schedule(config: &Config, action: ScheduleAction) -> anyhow::Result<String> {
+    let mut redis = shared::queue::connect(config).await?;
+    let keys = shared::keys::RedisKeys::of(config);
+    let describe = |p: &shared::schedule::Paused| format!("schedule paused by {} since {}", p.by, p.at.to_rfc3339());
+    Ok(match action {
+        ScheduleAction::Pause => {
+            let p = shared::schedule::pause(&mut redis, &keys, "producer schedule pause").await?;
+            tracing::info!(paused_by = %p.by, "cron schedule paused");
+            describe(&p)
+        }
+        ScheduleAction::Resume => {
+            let was = shared::schedule::resume(&mut redis, &keys).await?;
+            tracing::info!(was_paused = was, "cron schedule resumed");
+            if was { "schedule resumed".to_owned() } else { "schedule was not paused".to_owned() }
+        }
+        ScheduleAction::Status => match shared::schedule::paused(&mut redis, &keys).await? {
+            Some(p) => describe(&p),
+            None => "schedule running".to_owned(),
+        },
+    })
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {

@@ -56,6 +56,8 @@ pub struct Trigger {
     pub replica: String,
     /// Ticks this producer fired (tests read it).
     pub fired: Option<FiredLog>,
+    /// Ticks this producer let pass because the schedule was paused (tests read it).
+    pub skipped: Option<FiredLog>,
 }
 
 /// Runs until `shutdown`: at each tick, the replica that claims it runs one cycle.
@@ -76,6 +78,18 @@ pub async fn run(t: Trigger, shutdown: CancellationToken) {
             () = tokio::time::sleep(wait) => {}
         }
         after = tick;
+        match shared::schedule::paused(&mut t.redis.clone(), &shared::keys::RedisKeys::of(&t.config)).await {
+            Ok(Some(p)) => {
+                info!(tick = %tick, paused_by = %p.by, paused_at = %p.at, "cron tick skipped: the schedule is paused");
+                if let Some(mut log) = t.skipped.as_ref().and_then(|l| l.lock().ok()) {
+                    log.push(tick);
+                }
+                continue;
+            }
+            Ok(None) => {}
+            // Claiming needs Redis too; that attempt reports the outage.
+            Err(e) => warn!(error = %e, "cannot read whether the schedule is paused (Redis)"),
+        }
         match claim_tick(&mut t.redis.clone(), &t.config, tick, &t.replica).await {
             Ok(true) => {
                 info!(tick = %tick, replica = %t.replica, "cron tick claimed; running the refresh cycle");

@@ -43,6 +43,7 @@ pub async fn serve(
         config: config.clone(),
         replica,
         fired: None,
+        skipped: None,
     };
     let cron = tokio::spawn(crate::cron::run(trigger, shutdown.clone()));
     let drainer = tokio::spawn(intake.clone().run_drainer(shutdown.clone()));

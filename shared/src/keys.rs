@@ -96,6 +96,12 @@ impl RedisKeys {
         format!("{}:pending:{channel_id}", self.ours())
     }
 
+    /// Set while an operator has paused the cron schedule (the `schedule` module): every
+    /// producer replica reads it before claiming a tick.
+    pub fn schedule_paused(&self) -> String {
+        format!("{}:schedule:paused", self.ours())
+    }
+
     /// A page's rate-limit pause (the `pauses` module).
     pub fn pause_page(&self, page_id: &str) -> String {
         format!("{}:pause:page:{page_id}", self.ours())
@@ -231,6 +237,7 @@ mod tests {
             (k.pending(7), "p:fb_token_refresh:pending:7"),
             (k.pause_page("42"), "p:fb_token_refresh:pause:page:42"),
             (k.pause_app(), "p:fb_token_refresh:pause:app"),
+            (k.schedule_paused(), "p:fb_token_refresh:schedule:paused"),
             (k.counted(job), "p:fb_token_refresh:counted:00000000-0000-0000-0000-000000000000"),
             (k.front_refresh_quota(3), "p:fb_token_refresh:quota:front_refresh:3"),
             (k.proactive(7), "p:fb_token_refresh:proactive:7"),

@@ -26,6 +26,7 @@ pub mod readiness;
 pub mod redis_ops;
 pub mod reports;
 pub mod retry;
+pub mod schedule;
 mod scopes;
 pub mod secret;
 pub mod signing;

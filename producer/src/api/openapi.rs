@@ -77,12 +77,14 @@ pub fn document() -> Value {
                     "action": {"type": "string", "enum": ["enqueued", "coalesced", "already_replaced", "not_auth", "deferred"]},
                     "job_id": {"type": "string", "format": "uuid", "description": "enqueued, coalesced and deferred: the refresh job"},
                     "channel_id": {"type": "integer"}, "error_class": {"type": "string"}}},
-                "Queue": {"type": "object", "required": ["pending", "scheduled", "running", "done", "dead", "dead_letters", "apalis_dead", "deferred"], "properties": {
+                "Queue": {"type": "object", "required": ["pending", "scheduled", "running", "done", "dead", "dead_letters", "apalis_dead", "deferred", "schedule_paused"], "properties": {
                     "pending": {"type": "integer"}, "scheduled": {"type": "integer"}, "running": {"type": "integer"}, "done": {"type": "integer"},
                     "dead": {"type": "integer", "description": "dead_letters + apalis_dead"},
                     "dead_letters": {"type": "integer", "description": "addition: dead-lettered jobs awaiting retry-dead"},
                     "apalis_dead": {"type": "integer", "description": "addition: jobs apalis moved to its own dead set"},
-                    "deferred": {"type": "integer"}}},
+                    "deferred": {"type": "integer"},
+                    "schedule_paused": {"type": "object", "nullable": true, "required": ["by", "at"], "description": "addition: set while the cron schedule is paused (producer schedule pause)",
+                        "properties": {"by": {"type": "string"}, "at": {"type": "string", "format": "date-time"}}}}},
             }
         },
         "security": [{"api_access_token": []}],

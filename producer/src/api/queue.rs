@@ -16,6 +16,8 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap) -> Result<Js
     let mut redis = state.redis.clone();
     let d = shared::queue::depth(&mut redis, &state.config).await.map_err(ApiError::internal)?;
     let dead_letters = shared::store::open_dead_count(&state.db).await.map_err(ApiError::internal)?;
+    let keys = shared::keys::RedisKeys::of(&state.config);
+    let paused = shared::schedule::paused(&mut redis, &keys).await.map_err(ApiError::internal)?;
     Ok(Json(json!({
         "pending": d.pending,
         "scheduled": d.scheduled,
@@ -27,5 +29,7 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap) -> Result<Js
         "dead_letters": dead_letters,
         "apalis_dead": d.dead,
         "deferred": d.deferred,
+        // Addition: whether the cron schedule is paused (`producer schedule pause`), by whom, since when.
+        "schedule_paused": paused,
     })))
 }

@@ -59,6 +59,7 @@ async fn only_one_of_two_producers_fires_each_tick() {
                 config: config.clone(),
                 replica: format!("producer-{i}"),
                 fired: Some(log.clone()),
+                skipped: None,
             };
             tokio::spawn(cron::run(trigger, shutdown.clone()))
         })
@@ -325,6 +326,7 @@ async fn an_interrupted_cycle_resumes_where_it_stopped() {
         config: Arc::new(env.config.clone()),
         replica: "producer-0".into(),
         fired: Some(fired.clone()),
+        skipped: None,
     };
     let shutdown = CancellationToken::new();
     let cron_task = tokio::spawn(cron::run(trigger, shutdown.clone()));
@@ -415,6 +417,7 @@ async fn a_cycle_cut_short_by_a_restart_is_finished_by_the_next_producer() {
         config: Arc::new(env.config.clone()),
         replica: "producer-new".into(),
         fired: None,
+        skipped: None,
     };
     let shutdown = CancellationToken::new();
     let cron_task = tokio::spawn(cron::run(trigger, shutdown.clone()));
@@ -456,4 +459,50 @@ async fn a_cycle_drained_in_process_settles_every_channel() {
         assert_eq!(pending::owner(&mut env.redis.clone(), &keys, ch).await.expect("redis"), None, "channel {ch}");
     }
     assert_eq!(tests::drain::drain_queue(&state, 100).await, 0, "nothing left to run");
+}
+
+#[tokio::test]
+async fn a_paused_schedule_skips_its_ticks_on_every_replica_until_resumed() {
+    use producer::cli::{ScheduleAction, schedule};
+    let env = TestEnv::new().await;
+    env.seed_healthy(3, 43_000).await;
+    assert_eq!(schedule(&env.config, ScheduleAction::Status).await.expect("status"), "schedule running");
+    let paused = schedule(&env.config, ScheduleAction::Pause).await.expect("pause");
+    assert!(paused.starts_with("schedule paused by producer schedule pause since "), "{paused}");
+    // Pausing again keeps the first pause.
+    assert_eq!(schedule(&env.config, ScheduleAction::Pause).await.expect("pause"), paused);
+
+    let every_second = cron::parse_schedule("* * * * * *").expect("every second");
+    let shutdown = CancellationToken::new();
+    let (fired, skipped) = (FiredLog::default(), FiredLog::default());
+    let config = Arc::new(env.config.clone());
+    let tasks: Vec<_> = (0..2)
+        .map(|i| {
+            let trigger = cron::Trigger {
+                schedule: every_second.clone(),
+                db: env.db.clone(),
+                redis: env.redis.clone(),
+                storage: env.storage(),
+                config: config.clone(),
+                replica: format!("producer-{i}"),
+                fired: Some(fired.clone()),
+                skipped: Some(skipped.clone()),
+            };
+            tokio::spawn(cron::run(trigger, shutdown.clone()))
+        })
+        .collect();
+    let len = |log: &FiredLog| log.lock().expect("log").len();
+    // Both replicas see the pause: two ticks each skipped, none fired, nothing queued.
+    until(Duration::from_secs(10), "four skipped ticks", || async { len(&skipped) >= 4 }).await;
+    assert_eq!(len(&fired), 0, "a paused schedule fired a tick");
+    assert_eq!(env.queued_jobs().await, 0, "a paused schedule queued jobs");
+
+    assert_eq!(schedule(&env.config, ScheduleAction::Resume).await.expect("resume"), "schedule resumed");
+    until(Duration::from_secs(10), "a tick fired after resuming", || async { len(&fired) >= 1 }).await;
+    assert!(env.queued_jobs().await >= 1, "the resumed tick queued the cycle");
+    shutdown.cancel();
+    for t in tasks {
+        t.await.expect("cron task");
+    }
+    assert_eq!(schedule(&env.config, ScheduleAction::Resume).await.expect("resume"), "schedule was not paused");
 }
