@@ -123,22 +123,13 @@ async fn demo_serves_the_dashboard_with_its_login_token_until_stopped() {
     assert!(!summary.contains(login_token.expose()), "the summary does not repeat the token");
 }
 
-/// The binary beside this test's (`cargo test --workspace` builds every binary of the workspace).
-fn producer_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
-    let bin = dir.join(format!("producer{}", std::env::consts::EXE_SUFFIX));
-    assert!(bin.exists(), "{} is missing: build it with `cargo build -p producer`", bin.display());
-    bin
-}
-
 #[tokio::test]
 async fn the_demo_command_prints_where_to_log_in_and_keeps_its_logs_in_a_file() {
     let env = TestEnv::new().await;
     let log = std::env::temp_dir().join(format!("fbtr-demo-test-{}.log", uuid::Uuid::new_v4()));
     let out = tokio::time::timeout(
         Duration::from_secs(120),
-        env.command(producer_binary().to_str().expect("utf-8 path"))
+        env.command(env!("CARGO_BIN_EXE_producer-under-test"))
             .args(["demo", "--exit-after-cycle", "--channels", "50", "--latency-ms", "1", "--bind", "127.0.0.1:0"])
             .arg("--log-file")
             .arg(&log)
