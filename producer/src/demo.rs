@@ -132,7 +132,8 @@ pub async fn run_demo(
     config.fb_app_secret = sim.options().app_secret.clone().map(Secret::new);
     config.worker_metrics_bind = "127.0.0.1:0".parse()?;
     // Whatever ADMIN_API_TOKEN says: the demo's world has its own key, shown to whoever started it.
-    config.admin_api_token = Some(login_token());
+    let login_token = fresh_login_token();
+    config.admin_api_token = Some(login_token.clone());
 
     println!(
         "demo: Graph simulator at {}; database {}; Redis prefix {:?}",
@@ -152,7 +153,6 @@ pub async fn run_demo(
     let schedule = crate::cron::parse_schedule(&config.refresh_cron)?;
     let server = tokio::spawn(crate::serve::serve(config.clone(), schedule, listener, shutdown.clone()));
     let worker = tokio::spawn(shared::worker::run_with(config.clone(), Timings::default(), shutdown.clone()));
-    let login_token = config.admin_api_token.clone().unwrap_or_else(login_token);
     let _ = ready.send(Served { url: url.clone(), login_token: login_token.clone() });
 
     let started = Utc::now();
@@ -196,7 +196,7 @@ pub async fn run_demo(
 }
 
 /// A fresh admin token for this run.
-fn login_token() -> Secret {
+fn fresh_login_token() -> Secret {
     let bytes: [u8; 24] = rand::random();
     Secret::new(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }

@@ -17,6 +17,7 @@ pub mod locks;
 pub mod metrics;
 pub mod pauses;
 pub mod pending;
+pub mod percent;
 pub mod pipeline;
 pub mod proactive;
 pub mod process;

@@ -32,7 +32,7 @@ impl View {
             params.push(format!("status={f}"));
         }
         if let Some(s) = &self.search {
-            params.push(format!("q={}", percent_encode(&s.text)));
+            params.push(format!("q={}", shared::percent::encode(&s.text)));
         }
         if let Some(p) = page.filter(|p| *p > 1) {
             params.push(format!("page={p}"));
@@ -54,19 +54,6 @@ fn parse_page(raw: &str) -> usize {
         return 1;
     }
     raw.parse().unwrap_or(usize::MAX).max(1)
-}
-
-/// Percent-encodes a query value (everything but unreserved characters).
-fn percent_encode(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for b in raw.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

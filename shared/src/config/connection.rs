@@ -3,6 +3,8 @@
 //! `REDIS_URL` that carries none (Chatwoot's `lib/redis/config.rb` passes it beside the URL).
 
 use super::{ConfigError, err};
+// Any user name, password or database name must survive the URL (sqlx and redis decode them).
+use crate::percent::encode;
 
 pub const POSTGRES_VARS: [&str; 5] =
     ["POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USERNAME", "POSTGRES_PASSWORD", "POSTGRES_DATABASE"];
@@ -76,18 +78,4 @@ pub fn redis_url_with_password(url: &str, password: Option<&str>) -> Result<Stri
         .set_password(Some(&encode(password)))
         .map_err(|_| err("REDIS_PASSWORD", "[redacted]", "cannot be added to REDIS_URL (it has no host)"))?;
     Ok(parsed.into())
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters, so any user name, password or
-/// database name survives the URL (sqlx and redis decode them).
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
