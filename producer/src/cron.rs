@@ -10,7 +10,7 @@ use croner::{
     parser::{CronParser, Seconds, Year},
 };
 use redis::{AsyncCommands, aio::ConnectionManager};
-use shared::{config::Config, job::Reason, queue::JobStorage};
+use shared::{config::Config, job::Reason, queue::JobStorage, store::cycles::Origin};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -110,8 +110,13 @@ pub async fn run(t: Trigger, shutdown: CancellationToken) {
 pub async fn run_tick_cycle(t: &Trigger, tick: DateTime<Utc>, shutdown: &CancellationToken) {
     let progress = progress_key(&t.config, tick);
     let next_tick = t.schedule.find_next_occurrence(&tick, false).ok();
+    let row = crate::cycle::cycle_started(&t.db, Origin::Cron, Some(&t.replica)).await;
     for failures in 1u32.. {
-        match crate::cycle::resume_cycle(&t.db, t.redis.clone(), &t.config, Reason::Cron, &progress).await {
+        let result = crate::cycle::resume_cycle(&t.db, t.redis.clone(), &t.config, Reason::Cron, &progress).await;
+        if result.is_ok() {
+            crate::cycle::cycle_finished(&t.db, row, &result).await;
+        }
+        match result {
             Ok(c) => {
                 info!(
                     enqueued = c.enqueued,
@@ -126,6 +131,7 @@ pub async fn run_tick_cycle(t: &Trigger, tick: DateTime<Utc>, shutdown: &Cancell
                 let wait = t.config.retry.backoff(failures);
                 if next_tick.is_some_and(|next| (next - Utc::now()).to_std().ok().is_none_or(|left| left <= wait)) {
                     error!(error = %e, "refresh cycle failed; the next tick's cycle covers the rest");
+                    crate::cycle::cycle_finished(&t.db, row, &Err(e)).await;
                     return;
                 }
                 error!(error = %e, retry_in_secs = wait.as_secs_f64(), "refresh cycle stopped; resuming where it stopped");

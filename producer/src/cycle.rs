@@ -13,10 +13,10 @@ use shared::{
     keys::RedisKeys,
     pending::{self, batch_marker},
     queue::{self, Timings},
-    store,
+    store::{self, cycles::Origin},
 };
 use sqlx::PgPool;
-use tracing::info;
+use tracing::{info, warn};
 
 const CHUNK: i64 = 500;
 
@@ -31,12 +31,36 @@ pub struct CycleCount {
 pub async fn run_job(config: &Config) -> anyhow::Result<()> {
     let db = store::connect_and_migrate(&config.database_url, &config.database_schema, 4).await?;
     let redis = queue::connect(config).await?;
-    let count = enqueue_cycle(&db, redis, config, Reason::Cron).await?;
+    let row = cycle_started(&db, Origin::Command, None).await;
+    let count = enqueue_cycle(&db, redis, config, Reason::Cron).await;
+    cycle_finished(&db, row, &count).await;
+    let count = count?;
     println!("enqueued {} channels", count.enqueued);
     if count.skipped > 0 {
         println!("skipped {} channels already queued or running", count.skipped);
     }
     Ok(())
+}
+
+/// Records that a cycle starts (`fb_cycles`, for the queue page). Best effort: a cycle is not
+/// skipped because its row could not be written; the id is `None` then.
+pub async fn cycle_started(db: &PgPool, origin: Origin, by: Option<&str>) -> Option<i64> {
+    store::cycles::start_cycle(db, origin, by)
+        .await
+        .inspect_err(|e| warn!(error = %e, "cannot record the refresh cycle's start (Postgres)"))
+        .ok()
+}
+
+/// Records what a cycle `cycle_started` recorded enqueued, or why it stopped.
+pub async fn cycle_finished(db: &PgPool, row: Option<i64>, result: &anyhow::Result<CycleCount>) {
+    let Some(id) = row else { return };
+    let (count, error) = match result {
+        Ok(c) => (*c, None),
+        Err(e) => (CycleCount::default(), Some(format!("{e:#}"))),
+    };
+    if let Err(e) = store::cycles::finish_cycle(db, id, count.enqueued, count.skipped, error.as_deref()).await {
+        warn!(error = %e, "cannot record the refresh cycle's end (Postgres)");
+    }
 }
 
 /// Enqueues every Facebook channel not already pending, 50 to a batch job (one Graph batch call

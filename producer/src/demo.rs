@@ -17,7 +17,7 @@ use shared::{
     job::Reason,
     queue::{self, Timings},
     secret::Secret,
-    store,
+    store::{self, cycles::Origin},
 };
 use simulator::{GraphSim, SimOptions};
 use sqlx::{PgPool, postgres::PgConnectOptions};
@@ -157,7 +157,10 @@ pub async fn run_demo(
 
     let started = Utc::now();
     let clock = std::time::Instant::now();
-    crate::cycle::enqueue_cycle(&db, redis.clone(), &config, Reason::Cron).await?;
+    let row = crate::cycle::cycle_started(&db, Origin::Demo, None).await;
+    let count = crate::cycle::enqueue_cycle(&db, redis.clone(), &config, Reason::Cron).await;
+    crate::cycle::cycle_finished(&db, row, &count).await;
+    count?;
     let mut progress =
         crate::progress::Progress::new(u64::from(args.channels), std::io::stderr().is_terminal(), "checked");
     crate::progress::wait_for_answers(&db, started, u64::from(args.channels), &shutdown, |done, all| {

@@ -93,6 +93,7 @@ pub struct Strings {
     pub queue_running: &'static str,
     pub queue_deferred: &'static str,
     pub queue_dead: &'static str,
+    pub queue_open: &'static str,
     // chart
     pub chart_title: &'static str,
     pub chart_empty: &'static str,
@@ -204,6 +205,7 @@ pub static EN: Strings = Strings {
     queue_running: "Running",
     queue_deferred: "Deferred",
     queue_dead: "Dead",
+    queue_open: "Open the queue: jobs, dead letters, schedule",
     chart_title: "Refresh outcomes, last 24 hours",
     chart_empty: "No checks in the last 24 hours.",
     outcome_healthy: "Valid",
@@ -314,6 +316,7 @@ pub static VI: Strings = Strings {
     queue_running: "Đang chạy",
     queue_deferred: "Tạm hoãn",
     queue_dead: "Thất bại hẳn",
+    queue_open: "Mở hàng đợi: việc, việc thất bại hẳn, lịch chạy",
     chart_title: "Kết quả làm mới trong 24 giờ qua",
     chart_empty: "Không có lần kiểm tra nào trong 24 giờ qua.",
     outcome_healthy: "Còn hiệu lực",

@@ -83,10 +83,24 @@ form.search input { padding:5px 8px; border:1px solid var(--line); border-radius
 .login .btn { margin-top:14px; background:#1f883d; border-color:#1f883d; color:#fff; }
 .error { color:var(--red); background:var(--red-bg); border-radius:6px; padding:8px 12px; }
 .langs { font-size:12px; }
+nav.tabs { display:flex; gap:4px; margin-bottom:14px; border-bottom:1px solid var(--line); }
+nav.tabs a { padding:6px 14px; color:var(--fg); text-decoration:none; border-bottom:2px solid transparent; }
+nav.tabs a.on { border-color:var(--blue); font-weight:600; }
+.queue-page section.card { margin-bottom:16px; }
+.queue-page .table-head form { margin:0; }
+.queue-page td.actions { display:table-cell; }
+.queue-page td.actions form { display:inline-block; margin:0 6px 4px 0; }
+pre.payload { margin:6px 0 0; padding:8px; background:var(--bg); border-radius:6px; max-width:420px; max-height:240px; overflow:auto; white-space:pre-wrap; overflow-wrap:anywhere; }
+.queue-page .schedule p { margin:4px 0; }
 "#;
 
 /// "Try auto refresh" without a page load: shows progress, then swaps in the inbox's new rows.
+/// Forms with `data-confirm` (the queue page's "Discard all") ask first.
 const SCRIPT: &str = r#"
+document.addEventListener('submit', function (ev) {
+  var form = ev.target;
+  if (form && form.dataset && form.dataset.confirm && !window.confirm(form.dataset.confirm)) ev.preventDefault();
+});
 document.addEventListener('submit', async function (ev) {
   var form = ev.target;
   if (!form || !form.dataset || !form.dataset.refresh) return;

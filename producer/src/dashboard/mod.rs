@@ -5,6 +5,7 @@
 //! - `GET /`: the login form without a session, else the dashboard (`?status=`, `?q=`, `?page=`, `?lang=vi|en`)
 //! - `POST /login`, `POST /logout`
 //! - `POST /dashboard/inboxes/{inbox_id}/refresh`: "Try auto refresh" (JSON or a redirect)
+//! - `GET /dashboard/queue` and its buttons (administrator only; `queue`)
 
 mod actions;
 mod banner;
@@ -17,6 +18,7 @@ mod layout;
 mod locale;
 mod login;
 mod page;
+mod queue;
 mod rows;
 mod session;
 mod view;
@@ -37,4 +39,5 @@ pub fn routes() -> Router<AppState> {
         .route("/login", get(|| async { Redirect::to("/") }).post(login::login))
         .route("/logout", post(login::logout))
         .route("/dashboard/inboxes/{inbox_id}/refresh", post(actions::refresh))
+        .merge(queue::routes())
 }

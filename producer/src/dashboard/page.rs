@@ -96,7 +96,14 @@ async fn load(state: &AppState, caller: &Caller, view: &mut View) -> anyhow::Res
     let keys = &state.pipeline.keys;
     let depth = async {
         match caller {
-            Caller::Admin => shared::queue::depth(&mut r2, &state.config).await.map(Some),
+            // Dead counts the dead letters too, as `GET /api/v1/queue` does: the queue page lists them.
+            Caller::Admin => match shared::queue::depth(&mut r2, &state.config).await {
+                Ok(d) => match shared::store::open_dead_count(&state.db).await {
+                    Ok(n) => Ok(Some(QueueDepth { dead: d.dead + u64::try_from(n).unwrap_or(0), ..d })),
+                    Err(e) => Err(anyhow::Error::from(e)),
+                },
+                Err(e) => Err(anyhow::Error::from(e)),
+            },
             Caller::Account(_) | Caller::User { .. } => Ok(None),
         }
     };
@@ -171,7 +178,7 @@ fn render(
     let queue = data
         .depth
         .as_ref()
-        .map_or_else(String::new, |d| format!("<section class=\"card queue\">{}</section>", queue_panel(t, d)));
+        .map_or_else(String::new, |d| format!("<section class=\"card queue\">{}</section>", queue_panel(locale, t, d)));
     let (groups, total_groups) = &data.groups;
     format!(
         "{top}<main>{counts}<div class=\"panels{single}\">{queue}\
@@ -244,19 +251,21 @@ fn search_form(locale: Locale, view: &View) -> String {
     )
 }
 
-fn queue_panel(t: &Strings, d: &QueueDepth) -> String {
+fn queue_panel(locale: Locale, t: &Strings, d: &QueueDepth) -> String {
     let row = |label: &str, n: u64, key: &str, bad: bool| {
         let class = if bad && n > 0 { " class=\"bad\"" } else { "" };
         format!("<dt>{}</dt><dd data-queue=\"{key}\"{class}>{n}</dd>", escape_html(label))
     };
     format!(
-        "<h2>{}</h2><dl>{}{}{}{}{}</dl>",
+        "<h2>{}</h2><dl>{}{}{}{}{}</dl><p><a href=\"{}\" data-open-queue>{}</a></p>",
         escape_html(t.queue),
         row(t.queue_pending, d.pending, "pending", false),
         row(t.queue_scheduled, d.scheduled, "scheduled", false),
         row(t.queue_running, d.running, "running", false),
         row(t.queue_deferred, d.deferred, "deferred", false),
         row(t.queue_dead, d.dead, "dead", true),
+        escape_html(&locale.link("/dashboard/queue")),
+        escape_html(t.queue_open),
     )
 }
 

@@ -93,6 +93,29 @@ pub fn clear_cookie() -> HeaderValue {
     HeaderValue::from_static("fbtr_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0")
 }
 
+/// The form token of this request's session: derived from the cookie (which a page of another
+/// site can neither read nor send, `SameSite=Strict`), so a form posted without the page's hidden
+/// field is refused even from a browser that sends no `Sec-Fetch-Site` or `Origin`. `None` without
+/// a session cookie.
+pub fn csrf_token(headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers).map(|cookie| token_hash(&format!("csrf:{cookie}")))
+}
+
+/// Whether `sent` is this session's form token (compared in constant time).
+pub fn csrf_ok(headers: &HeaderMap, sent: Option<&str>) -> bool {
+    match (csrf_token(headers), sent) {
+        (Some(want), Some(sent)) => constant_time_eq(want.as_bytes(), sent.as_bytes()),
+        _ => false,
+    }
+}
+
+/// A short, stable name of this request's session for the audit trail: the first 8 hex digits of
+/// the SHA-256 of the cookie's SHA-256 (its Redis key names the latter; neither can be turned back
+/// into the cookie).
+pub fn audit_name(headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers).map(|cookie| token_hash(&token_hash(cookie)).chars().take(8).collect())
+}
+
 /// Our cookie's value when it has the shape we hand out (64 hex digits).
 fn cookie_value(headers: &HeaderMap) -> Option<&str> {
     headers

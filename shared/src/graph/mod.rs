@@ -18,7 +18,7 @@ pub(crate) use client::describe as describe_transport;
 pub use client::{GraphClient, GraphSettings, PageInfo, PageLookup};
 pub use error::{ErrorKind, GraphError, classify};
 pub use proof::appsecret_proof;
-pub use scrub::{REDACTED, scrub};
+pub use scrub::{REDACTED, mask_token_shapes, scrub};
 pub use subscriptions::{CHATWOOT_SUBSCRIBED_FIELDS, MESSAGES_FIELD, SubscribedApp};
 pub use tokens::{MESSAGING_SCOPE, TokenInfo};
 pub use usage::{Usage, retry_after_from_headers, usage_percent};

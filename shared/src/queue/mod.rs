@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use crate::{config::Config, job::RefreshJob, keys::RedisKeys};
 
+pub mod browse;
 mod report;
 pub use report::{
     JobFault, JobReport, ReportError, ReportErrorKind, Waited, latest_report, publish_report, wait_for_report,

@@ -66,7 +66,8 @@ pub async fn mark_as_demo(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
 pub async fn truncate_demo_tables(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "TRUNCATE channel_facebook_pages, inboxes, fb_token_states, fb_token_events, fb_send_failures,
-                  fb_webhook_deliveries, fb_dead_jobs, fb_page_subscriptions, fb_validation_batches RESTART IDENTITY",
+                  fb_webhook_deliveries, fb_dead_jobs, fb_page_subscriptions, fb_validation_batches, fb_cycles,
+                  fb_operator_actions RESTART IDENTITY",
     )
     .execute(&mut *conn)
     .await?;

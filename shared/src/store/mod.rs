@@ -5,12 +5,14 @@ mod api_tokens;
 mod channel_status;
 mod channels;
 pub mod chatwoot_users;
+pub mod cycles;
 pub mod dashboard;
 mod dead;
 pub mod demo;
 pub mod events;
 mod inboxes;
 pub mod installation;
+mod operator_actions;
 pub mod outbox;
 mod outcomes;
 mod ping;
@@ -37,10 +39,12 @@ pub use channels::{
     facebook_channel_of_inbox, is_unchanged, load_channel, load_channels, write_page_token, write_user_token,
 };
 pub use dead::{
-    kept_payload, mark_redriven, open_dead_count, open_dead_jobs, record_dead_job, record_panic, record_poison,
+    DeadLetter, discard_dead, kept_payload, mark_redriven, open_dead_count, open_dead_jobs, open_dead_letters,
+    record_dead_job, record_panic, record_poison,
 };
 pub use events::{Event, Step, record_event, record_events};
 pub use inboxes::*;
+pub use operator_actions::{OperatorAction, recent_operator_actions, record_operator_action};
 pub use outcomes::{HourlyOutcome, hourly_outcomes};
 pub use ping::ping;
 pub use send_failures::record_send_failure;

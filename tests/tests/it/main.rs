@@ -21,6 +21,7 @@ mod panics;
 mod pipeline;
 mod proactive;
 mod queue;
+mod queue_page;
 mod retention;
 mod scopes;
 mod subscriptions;

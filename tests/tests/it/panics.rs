@@ -64,7 +64,7 @@ async fn a_panicking_job_is_dead_lettered_and_its_waiter_answered() {
     let text = logs.text();
     assert!(text.contains("ERROR") && text.contains("refresh job panicked") && text.contains("hit a bug"), "{text}");
     // A re-drive picks it up like any dead job.
-    let open = shared::store::open_dead_jobs(&env.db, Some(ch)).await.expect("db");
+    let open = shared::store::open_dead_jobs(&env.db, Some(ch), None).await.expect("db");
     assert_eq!(open.len(), 1);
 }
 
