@@ -18,9 +18,9 @@ use crate::dashboard::{ADMIN, PASSWORD_CHANGED, env_with_admin, flagged_channels
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const WAIT: Duration = Duration::from_secs(45);
+pub const WAIT: Duration = Duration::from_secs(45);
 
-fn workspace_root() -> PathBuf {
+pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
 
@@ -44,14 +44,14 @@ fn ensure_browser() {
 }
 
 /// chromedriver on a free port, with a fresh Chromium profile; killed (and cleaned up) on drop.
-struct Driver {
+pub struct Driver {
     child: Child,
     url: String,
     dir: PathBuf,
 }
 
 impl Driver {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         ensure_browser();
         let dir = std::env::temp_dir().join(format!("fbtr-browser-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(dir.join("profile")).expect("profile dir");
@@ -79,7 +79,7 @@ impl Driver {
         driver
     }
 
-    async fn client(&self) -> Client {
+    pub async fn client(&self) -> Client {
         let args = [
             "--headless",
             "--no-sandbox",
@@ -151,7 +151,7 @@ async fn seed_history(env: &TestEnv, channel: i64) {
     }
 }
 
-async fn text_of(client: &Client, css: &str) -> String {
+pub async fn text_of(client: &Client, css: &str) -> String {
     client
         .wait()
         .at_most(WAIT)
@@ -161,6 +161,22 @@ async fn text_of(client: &Client, css: &str) -> String {
         .text()
         .await
         .expect("text")
+}
+
+/// Saves the whole page (the window grown to its height, up to 2,400 px) as `docs/{name}`.
+pub async fn screenshot(client: &Client, name: &str) {
+    let dims = client
+        .execute("return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight];", vec![])
+        .await
+        .expect("page height");
+    let px = |i: usize| u32::try_from(dims[i].as_u64().unwrap_or(0)).unwrap_or(0);
+    client.set_window_size(1280, px(0).clamp(600, 2400) + px(1)).await.expect("resize");
+    let png = client.screenshot().await.expect("screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    let docs = workspace_root().join("docs");
+    std::fs::create_dir_all(&docs).expect("docs/");
+    std::fs::write(docs.join(name), &png).unwrap_or_else(|e| panic!("write docs/{name}: {e}"));
+    client.set_window_size(1280, 1000).await.expect("resize back");
 }
 
 #[tokio::test]
@@ -216,17 +232,7 @@ async fn dashboard_in_headless_chromium() {
     assert!(text_of(&client, "body").await.contains("Shop <b>Deals</b>"), "names show as text");
 
     // The screenshot for the README: the whole page.
-    let dims = client
-        .execute("return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight];", vec![])
-        .await
-        .expect("page height");
-    let px = |i: usize| u32::try_from(dims[i].as_u64().unwrap_or(0)).unwrap_or(0);
-    client.set_window_size(1280, px(0).clamp(600, 2400) + px(1)).await.expect("resize");
-    let png = client.screenshot().await.expect("screenshot");
-    assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    let docs = workspace_root().join("docs");
-    std::fs::create_dir_all(&docs).expect("docs/");
-    std::fs::write(docs.join("dashboard.png"), &png).expect("write docs/dashboard.png");
+    screenshot(&client, "dashboard.png").await;
 
     // "Try auto refresh" once the page can be refreshed: progress, then the result in place.
     make_refreshable(&env, *fix_ch, "91001").await;

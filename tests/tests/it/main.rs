@@ -4,6 +4,7 @@ mod admin;
 mod api;
 mod batch;
 mod browser;
+mod browser_demo;
 mod chatwoot_db;
 mod check_all;
 mod commands;

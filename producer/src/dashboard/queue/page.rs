@@ -230,7 +230,7 @@ fn channels(ids: &[i64]) -> String {
     match ids {
         [] => "-".to_owned(),
         [one] => one.to_string(),
-        [first, .., last] => format!("{} ({first} … {last})", ids.len()),
+        [first, .., last] => format!("{first} … {last} ({})", ids.len()),
     }
 }
 
@@ -356,17 +356,28 @@ fn job_row(locale: Locale, j: &QueuedJob, timed: bool, retrying: bool, running: 
     }
 }
 
-/// A due time: "in 5 min" reads as the past tense would be wrong, so the exact time with its
-/// distance in seconds.
+/// A due time: the exact time (with the date when it is not today), and how far off it is.
 fn due(_locale: Locale, at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Markup {
     html! {
         @match at {
             Some(at) => time datetime=(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)) {
-                (at.format("%H:%M:%S UTC")) " "
-                span.muted { "(" ({ let s = (at - now).num_seconds(); if s >= 0 { format!("+{s} s") } else { format!("{s} s") } }) ")" }
+                (if at.date_naive() == now.date_naive() { at.format("%H:%M:%S UTC") } else { at.format("%Y-%m-%d %H:%M UTC") })
+                " " span.muted { "(" (distance((at - now).num_seconds())) ")" }
             },
             None => span.muted { "-" },
         }
+    }
+}
+
+/// `+45 s`, `+12 min`, `+3 h`, `+50 d`; negative when overdue.
+fn distance(secs: i64) -> String {
+    let sign = if secs < 0 { "-" } else { "+" };
+    let s = secs.unsigned_abs();
+    match s {
+        0..120 => format!("{sign}{s} s"),
+        120..7_200 => format!("{sign}{} min", s / 60),
+        7_200..172_800 => format!("{sign}{} h", s / 3_600),
+        _ => format!("{sign}{} d", s / 86_400),
     }
 }
 
@@ -434,5 +445,27 @@ fn history_section(locale: Locale, q: &QueueStrings, history: &[OperatorAction],
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distances_read_in_the_largest_whole_unit() {
+        assert_eq!(distance(0), "+0 s");
+        assert_eq!(distance(113), "+113 s");
+        assert_eq!(distance(-5), "-5 s");
+        assert_eq!(distance(600), "+10 min");
+        assert_eq!(distance(3 * 3_600), "+3 h");
+        assert_eq!(distance(4_319_936), "+49 d");
+    }
+
+    #[test]
+    fn channel_lists_are_short() {
+        assert_eq!(channels(&[]), "-");
+        assert_eq!(channels(&[7]), "7");
+        assert_eq!(channels(&[3, 4, 9]), "3 … 9 (3)");
     }
 }
