@@ -91,28 +91,25 @@ pub async fn discard_all(State(s): State<AppState>, h: HeaderMap, Query(q): Quer
     act(&s, &h, &q, f, Action::Discard(None)).await
 }
 
-pub async fn retry_one(
-    State(s): State<AppState>,
-    h: HeaderMap,
-    Path(id): Path<String>,
-    Query(q): Query_,
-    f: Body,
-) -> Response {
-    match dead_letter_id(&id) {
-        Some(id) => act(&s, &h, &q, f, Action::Retry(Some(id))).await,
-        None => bad_id(&h, &q, &id),
-    }
+pub async fn retry_one(s: State<AppState>, h: HeaderMap, id: Path<String>, q: Query_, f: Body) -> Response {
+    one(s, h, id, q, f, Action::Retry).await
 }
 
-pub async fn discard_one(
+pub async fn discard_one(s: State<AppState>, h: HeaderMap, id: Path<String>, q: Query_, f: Body) -> Response {
+    one(s, h, id, q, f, Action::Discard).await
+}
+
+/// A button of one dead letter, once its id is known to be one.
+async fn one(
     State(s): State<AppState>,
     h: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query_,
     f: Body,
+    action: fn(Option<i64>) -> Action,
 ) -> Response {
     match dead_letter_id(&id) {
-        Some(id) => act(&s, &h, &q, f, Action::Discard(Some(id))).await,
+        Some(n) => act(&s, &h, &q, f, action(Some(n))).await,
         None => bad_id(&h, &q, &id),
     }
 }
