@@ -1,7 +1,9 @@
-//! HTML escaping. Everything rendered goes through `escape_html`: inbox names and Graph error
-//! messages come from outside and are untrusted.
+//! HTML escaping. The pages are maud templates, which escape every value they are given; text
+//! from outside (inbox names, page ids, Graph error messages, what was searched for) is untrusted
+//! and goes in as `Text`, which also escapes `'` and replaces control characters.
 
 use chrono::{DateTime, Utc};
+use maud::{Markup, Render, html};
 
 use super::i18n::Strings;
 
@@ -23,6 +25,16 @@ pub fn escape_html(raw: &str) -> String {
     out
 }
 
+/// Untrusted text in a maud template, escaped by `escape_html`.
+#[derive(Debug, Clone, Copy)]
+pub struct Text<'a>(pub &'a str);
+
+impl Render for Text<'_> {
+    fn render_to(&self, buffer: &mut String) {
+        buffer.push_str(&escape_html(self.0));
+    }
+}
+
 /// Fills `{name}` placeholders (the values are escaped; the template is ours).
 pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
     let mut out = escape_html(template);
@@ -33,30 +45,19 @@ pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
 }
 
 /// "5 min ago" with the exact UTC time as a tooltip; "never" when absent.
-pub fn when(t: &Strings, at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
-    let Some(at) = at else { return format!("<span class=\"muted\">{}</span>", escape_html(t.never)) };
+pub fn when(t: &Strings, at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Markup {
+    let Some(at) = at else { return html! { span.muted { (t.never) } } };
     let secs = (now - at).num_seconds().max(0);
-    let n;
     let text = match secs {
-        0..60 => escape_html(t.just_now),
-        60..3_600 => {
-            n = (secs / 60).to_string();
-            fill(t.minutes_ago, &[("n", &n)])
-        }
-        3_600..86_400 => {
-            n = (secs / 3_600).to_string();
-            fill(t.hours_ago, &[("n", &n)])
-        }
-        _ => {
-            n = (secs / 86_400).to_string();
-            fill(t.days_ago, &[("n", &n)])
-        }
+        0..60 => t.just_now.to_owned(),
+        60..3_600 => t.minutes_ago.replace("{n}", &(secs / 60).to_string()),
+        3_600..86_400 => t.hours_ago.replace("{n}", &(secs / 3_600).to_string()),
+        _ => t.days_ago.replace("{n}", &(secs / 86_400).to_string()),
     };
-    format!(
-        "<time datetime=\"{}\" title=\"{}\">{text}</time>",
-        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        at.format("%Y-%m-%d %H:%M:%S UTC"),
-    )
+    html! {
+        time datetime=(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            title=(at.format("%Y-%m-%d %H:%M:%S UTC")) { (text) }
+    }
 }
 
 #[cfg(test)]
@@ -78,6 +79,12 @@ mod tests {
     }
 
     #[test]
+    fn text_escapes_as_escape_html_does() {
+        let markup = html! { b { (Text("a'<b>\u{0}")) } };
+        assert_eq!(markup.into_string(), "<b>a&#39;&lt;b&gt;\u{FFFD}</b>");
+    }
+
+    #[test]
     fn fill_escapes_values() {
         assert_eq!(fill("Account {id}", &[("id", "<b>")]), "Account &lt;b&gt;");
     }
@@ -85,11 +92,11 @@ mod tests {
     #[test]
     fn relative_times() {
         let now = Utc.with_ymd_and_hms(2025, 1, 2, 12, 0, 0).single().expect("time");
-        assert!(when(&EN, None, now).contains("never"));
-        assert!(when(&EN, Some(now), now).contains(">just now<"));
-        assert!(when(&EN, Some(now - chrono::Duration::minutes(5)), now).contains(">5 min ago<"));
-        assert!(when(&EN, Some(now - chrono::Duration::hours(3)), now).contains(">3 h ago<"));
-        assert!(when(&EN, Some(now - chrono::Duration::days(2)), now).contains("2 days ago"));
-        assert!(when(&EN, Some(now), now).contains("title=\"2025-01-02 12:00:00 UTC\""));
+        assert!(when(&EN, None, now).into_string().contains("never"));
+        assert!(when(&EN, Some(now), now).into_string().contains(">just now<"));
+        assert!(when(&EN, Some(now - chrono::Duration::minutes(5)), now).into_string().contains(">5 min ago<"));
+        assert!(when(&EN, Some(now - chrono::Duration::hours(3)), now).into_string().contains(">3 h ago<"));
+        assert!(when(&EN, Some(now - chrono::Duration::days(2)), now).into_string().contains("2 days ago"));
+        assert!(when(&EN, Some(now), now).into_string().contains("title=\"2025-01-02 12:00:00 UTC\""));
     }
 }

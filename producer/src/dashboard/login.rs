@@ -8,10 +8,10 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
 };
+use maud::{PreEscaped, html};
 use serde::Deserialize;
 
 use super::{
-    html::escape_html,
     layout::{self, no_store},
     locale::Locale,
     session,
@@ -35,25 +35,25 @@ pub enum Problem {
 pub fn form(status: StatusCode, locale: Locale, problem: Option<Problem>) -> Response {
     let t = locale.t();
     let error = match problem {
-        None => String::new(),
-        Some(Problem::BadToken) => format!("<p class=\"error\" role=\"alert\">{}</p>", escape_html(t.bad_token)),
-        Some(Problem::Unavailable) => format!("<p class=\"error\" role=\"alert\">{}</p>", escape_html(t.unavailable)),
+        None => None,
+        Some(Problem::BadToken) => Some(t.bad_token),
+        Some(Problem::Unavailable) => Some(t.unavailable),
     };
-    let body = format!(
-        "{top}<main><div class=\"card login\"><h2>{heading}</h2><p class=\"muted\">{help}</p>{error}\
-         <form method=\"post\" action=\"{action}\" autocomplete=\"off\">\
-         <label for=\"api_access_token\">{label}</label>\
-         <input id=\"api_access_token\" name=\"api_access_token\" type=\"password\" required autofocus \
-          autocomplete=\"off\" spellcheck=\"false\">\
-         <button class=\"btn\" type=\"submit\">{submit}</button></form></div></main>",
-        top = layout::top_bar(locale, None, "/"),
-        heading = escape_html(t.sign_in),
-        help = escape_html(t.sign_in_help),
-        action = escape_html(&locale.link("/login")),
-        label = escape_html(t.token_label),
-        submit = escape_html(t.sign_in),
-    );
-    layout::page(status, locale, t.sign_in, &body)
+    let body = html! {
+        (PreEscaped(layout::top_bar(locale, None, "/")))
+        main { div.card.login {
+            h2 { (t.sign_in) }
+            p.muted { (t.sign_in_help) }
+            @if let Some(error) = error { p.error role="alert" { (error) } }
+            form method="post" action=(locale.link("/login")) autocomplete="off" {
+                label for="api_access_token" { (t.token_label) }
+                input #api_access_token name="api_access_token" type="password" required autofocus
+                    autocomplete="off" spellcheck="false";
+                button.btn type="submit" { (t.sign_in) }
+            }
+        } }
+    };
+    layout::page(status, locale, t.sign_in, &body.into_string())
 }
 
 /// `POST /login`: a valid token starts a session and goes to the dashboard; anything else shows

@@ -108,8 +108,8 @@ impl Table<'_> {
             name = escape_html(&s.inbox_name),
             page = escape_html(&s.page_id),
             label = escape_html(t.status(s.status.as_str())),
-            checked = when(t, s.last_checked, self.now),
-            refreshed = when(t, s.last_refreshed, self.now),
+            checked = when(t, s.last_checked, self.now).into_string(),
+            refreshed = when(t, s.last_refreshed, self.now).into_string(),
         );
         let cols = self.columns();
         if s.reauthorization_required {

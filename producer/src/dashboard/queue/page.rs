@@ -198,7 +198,7 @@ fn schedule_card(
 }
 
 fn when(locale: Locale, at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Markup {
-    maud::PreEscaped(super::super::html::when(locale.t(), at, now))
+    super::super::html::when(locale.t(), at, now)
 }
 
 fn showing(q: &QueueStrings, shown: usize, total: u64) -> Markup {
