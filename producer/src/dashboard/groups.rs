@@ -3,6 +3,7 @@
 //! Many pages connected by one person all die together (a changed password, a removed app), and
 //! one reconnect by that person fixes them all: a banner per inbox said the same thing N times.
 
+use maud::{Markup, PreEscaped, html};
 use shared::{
     status::LastError,
     store::dashboard::{FlaggedGroup, GroupInbox},
@@ -10,7 +11,7 @@ use shared::{
 
 use super::{
     banner::{cause_in_full, reconnect_url},
-    html::{escape_html, fill},
+    html::Text,
     locale::Locale,
 };
 
@@ -20,29 +21,27 @@ pub const MAX_GROUPS: i64 = 20;
 pub const LISTED: i32 = 25;
 
 /// `total`: how many groups there are, of which `groups` are the largest.
-pub fn section(locale: Locale, template: &str, groups: &[FlaggedGroup], total: i64) -> String {
+pub fn section(locale: Locale, template: &str, groups: &[FlaggedGroup], total: i64) -> Markup {
     if groups.is_empty() {
-        return String::new();
+        return html! {};
     }
     let t = locale.t();
-    let mut out = format!("<section class=\"groups\" aria-label=\"{}\">", escape_html(t.groups_heading));
-    for g in groups {
-        out.push_str(&group(locale, template, g));
-    }
     let hidden = total - groups.len() as i64;
-    if hidden > 0 {
-        let href = locale.link("/?status=reauthorization_required");
-        out.push_str(&format!(
-            "<p class=\"more-groups\"><a href=\"{}\">{}</a></p>",
-            escape_html(&href),
-            fill(t.groups_more, &[("n", &hidden.to_string())])
-        ));
+    html! {
+        section.groups aria-label=(t.groups_heading) {
+            @for g in groups { (group(locale, template, g)) }
+            @if hidden > 0 {
+                p.more-groups {
+                    a href=(locale.link("/?status=reauthorization_required")) {
+                        (t.groups_more.replace("{n}", &hidden.to_string()))
+                    }
+                }
+            }
+        }
     }
-    out.push_str("</section>");
-    out
 }
 
-fn group(locale: Locale, template: &str, g: &FlaggedGroup) -> String {
+fn group(locale: Locale, template: &str, g: &FlaggedGroup) -> Markup {
     let t = locale.t();
     let error = g.error_message.clone().map(|message| LastError {
         kind: g.error_kind.clone(),
@@ -51,42 +50,33 @@ fn group(locale: Locale, template: &str, g: &FlaggedGroup) -> String {
         message,
     });
     let fixes = if g.pages == 1 {
-        escape_html(t.group_fixes_one)
+        t.group_fixes_one.to_owned()
     } else {
-        fill(t.group_fixes_many, &[("n", &g.pages.to_string())])
+        t.group_fixes_many.replace("{n}", &g.pages.to_string())
     };
-    let link = |i: &GroupInbox| escape_html(&reconnect_url(template, i.account_id, i.inbox_id));
-    let mut list = String::from("<ul class=\"group-inboxes\">");
-    for i in &g.inboxes {
-        list.push_str(&format!(
-            "<li data-inbox=\"{id}\"><a href=\"{href}\" rel=\"noopener\">{name}</a> \
-             <span class=\"muted mono\">#{id} · {page}</span></li>",
-            id = i.inbox_id,
-            href = link(i),
-            name = escape_html(&i.name),
-            page = escape_html(&i.page_id),
-        ));
-    }
-    list.push_str("</ul>");
+    let link = |i: &GroupInbox| reconnect_url(template, i.account_id, i.inbox_id);
     let unlisted = g.pages - g.inboxes.len() as i64;
-    if unlisted > 0 {
-        list.push_str(&format!("<p class=\"muted\">{}</p>", fill(t.group_more, &[("n", &unlisted.to_string())])));
+    html! {
+        div.banner.group role="alert" data-pages=(g.pages) {
+            strong.title { "⚠ " (t.reconnection_required) }
+            (PreEscaped(cause_in_full(locale, error.as_ref())))
+            p.fixes { strong { (fixes) } }
+            ul.group-inboxes {
+                @for i in &g.inboxes {
+                    li data-inbox=(i.inbox_id) {
+                        a href=(link(i)) rel="noopener" { (Text(&i.name)) }
+                        " "
+                        span.muted.mono { "#" (i.inbox_id) " · " (Text(&i.page_id)) }
+                    }
+                }
+            }
+            @if unlisted > 0 { p.muted { (t.group_more.replace("{n}", &unlisted.to_string())) } }
+            // Reconnecting any one of them as that user renews the token of all.
+            @if let Some(first) = g.inboxes.first() {
+                div.actions { a.btn.secondary.reconnect href=(link(first)) rel="noopener" { (t.reconnect_manually) } }
+            }
+        }
     }
-    // Reconnecting any one of them as that user renews the token of all.
-    let reconnect = g.inboxes.first().map_or_else(String::new, |first| {
-        format!(
-            "<div class=\"actions\"><a class=\"btn secondary reconnect\" href=\"{}\" rel=\"noopener\">{}</a></div>",
-            link(first),
-            escape_html(t.reconnect_manually)
-        )
-    });
-    format!(
-        "<div class=\"banner group\" role=\"alert\" data-pages=\"{pages}\"><strong class=\"title\">⚠ {title}</strong>\
-         {cause}<p class=\"fixes\"><strong>{fixes}</strong></p>{list}{reconnect}</div>",
-        pages = g.pages,
-        title = escape_html(t.reconnection_required),
-        cause = cause_in_full(locale, error.as_ref()),
-    )
 }
 
 #[cfg(test)]
@@ -113,15 +103,15 @@ mod tests {
     fn one_banner_per_user_with_the_cause_once() {
         let en = Locale { lang: Lang::En, explicit: false };
         let g = flagged(30, vec![inbox(1, "A <i>"), inbox(2, "B")]);
-        let html = section(en, "/app/{account_id}/{inbox_id}", &[g], 3);
+        let html = section(en, "/app/{account_id}/{inbox_id}", &[g], 3).into_string();
         assert_eq!(html.matches("class=\"banner group\"").count(), 1);
         assert_eq!(html.matches("changed their password").count(), 1, "{html}");
         assert!(html.contains("One reconnect fixes these 30 pages") && html.contains("…and 28 more."), "{html}");
         assert!(html.contains("href=\"/app/3/1\"") && html.contains("A &lt;i&gt;") && !html.contains("<b>gone"));
         assert!(html.contains("2 more Facebook users"), "{html}");
         let vi = Locale { lang: Lang::Vi, explicit: true };
-        let html = section(vi, "/{inbox_id}", &[flagged(1, vec![inbox(5, "x")])], 1);
+        let html = section(vi, "/{inbox_id}", &[flagged(1, vec![inbox(5, "x")])], 1).into_string();
         assert!(html.contains("Kết nối lại sẽ khắc phục trang này") && !html.contains("more-groups"), "{html}");
-        assert_eq!(section(en, "/", &[], 0), "");
+        assert_eq!(section(en, "/", &[], 0).into_string(), "");
     }
 }

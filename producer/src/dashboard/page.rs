@@ -189,7 +189,7 @@ fn render(
         counts = counts(locale, view, &data.counts),
         single = if data.depth.is_none() { " single" } else { "" },
         chart = chart::chart(locale, &data.outcomes, now),
-        groups = groups::section(locale, &state.config.reconnect_url_template, groups, *total_groups),
+        groups = groups::section(locale, &state.config.reconnect_url_template, groups, *total_groups).into_string(),
         heading = escape_html(t.inboxes),
         search = search_form(locale, view),
         head = table.head(),
