@@ -2,9 +2,10 @@
 //! words, then "Try auto refresh" and "Reconnect manually". What to do and Facebook's own message
 //! are said once per Facebook user above the table (`groups`), not once per inbox.
 
+use maud::{Markup, html};
 use shared::status::{InboxStatus, LastError};
 
-use super::{causes::Cause, html::escape_html, locale::Locale};
+use super::{causes::Cause, html::Text, locale::Locale};
 
 /// Where "Reconnect manually" goes for an inbox.
 pub fn reconnect_url(template: &str, account_id: i64, inbox_id: i64) -> String {
@@ -21,72 +22,64 @@ pub type Result<'a> = Option<(&'static str, &'a str)>;
 
 /// `can_refresh`: whether the viewer may start a refresh; a Chatwoot agent sees the button
 /// disabled, with why, rather than one that only answers 403.
-pub fn banner(locale: Locale, template: &str, s: &InboxStatus, result: Result<'_>, can_refresh: bool) -> String {
+pub fn banner(locale: Locale, template: &str, s: &InboxStatus, result: Result<'_>, can_refresh: bool) -> Markup {
     let t = locale.t();
     let cause = Cause::of(s.last_error.as_ref()).text(t);
     let (result_class, result_text) = result.unwrap_or(("", ""));
-    format!(
-        "<div class=\"banner compact\" role=\"alert\"><strong class=\"title\">⚠ {title}</strong> \
-         <span class=\"cause\">{what}</span>\
-         <div class=\"actions\">{auto}\
-         <a class=\"btn secondary reconnect\" href=\"{reconnect}\" rel=\"noopener\">{manually}</a>\
-         <p class=\"result {result_class}\" id=\"result-{id}\" role=\"status\" aria-live=\"polite\">{result_text}</p>\
-         </div></div>",
-        title = escape_html(t.reconnection_required),
-        what = escape_html(cause.what),
-        auto = auto_refresh(locale, s.inbox_id, can_refresh),
-        id = s.inbox_id,
-        reconnect = escape_html(&reconnect_url(template, s.account_id, s.inbox_id)),
-        manually = escape_html(t.reconnect_manually),
-        result_text = escape_html(result_text),
-    )
+    html! {
+        div.banner.compact role="alert" {
+            strong.title { "⚠ " (t.reconnection_required) }
+            " "
+            span.cause { (cause.what) }
+            div.actions {
+                (auto_refresh(locale, s.inbox_id, can_refresh))
+                a.btn.secondary.reconnect href=(reconnect_url(template, s.account_id, s.inbox_id)) rel="noopener" {
+                    (t.reconnect_manually)
+                }
+                p class={ "result " (result_class) } id={ "result-" (s.inbox_id) } role="status" aria-live="polite" {
+                    (result_text)
+                }
+            }
+        }
+    }
 }
 
 /// The cause in full: what happened, what to do, and what Facebook said (code, subcode, message).
-pub fn cause_in_full(locale: Locale, error: Option<&LastError>) -> String {
+pub fn cause_in_full(locale: Locale, error: Option<&LastError>) -> Markup {
     let t = locale.t();
     let cause = Cause::of(error).text(t);
-    let graph = match error {
-        Some(e) => {
-            let code = match (e.code, e.subcode) {
-                (Some(c), Some(sc)) => format!(" ({c}/{sc})"),
-                (Some(c), None) => format!(" ({c})"),
-                _ => String::new(),
-            };
-            format!(
-                "<p class=\"graph\">{said}{code}: {message}</p>",
-                said = escape_html(t.facebook_said),
-                message = escape_html(&e.message),
-            )
+    html! {
+        p.cause { (cause.what) }
+        p.todo { strong { (t.what_to_do) } " " (cause.todo) }
+        @if let Some(e) = error {
+            p.graph {
+                (t.facebook_said)
+                @match (e.code, e.subcode) {
+                    (Some(c), Some(sc)) => { " (" (c) "/" (sc) ")" },
+                    (Some(c), None) => { " (" (c) ")" },
+                    _ => {},
+                }
+                ": " (Text(&e.message))
+            }
         }
-        None => String::new(),
-    };
-    format!(
-        "<p class=\"cause\">{what}</p><p class=\"todo\"><strong>{what_to_do}</strong> {todo}</p>{graph}",
-        what = escape_html(cause.what),
-        what_to_do = escape_html(t.what_to_do),
-        todo = escape_html(cause.todo),
-    )
+    }
 }
 
-fn auto_refresh(locale: Locale, inbox_id: i64, can_refresh: bool) -> String {
+fn auto_refresh(locale: Locale, inbox_id: i64, can_refresh: bool) -> Markup {
     let t = locale.t();
-    if !can_refresh {
-        return format!(
-            "<button class=\"btn primary\" type=\"button\" disabled aria-disabled=\"true\" title=\"{why}\">{try_auto}</button>\
-             <p class=\"muted needs-admin\">{why}</p>",
-            why = escape_html(t.refresh_needs_admin),
-            try_auto = escape_html(t.try_auto_refresh),
-        );
+    html! {
+        @if can_refresh {
+            form method="post" action=(refresh_action(locale, inbox_id)) data-refresh=(inbox_id)
+                data-progress=(t.refreshing) data-failed=(t.result_error) {
+                button.btn.primary type="submit" name="auto_refresh" { (t.try_auto_refresh) }
+            }
+        } @else {
+            button.btn.primary type="button" disabled aria-disabled="true" title=(t.refresh_needs_admin) {
+                (t.try_auto_refresh)
+            }
+            p.muted.needs-admin { (t.refresh_needs_admin) }
+        }
     }
-    format!(
-        "<form method=\"post\" action=\"{action}\" data-refresh=\"{inbox_id}\" data-progress=\"{progress}\" data-failed=\"{failed}\">\
-         <button class=\"btn primary\" type=\"submit\" name=\"auto_refresh\">{try_auto}</button></form>",
-        action = escape_html(&refresh_action(locale, inbox_id)),
-        progress = escape_html(t.refreshing),
-        failed = escape_html(t.result_error),
-        try_auto = escape_html(t.try_auto_refresh),
-    )
 }
 
 #[cfg(test)]
@@ -132,11 +125,12 @@ mod tests {
             &flagged("x", "<img src=x>"),
             None,
             true,
-        );
+        )
+        .into_string();
         assert!(html.contains("Reconnection required"));
         assert!(html.contains("changed their password"));
         assert!(!html.contains("img src") && !html.contains("What to do"), "said once per group: {html}");
-        let full = cause_in_full(en, flagged("x", "<img src=x>").last_error.as_ref());
+        let full = cause_in_full(en, flagged("x", "<img src=x>").last_error.as_ref()).into_string();
         assert!(full.contains("(190/460): &lt;img src=x&gt;") && full.contains("new password"), "{full}");
         let auto = html.find("Try auto refresh").expect("auto");
         let manual = html.find("Reconnect manually").expect("manual");
@@ -148,7 +142,8 @@ mod tests {
     #[test]
     fn vietnamese_keeps_the_explicit_language_in_the_action() {
         let vi = Locale { lang: Lang::Vi, explicit: true };
-        let html = banner(vi, "https://x.example/{inbox_id}?a={account_id}", &flagged("x", "m"), None, true);
+        let html =
+            banner(vi, "https://x.example/{inbox_id}?a={account_id}", &flagged("x", "m"), None, true).into_string();
         assert!(html.contains("Cần kết nối lại") && html.contains("Thử refresh tự động"));
         assert!(html.contains("Kết nối lại thủ công"));
         assert!(html.contains("action=\"/dashboard/inboxes/7/refresh?lang=vi\""));
@@ -158,7 +153,7 @@ mod tests {
     #[test]
     fn an_agent_sees_the_button_disabled_and_why() {
         let en = Locale { lang: Lang::En, explicit: false };
-        let html = banner(en, "/x/{inbox_id}", &flagged("x", "m"), None, false);
+        let html = banner(en, "/x/{inbox_id}", &flagged("x", "m"), None, false).into_string();
         assert!(!html.contains("<form") && !html.contains("/dashboard/inboxes/7/refresh"), "{html}");
         assert!(html.contains("disabled") && html.contains("Only an administrator"), "{html}");
         assert!(html.contains("Reconnect manually"));

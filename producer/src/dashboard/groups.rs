@@ -3,7 +3,7 @@
 //! Many pages connected by one person all die together (a changed password, a removed app), and
 //! one reconnect by that person fixes them all: a banner per inbox said the same thing N times.
 
-use maud::{Markup, PreEscaped, html};
+use maud::{Markup, html};
 use shared::{
     status::LastError,
     store::dashboard::{FlaggedGroup, GroupInbox},
@@ -59,7 +59,7 @@ fn group(locale: Locale, template: &str, g: &FlaggedGroup) -> Markup {
     html! {
         div.banner.group role="alert" data-pages=(g.pages) {
             strong.title { "⚠ " (t.reconnection_required) }
-            (PreEscaped(cause_in_full(locale, error.as_ref())))
+            (cause_in_full(locale, error.as_ref()))
             p.fixes { strong { (fixes) } }
             ul.group-inboxes {
                 @for i in &g.inboxes {

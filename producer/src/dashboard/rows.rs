@@ -117,6 +117,7 @@ impl Table<'_> {
             out.push_str(&format!(
                 "<tr class=\"banner-row\"><td colspan=\"{cols}\">{}</td></tr>",
                 banner::banner(self.locale, self.reconnect_template, s, result, self.caller.may_refresh(s.account_id))
+                    .into_string()
             ));
         } else if let Some(n) = notice {
             let class = match n {
