@@ -48,7 +48,7 @@ pub async fn refresh(
                 "message": notice.text(locale),
                 "status": status.status,
                 "reauthorization_required": status.reauthorization_required,
-                "html": table.block(&status, Some(notice)),
+                "html": table.block(&status, Some(notice)).into_string(),
             }))
             .into_response()
         }

@@ -170,10 +170,10 @@ fn render(
     let mut rows = String::new();
     for s in &data.rows {
         let notice = done.filter(|(id, _)| *id == s.inbox_id).map(|(_, n)| n);
-        rows.push_str(&table.block(s, notice));
+        rows.push_str(&table.block(s, notice).into_string());
     }
     if data.rows.is_empty() {
-        rows = table.empty(view.search.as_ref().map(|s| s.text.as_str()));
+        rows = table.empty(view.search.as_ref().map(|s| s.text.as_str())).into_string();
     }
     let queue = data
         .depth
@@ -192,7 +192,7 @@ fn render(
         groups = groups::section(locale, &state.config.reconnect_url_template, groups, *total_groups).into_string(),
         heading = escape_html(t.inboxes),
         search = search_form(locale, view),
-        head = table.head(),
+        head = table.head().into_string(),
         pager = pager(locale, view, data.counts.of(view.filter)),
     )
 }

@@ -2,13 +2,14 @@
 //! so "Try auto refresh" can swap exactly one inbox in place.
 
 use chrono::{DateTime, Utc};
+use maud::{Markup, html};
 use shared::status::InboxStatus;
 
 use crate::auth::Caller;
 
 use super::{
     banner,
-    html::{escape_html, fill, when},
+    html::{Text, when},
     locale::Locale,
 };
 
@@ -68,108 +69,102 @@ impl Table<'_> {
         if self.show_account { 6 } else { 5 }
     }
 
-    pub fn head(&self) -> String {
+    pub fn head(&self) -> Markup {
         let t = self.locale.t();
-        let account =
-            if self.show_account { format!("<th>{}</th>", escape_html(t.col_account)) } else { String::new() };
-        format!(
-            "<thead><tr><th>{inbox}</th><th>{page}</th>{account}<th>{status}</th><th>{checked}</th>\
-             <th>{refreshed}</th></tr></thead>",
-            inbox = escape_html(t.col_inbox),
-            page = escape_html(t.col_page),
-            status = escape_html(t.col_status),
-            checked = escape_html(t.col_checked),
-            refreshed = escape_html(t.col_refreshed),
-        )
+        html! {
+            thead { tr {
+                th { (t.col_inbox) }
+                th { (t.col_page) }
+                @if self.show_account { th { (t.col_account) } }
+                th { (t.col_status) }
+                th { (t.col_checked) }
+                th { (t.col_refreshed) }
+            } }
+        }
     }
 
     /// One inbox: its row, its banner when it needs reconnecting, and the notice of a refresh.
-    pub fn block(&self, s: &InboxStatus, notice: Option<Notice>) -> String {
+    pub fn block(&self, s: &InboxStatus, notice: Option<Notice>) -> Markup {
         let t = self.locale.t();
-        let warn = if s.needs_attention() {
-            let why = if s.consecutive_failures > 0 && !s.reauthorization_required {
-                fill(t.keeps_failing, &[("n", &s.consecutive_failures.to_string())])
+        let why = s.needs_attention().then(|| {
+            if s.consecutive_failures > 0 && !s.reauthorization_required {
+                t.keeps_failing.replace("{n}", &s.consecutive_failures.to_string())
             } else {
-                escape_html(if s.reauthorization_required { t.reconnection_required } else { t.needs_attention })
-            };
-            format!("<span class=\"warn\" title=\"{why}\" aria-label=\"{why}\" role=\"img\">⚠</span>")
-        } else {
-            String::new()
-        };
-        let account =
-            if self.show_account { format!("<td class=\"mono\">{}</td>", s.account_id) } else { String::new() };
-        let mut out = format!(
-            "<tbody class=\"inbox\" id=\"inbox-{id}\" data-status=\"{status}\"><tr>\
-             <td>{warn}<strong class=\"name\">{name}</strong> <span class=\"muted\">#{id}</span></td>\
-             <td class=\"mono\">{page}</td>{account}\
-             <td><span class=\"badge s-{status}\">{label}</span></td><td>{checked}</td><td>{refreshed}</td></tr>",
-            id = s.inbox_id,
-            status = escape_html(s.status.as_str()),
-            name = escape_html(&s.inbox_name),
-            page = escape_html(&s.page_id),
-            label = escape_html(t.status(s.status.as_str())),
-            checked = when(t, s.last_checked, self.now).into_string(),
-            refreshed = when(t, s.last_refreshed, self.now).into_string(),
-        );
+                (if s.reauthorization_required { t.reconnection_required } else { t.needs_attention }).to_owned()
+            }
+        });
         let cols = self.columns();
-        if s.reauthorization_required {
-            let result = notice.map(|n| (if n == Notice::Pending { "progress" } else { "error" }, n.text(self.locale)));
-            out.push_str(&format!(
-                "<tr class=\"banner-row\"><td colspan=\"{cols}\">{}</td></tr>",
-                banner::banner(self.locale, self.reconnect_template, s, result, self.caller.may_refresh(s.account_id))
-                    .into_string()
-            ));
-        } else if let Some(n) = notice {
-            let class = match n {
-                Notice::Refreshed | Notice::Healthy => "notice",
-                _ => "notice pending",
-            };
-            out.push_str(&format!(
-                "<tr class=\"notice-row\"><td colspan=\"{cols}\"><div class=\"{class}\" role=\"status\">{}</div></td></tr>",
-                escape_html(n.text(self.locale))
-            ));
+        let status = s.status.as_str();
+        html! {
+            tbody.inbox id={ "inbox-" (s.inbox_id) } data-status=(status) {
+                tr {
+                    td {
+                        @if let Some(why) = &why { span.warn title=(why) aria-label=(why) role="img" { "⚠" } }
+                        strong.name { (Text(&s.inbox_name)) }
+                        " "
+                        span.muted { "#" (s.inbox_id) }
+                    }
+                    td.mono { (Text(&s.page_id)) }
+                    @if self.show_account { td.mono { (s.account_id) } }
+                    td { span class={ "badge s-" (status) } { (t.status(status)) } }
+                    td { (when(t, s.last_checked, self.now)) }
+                    td { (when(t, s.last_refreshed, self.now)) }
+                }
+                @if s.reauthorization_required {
+                    @let result = notice.map(|n| (if n == Notice::Pending { "progress" } else { "error" }, n.text(self.locale)));
+                    tr.banner-row {
+                        td colspan=(cols) {
+                            (banner::banner(self.locale, self.reconnect_template, s, result, self.caller.may_refresh(s.account_id)))
+                        }
+                    }
+                } @else if let Some(n) = notice {
+                    @let class = match n {
+                        Notice::Refreshed | Notice::Healthy => "notice",
+                        _ => "notice pending",
+                    };
+                    tr.notice-row { td colspan=(cols) { div class=(class) role="status" { (n.text(self.locale)) } } }
+                }
+                @if s.warning().is_some() && !s.reauthorization_required {
+                    @let until = s.data_access_expires_at.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default();
+                    tr.notice-row {
+                        td colspan=(cols) {
+                            div.notice.pending role="status" { (t.data_access_expiring.replace("{date}", &until)) }
+                        }
+                    }
+                }
+                @if let Some(note) = subscription_note(self.locale, s) {
+                    tr.notice-row { td colspan=(cols) { (note) } }
+                }
+            }
         }
-        if s.warning().is_some() && !s.reauthorization_required {
-            let until = s.data_access_expires_at.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default();
-            out.push_str(&format!(
-                "<tr class=\"notice-row\"><td colspan=\"{cols}\"><div class=\"notice pending\" role=\"status\">{}</div></td></tr>",
-                fill(t.data_access_expiring, &[("date", &until)])
-            ));
-        }
-        if let Some(note) = subscription_note(self.locale, s) {
-            out.push_str(&format!("<tr class=\"notice-row\"><td colspan=\"{cols}\">{note}</td></tr>"));
-        }
-        out.push_str("</tbody>");
-        out
     }
 
     /// `search`: what was searched for, when the search found nothing.
-    pub fn empty(&self, search: Option<&str>) -> String {
+    pub fn empty(&self, search: Option<&str>) -> Markup {
         let t = self.locale.t();
-        let text = search.map_or_else(|| escape_html(t.no_inboxes), |q| fill(t.no_match, &[("q", q)]));
-        format!("<tbody><tr><td colspan=\"{}\" class=\"empty\">{text}</td></tr></tbody>", self.columns())
+        let text = search.map_or_else(|| t.no_inboxes.to_owned(), |q| t.no_match.replace("{q}", q));
+        html! { tbody { tr { td colspan=(self.columns()) class="empty" { (Text(&text)) } } } }
     }
 }
 
 /// What the last webhook subscription check did, when a person may want to know: the page had lost
 /// this app (and got it back, or not), or the check failed.
-fn subscription_note(locale: Locale, s: &InboxStatus) -> Option<String> {
+fn subscription_note(locale: Locale, s: &InboxStatus) -> Option<Markup> {
     let t = locale.t();
     let sub = &s.subscription;
     let error = sub.last_error.as_ref().map(|e| e.message.as_str()).unwrap_or("");
     let (class, text) = match sub.state.as_str() {
         "resubscribed" => {
             let at = sub.resubscribed_at.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default();
-            ("notice", fill(t.subscription_resubscribed, &[("when", &at)]))
+            ("notice", t.subscription_resubscribed.replace("{when}", &at))
         }
-        "missing" => ("notice pending", fill(t.subscription_missing, &[("error", error)])),
-        "failed" => ("notice pending", fill(t.subscription_failed, &[("error", error)])),
+        "missing" => ("notice pending", t.subscription_missing.replace("{error}", error)),
+        "failed" => ("notice pending", t.subscription_failed.replace("{error}", error)),
         _ => return None,
     };
-    Some(format!(
-        "<div class=\"{class} subscription\" role=\"status\" data-subscription=\"{}\">{text}</div>",
-        escape_html(&sub.state)
-    ))
+    Some(html! {
+        div class={ (class) " subscription" } role="status" data-subscription=(sub.state) { (Text(&text)) }
+    })
 }
 
 #[cfg(test)]
@@ -215,13 +210,13 @@ mod tests {
     fn a_subscription_note_only_when_there_is_something_to_say() {
         let en = Locale { lang: Lang::En, explicit: false };
         for quiet in ["subscribed", "unknown", ""] {
-            assert_eq!(subscription_note(en, &inbox(quiet, None)), None, "{quiet}");
+            assert_eq!(subscription_note(en, &inbox(quiet, None)).map(Markup::into_string), None, "{quiet}");
         }
-        let note = subscription_note(en, &inbox("resubscribed", None)).expect("note");
+        let note = subscription_note(en, &inbox("resubscribed", None)).expect("note").into_string();
         assert!(note.contains("2026-01-01 00:00 UTC") && note.contains("data-subscription=\"resubscribed\""), "{note}");
-        let note = subscription_note(en, &inbox("missing", Some("<b>(#200)</b>"))).expect("note");
+        let note = subscription_note(en, &inbox("missing", Some("<b>(#200)</b>"))).expect("note").into_string();
         assert!(note.contains("&lt;b&gt;(#200)&lt;/b&gt;") && !note.contains("<b>"), "escaped: {note}");
         let vi = Locale { lang: Lang::Vi, explicit: true };
-        assert!(subscription_note(vi, &inbox("failed", Some("x"))).expect("note").contains("Webhook"));
+        assert!(subscription_note(vi, &inbox("failed", Some("x"))).expect("note").into_string().contains("Webhook"));
     }
 }
