@@ -35,15 +35,6 @@ impl Render for Text<'_> {
     }
 }
 
-/// Fills `{name}` placeholders (the values are escaped; the template is ours).
-pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
-    let mut out = escape_html(template);
-    for (name, value) in values {
-        out = out.replace(&format!("{{{name}}}"), &escape_html(value));
-    }
-    out
-}
-
 /// "5 min ago" with the exact UTC time as a tooltip; "never" when absent.
 pub fn when(t: &Strings, at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Markup {
     let Some(at) = at else { return html! { span.muted { (t.never) } } };
@@ -82,11 +73,6 @@ mod tests {
     fn text_escapes_as_escape_html_does() {
         let markup = html! { b { (Text("a'<b>\u{0}")) } };
         assert_eq!(markup.into_string(), "<b>a&#39;&lt;b&gt;\u{FFFD}</b>");
-    }
-
-    #[test]
-    fn fill_escapes_values() {
-        assert_eq!(fill("Account {id}", &[("id", "<b>")]), "Account &lt;b&gt;");
     }
 
     #[test]

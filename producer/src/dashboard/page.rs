@@ -16,6 +16,7 @@ use axum::{
     response::Response,
 };
 use chrono::{DateTime, Utc};
+use maud::{Markup, PreEscaped, html};
 use shared::{
     queue::QueueDepth,
     status::{InboxStatus, inbox_page},
@@ -28,7 +29,7 @@ use shared::{
 
 use super::{
     chart, groups,
-    html::{escape_html, fill},
+    html::Text,
     i18n::Strings,
     layout,
     locale::Locale,
@@ -56,17 +57,16 @@ pub async fn index(
     match load(&state, &caller, &mut view).await {
         Ok(data) => {
             let body = render(&state, locale, &caller, &query, &view, &data, Utc::now());
-            layout::page(StatusCode::OK, locale, locale.t().title, &body)
+            layout::page(StatusCode::OK, locale, locale.t().title, &body.into_string())
         }
         Err(e) => {
             tracing::error!(error = %e, "dashboard cannot load");
             let t = locale.t();
-            let body = format!(
-                "{}<main><p class=\"error\" role=\"alert\">{}</p></main>",
-                layout::top_bar(locale, Some(&who(t, &caller)), "/"),
-                escape_html(t.unavailable)
-            );
-            layout::page(StatusCode::SERVICE_UNAVAILABLE, locale, t.title, &body)
+            let body = html! {
+                (PreEscaped(layout::top_bar(locale, Some(&who(t, &caller)), "/")))
+                main { p.error role="alert" { (t.unavailable) } }
+            };
+            layout::page(StatusCode::SERVICE_UNAVAILABLE, locale, t.title, &body.into_string())
         }
     }
 }
@@ -153,7 +153,7 @@ fn render(
     view: &View,
     data: &Data,
     now: DateTime<Utc>,
-) -> String {
+) -> Markup {
     let t = locale.t();
     // A refresh without JavaScript comes back here as `?done=INBOX:OUTCOME`.
     let done = query.get("done").and_then(|d| d.split_once(':')).and_then(|(id, n)| {
@@ -167,129 +167,111 @@ fn render(
         reconnect_template: &state.config.reconnect_url_template,
         caller,
     };
-    let mut rows = String::new();
-    for s in &data.rows {
-        let notice = done.filter(|(id, _)| *id == s.inbox_id).map(|(_, n)| n);
-        rows.push_str(&table.block(s, notice).into_string());
-    }
-    if data.rows.is_empty() {
-        rows = table.empty(view.search.as_ref().map(|s| s.text.as_str())).into_string();
-    }
-    let queue = data
-        .depth
-        .as_ref()
-        .map_or_else(String::new, |d| format!("<section class=\"card queue\">{}</section>", queue_panel(locale, t, d)));
     let (groups, total_groups) = &data.groups;
-    format!(
-        "{top}<main>{counts}<div class=\"panels{single}\">{queue}\
-         <section class=\"card\">{chart}</section></div>{groups}\
-         <section class=\"card\"><div class=\"table-head\"><h2>{heading}</h2>{search}</div>\
-         <table class=\"inboxes\">{head}{rows}</table>{pager}</section></main>",
-        top = layout::top_bar(locale, Some(&who(t, caller)), &view.here()),
-        counts = counts(locale, view, &data.counts),
-        single = if data.depth.is_none() { " single" } else { "" },
-        chart = chart::chart(locale, &data.outcomes, now),
-        groups = groups::section(locale, &state.config.reconnect_url_template, groups, *total_groups).into_string(),
-        heading = escape_html(t.inboxes),
-        search = search_form(locale, view),
-        head = table.head().into_string(),
-        pager = pager(locale, view, data.counts.of(view.filter)),
-    )
+    html! {
+        (PreEscaped(layout::top_bar(locale, Some(&who(t, caller)), &view.here())))
+        main {
+            (counts(locale, view, &data.counts))
+            div class={ "panels" (if data.depth.is_none() { " single" } else { "" }) } {
+                @if let Some(d) = &data.depth { section.card.queue { (queue_panel(locale, t, d)) } }
+                section.card { (PreEscaped(chart::chart(locale, &data.outcomes, now))) }
+            }
+            (groups::section(locale, &state.config.reconnect_url_template, groups, *total_groups))
+            section.card {
+                div.table-head { h2 { (t.inboxes) } (search_form(locale, view)) }
+                table.inboxes {
+                    (table.head())
+                    @for s in &data.rows {
+                        (table.block(s, done.filter(|(id, _)| *id == s.inbox_id).map(|(_, n)| n)))
+                    }
+                    @if data.rows.is_empty() { (table.empty(view.search.as_ref().map(|s| s.text.as_str()))) }
+                }
+                (pager(locale, view, data.counts.of(view.filter)))
+            }
+        }
+    }
 }
 
-fn counts(locale: Locale, view: &View, counts: &StatusCounts) -> String {
+fn counts(locale: Locale, view: &View, counts: &StatusCounts) -> Markup {
     let t = locale.t();
     let link = |f: Option<&str>, label: &str, class: &str| {
-        let href = locale.link(&view.href(f, None));
-        let on = if f == view.filter { " on" } else { "" };
-        format!(
-            "<a class=\"count {class}{on}\" href=\"{href}\" data-status=\"{f}\"><span class=\"n\">{n}</span>{label}</a>",
-            href = escape_html(&href),
-            n = counts.of(f),
-            f = f.unwrap_or("all"),
-            label = escape_html(label),
-        )
+        html! {
+            a class={ "count " (class) (if f == view.filter { " on" } else { "" }) } href=(locale.link(&view.href(f, None)))
+                data-status=(f.unwrap_or("all")) {
+                span.n { (counts.of(f)) } (label)
+            }
+        }
     };
-    let mut out = String::from("<nav class=\"counts\">");
-    out.push_str(&link(None, t.all, "all"));
-    for f in FILTERS {
-        let label = if f == "attention" { t.needs_attention } else { t.status(f) };
-        out.push_str(&link(Some(f), label, &format!("c-{f}")));
+    html! {
+        nav.counts {
+            (link(None, t.all, "all"))
+            @for f in FILTERS {
+                (link(Some(f), if f == "attention" { t.needs_attention } else { t.status(f) }, &format!("c-{f}")))
+            }
+        }
     }
-    out.push_str("</nav>");
-    out
 }
 
 /// A plain GET form: the filter and the language stay, the page starts again at 1.
-fn search_form(locale: Locale, view: &View) -> String {
+fn search_form(locale: Locale, view: &View) -> Markup {
     let t = locale.t();
-    let hidden =
-        |name: &str, value: &str| format!("<input type=\"hidden\" name=\"{name}\" value=\"{}\">", escape_html(value));
-    let mut keep = String::new();
-    if let Some(f) = view.filter {
-        keep.push_str(&hidden("status", f));
-    }
-    if let Some(lang) = locale.query().and_then(|q| q.strip_prefix("lang=")) {
-        keep.push_str(&hidden("lang", lang));
-    }
+    let lang = locale.query().and_then(|q| q.strip_prefix("lang="));
     let value = view.search.as_ref().map_or("", |s| s.text.as_str());
-    let clear = if view.search.is_some() {
-        let href = locale.link(&View { search: None, page: 1, ..view.clone() }.here());
-        format!("<a class=\"clear\" href=\"{}\">{}</a>", escape_html(&href), escape_html(t.search_clear))
-    } else {
-        String::new()
-    };
-    format!(
-        "<form class=\"search\" method=\"get\" action=\"/\" role=\"search\">{keep}\
-         <label for=\"q\">{label}</label>\
-         <input id=\"q\" type=\"search\" name=\"q\" value=\"{value}\" placeholder=\"{placeholder}\" maxlength=\"200\">\
-         <button class=\"btn secondary\" type=\"submit\">{button}</button>{clear}</form>",
-        label = escape_html(t.search_label),
-        value = escape_html(value),
-        placeholder = escape_html(t.search_placeholder),
-        button = escape_html(t.search_button),
-    )
+    html! {
+        form.search method="get" action="/" role="search" {
+            @if let Some(f) = view.filter { input type="hidden" name="status" value=(f); }
+            @if let Some(lang) = lang { input type="hidden" name="lang" value=(lang); }
+            label for="q" { (t.search_label) }
+            input #q type="search" name="q" value=(Text(value)) placeholder=(t.search_placeholder) maxlength="200";
+            button.btn.secondary type="submit" { (t.search_button) }
+            @if view.search.is_some() {
+                a.clear href=(locale.link(&View { search: None, page: 1, ..view.clone() }.here())) { (t.search_clear) }
+            }
+        }
+    }
 }
 
-fn queue_panel(locale: Locale, t: &Strings, d: &QueueDepth) -> String {
-    let row = |label: &str, n: u64, key: &str, bad: bool| {
-        let class = if bad && n > 0 { " class=\"bad\"" } else { "" };
-        format!("<dt>{}</dt><dd data-queue=\"{key}\"{class}>{n}</dd>", escape_html(label))
-    };
-    format!(
-        "<h2>{}</h2><dl>{}{}{}{}{}</dl><p><a href=\"{}\" data-open-queue>{}</a></p>",
-        escape_html(t.queue),
-        row(t.queue_pending, d.pending, "pending", false),
-        row(t.queue_scheduled, d.scheduled, "scheduled", false),
-        row(t.queue_running, d.running, "running", false),
-        row(t.queue_deferred, d.deferred, "deferred", false),
-        row(t.queue_dead, d.dead, "dead", true),
-        escape_html(&locale.link("/dashboard/queue")),
-        escape_html(t.queue_open),
-    )
+fn queue_panel(locale: Locale, t: &Strings, d: &QueueDepth) -> Markup {
+    let rows = [
+        (t.queue_pending, d.pending, "pending", false),
+        (t.queue_scheduled, d.scheduled, "scheduled", false),
+        (t.queue_running, d.running, "running", false),
+        (t.queue_deferred, d.deferred, "deferred", false),
+        (t.queue_dead, d.dead, "dead", true),
+    ];
+    html! {
+        h2 { (t.queue) }
+        dl {
+            @for (label, n, key, bad) in rows {
+                dt { (label) }
+                dd data-queue=(key) class=[(bad && n > 0).then_some("bad")] { (n) }
+            }
+        }
+        p { a href=(locale.link("/dashboard/queue")) data-open-queue { (t.queue_open) } }
+    }
 }
 
-fn pager(locale: Locale, view: &View, total: i64) -> String {
+fn pager(locale: Locale, view: &View, total: i64) -> Markup {
     let pages = pages(total);
     if pages <= 1 {
-        return String::new();
+        return html! {};
     }
     let t = locale.t();
     let page = view.page.min(pages);
     let total = usize::try_from(total).unwrap_or(0);
-    let href = |p: usize| escape_html(&locale.link(&view.href(view.filter, Some(p))));
+    let href = |p: usize| locale.link(&view.href(view.filter, Some(p)));
     let from = (page - 1) * PAGE_SIZE + 1;
     let to = (page * PAGE_SIZE).min(total);
-    let mut out = format!(
-        "<nav class=\"pager\" data-page=\"{page}\" data-pages=\"{pages}\"><span>{}</span>",
-        fill(t.showing, &[("from", &from.to_string()), ("to", &to.to_string()), ("total", &total.to_string())])
-    );
-    if page > 1 {
-        out.push_str(&format!("<a rel=\"prev\" href=\"{}\">{}</a>", href(page - 1), escape_html(t.previous)));
+    let showing = t
+        .showing
+        .replace("{from}", &from.to_string())
+        .replace("{to}", &to.to_string())
+        .replace("{total}", &total.to_string());
+    html! {
+        nav.pager data-page=(page) data-pages=(pages) {
+            span { (showing) }
+            @if page > 1 { a rel="prev" href=(href(page - 1)) { (t.previous) } }
+            @if page < pages { a rel="next" href=(href(page + 1)) { (t.next) } }
+        }
     }
-    if page < pages {
-        out.push_str(&format!("<a rel=\"next\" href=\"{}\">{}</a>", href(page + 1), escape_html(t.next)));
-    }
-    out.push_str("</nav>");
-    out
 }
