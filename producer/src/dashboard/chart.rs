@@ -3,7 +3,9 @@
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use shared::store::HourlyOutcome;
 
-use super::{html::escape_html, locale::Locale};
+use maud::{Markup, html};
+
+use super::locale::Locale;
 
 /// Bottom to top, with the fill of each.
 const SERIES: [(&str, &str); 4] =
@@ -45,7 +47,7 @@ fn nice_max(n: i64) -> i64 {
     }
 }
 
-pub fn chart(locale: Locale, rows: &[HourlyOutcome], now: DateTime<Utc>) -> String {
+pub fn chart(locale: Locale, rows: &[HourlyOutcome], now: DateTime<Utc>) -> Markup {
     let t = locale.t();
     let current = now.duration_trunc(Duration::hours(1)).unwrap_or(now);
     let first = current - Duration::hours(HOURS as i64 - 1);
@@ -56,87 +58,49 @@ pub fn chart(locale: Locale, rows: &[HourlyOutcome], now: DateTime<Utc>) -> Stri
     let (plot_w, plot_h) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
     let slot_w = plot_w / HOURS as f64;
     let y = |v: i64| TOP + plot_h - plot_h * v as f64 / ymax as f64;
-
-    let mut svg = format!(
-        "<svg class=\"chart\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-labelledby=\"chart-title\">\
-         <title id=\"chart-title\">{}</title>",
-        escape_html(t.chart_title)
-    );
+    let one = |v: f64| format!("{v:.1}");
     let mut ticks = vec![0, ymax / 2, ymax];
     ticks.dedup();
-    for v in ticks {
-        if v > 0 {
-            svg.push_str(&format!(
-                "<line x1=\"{LEFT}\" x2=\"{x2}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" stroke=\"#d1d9e0\" stroke-width=\"1\"/>",
-                x2 = W - RIGHT,
-                yy = y(v),
-            ));
-        }
-        svg.push_str(&format!(
-            "<text x=\"{tx}\" y=\"{ty:.1}\" text-anchor=\"end\">{v}</text>",
-            tx = LEFT - 6.0,
-            ty = y(v) + 4.0
-        ));
-    }
-    for (i, slot) in counts.iter().enumerate() {
-        let hour = first + Duration::hours(i as i64);
-        let x = LEFT + slot_w * i as f64 + slot_w * 0.15;
-        let mut base = 0i64;
-        for (s, count) in slot.iter().enumerate() {
-            if *count == 0 {
-                continue;
+    let totals: Vec<i64> = (0..SERIES.len()).map(|s| counts.iter().map(|c| c[s]).sum()).collect();
+    html! {
+        h2 { (t.chart_title) }
+        svg.chart viewBox={ "0 0 " (W) " " (H) } role="img" aria-labelledby="chart-title" {
+            title #chart-title { (t.chart_title) }
+            @for v in ticks {
+                @if v > 0 {
+                    line x1=(LEFT) x2=(W - RIGHT) y1=(one(y(v))) y2=(one(y(v))) stroke="#d1d9e0" stroke-width="1" {}
+                }
+                text x=(LEFT - 6.0) y=(one(y(v) + 4.0)) text-anchor="end" { (v) }
             }
-            let (y_top, y_bottom) = (y(base + count), y(base));
-            svg.push_str(&format!(
-                "<rect class=\"bar {name}\" x=\"{x:.1}\" y=\"{y_top:.1}\" width=\"{w:.1}\" height=\"{h:.1}\" fill=\"{fill}\">\
-                 <title>{when} UTC · {label}: {count}</title></rect>",
-                name = SERIES[s].0,
-                w = slot_w * 0.7,
-                h = (y_bottom - y_top).max(0.5),
-                fill = SERIES[s].1,
-                when = hour.format("%H:00"),
-                label = escape_html(labels[s]),
-            ));
-            base += count;
+            @for (i, slot) in counts.iter().enumerate() {
+                @let hour = first + Duration::hours(i as i64);
+                @let x = LEFT + slot_w * i as f64 + slot_w * 0.15;
+                @for (s, count) in slot.iter().enumerate() {
+                    @if *count > 0 {
+                        @let base: i64 = slot[..s].iter().sum();
+                        @let (y_top, y_bottom) = (y(base + count), y(base));
+                        rect class={ "bar " (SERIES[s].0) } x=(one(x)) y=(one(y_top)) width=(one(slot_w * 0.7))
+                            height=(one((y_bottom - y_top).max(0.5))) fill=(SERIES[s].1) {
+                            title { (hour.format("%H:00")) " UTC · " (labels[s]) ": " (count) }
+                        }
+                    }
+                }
+                @if i % 3 == 0 || i == HOURS - 1 {
+                    text x=(one(LEFT + slot_w * (i as f64 + 0.5))) y=(H - 6.0) text-anchor="middle" { (hour.format("%H:00")) }
+                }
+            }
+            line x1=(LEFT) x2=(W - RIGHT) y1=(TOP + plot_h) y2=(TOP + plot_h) stroke="#8c959f" stroke-width="1" {}
+            @if top == 0 {
+                text.empty x=(LEFT + plot_w / 2.0) y=(TOP + plot_h / 2.0) text-anchor="middle" { (t.chart_empty) }
+            }
         }
-        if i % 3 == 0 || i == HOURS - 1 {
-            svg.push_str(&format!(
-                "<text x=\"{cx:.1}\" y=\"{ty}\" text-anchor=\"middle\">{label}</text>",
-                cx = LEFT + slot_w * (i as f64 + 0.5),
-                ty = H - 6.0,
-                label = hour.format("%H:00"),
-            ));
+        div.legend {
+            @for (((name, _), label), total) in SERIES.iter().zip(labels).zip(totals) {
+                span { i class={ "o-" (name) } {} (label) " (" (total) ")" }
+            }
+            span { (t.times_utc) }
         }
     }
-    svg.push_str(&format!(
-        "<line x1=\"{LEFT}\" x2=\"{x2}\" y1=\"{yb}\" y2=\"{yb}\" stroke=\"#8c959f\" stroke-width=\"1\"/>",
-        x2 = W - RIGHT,
-        yb = TOP + plot_h,
-    ));
-    if top == 0 {
-        svg.push_str(&format!(
-            "<text class=\"empty\" x=\"{cx}\" y=\"{cy}\" text-anchor=\"middle\">{}</text>",
-            escape_html(t.chart_empty),
-            cx = LEFT + plot_w / 2.0,
-            cy = TOP + plot_h / 2.0,
-        ));
-    }
-    svg.push_str("</svg>");
-
-    let legend: String = SERIES
-        .iter()
-        .zip(labels)
-        .zip(0..)
-        .map(|(((name, _), label), s)| {
-            let total: i64 = counts.iter().map(|c| c[s]).sum();
-            format!("<span><i class=\"o-{name}\"></i>{} ({total})</span>", escape_html(label))
-        })
-        .collect();
-    format!(
-        "<h2>{title}</h2>{svg}<div class=\"legend\">{legend}<span>{utc}</span></div>",
-        title = escape_html(t.chart_title),
-        utc = escape_html(t.times_utc),
-    )
 }
 
 #[cfg(test)]
@@ -169,7 +133,7 @@ mod tests {
         assert_eq!(b[23], [3, 0, 0, 1]);
         assert_eq!(b[11], [0, 2, 0, 0]);
         assert_eq!(b.iter().flatten().sum::<i64>(), 6);
-        let svg = chart(Locale { lang: Lang::En, explicit: false }, &rows, now);
+        let svg = chart(Locale { lang: Lang::En, explicit: false }, &rows, now).into_string();
         assert_eq!(svg.matches("<rect").count(), 3);
         assert!(svg.contains("Valid (3)") && svg.contains("Failed (1)") && svg.contains("Refreshed (2)"));
         assert!(!svg.contains("No checks"));
@@ -177,7 +141,7 @@ mod tests {
 
     #[test]
     fn empty_chart_says_so() {
-        let svg = chart(Locale { lang: Lang::Vi, explicit: false }, &[], at(5));
+        let svg = chart(Locale { lang: Lang::Vi, explicit: false }, &[], at(5)).into_string();
         assert!(svg.contains("Không có lần kiểm tra nào"));
         assert!(svg.contains("<svg") && svg.contains("</svg>"));
     }

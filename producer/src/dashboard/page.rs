@@ -174,7 +174,7 @@ fn render(
             (counts(locale, view, &data.counts))
             div class={ "panels" (if data.depth.is_none() { " single" } else { "" }) } {
                 @if let Some(d) = &data.depth { section.card.queue { (queue_panel(locale, t, d)) } }
-                section.card { (PreEscaped(chart::chart(locale, &data.outcomes, now))) }
+                section.card { (chart::chart(locale, &data.outcomes, now)) }
             }
             (groups::section(locale, &state.config.reconnect_url_template, groups, *total_groups))
             section.card {
