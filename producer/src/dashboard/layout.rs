@@ -7,7 +7,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::{html::escape_html, locale::Locale};
+use maud::{Markup, PreEscaped, html};
+
+use super::locale::Locale;
 
 const STYLE: &str = r#"
 :root { --fg:#1f2328; --muted:#59636e; --line:#d1d9e0; --bg:#f6f8fa; --card:#fff;
@@ -130,17 +132,25 @@ document.addEventListener('submit', async function (ev) {
 "#;
 
 /// A whole HTML page around `body`.
-pub fn page(status: StatusCode, locale: Locale, title: &str, body: &str) -> Response {
+pub fn page(status: StatusCode, locale: Locale, title: &str, body: Markup) -> Response {
     let nonce: String = rand::random::<[u8; 16]>().iter().map(|b| format!("{b:02x}")).collect();
-    let html = format!(
-        "<!doctype html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"referrer\" content=\"same-origin\">\
-         <title>{title}</title><style nonce=\"{nonce}\">{STYLE}</style></head>\
-         <body>{body}<script nonce=\"{nonce}\">{SCRIPT}</script></body></html>",
-        lang = locale.html_lang(),
-        title = escape_html(title),
-    );
+    let html = html! {
+        (PreEscaped("<!doctype html>\n"))
+        html lang=(locale.html_lang()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="referrer" content="same-origin";
+                title { (title) }
+                style nonce=(nonce) { (PreEscaped(STYLE)) }
+            }
+            body {
+                (body)
+                script nonce=(nonce) { (PreEscaped(SCRIPT)) }
+            }
+        }
+    }
+    .into_string();
     let csp = format!(
         "default-src 'none'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'; connect-src 'self'; \
          img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -166,30 +176,25 @@ pub fn no_store(resp: &mut Response) {
 }
 
 /// The top bar: title, language switch, and (signed in) who and "Sign out".
-pub fn top_bar(locale: Locale, who: Option<&str>, here: &str) -> String {
+pub fn top_bar(locale: Locale, who: Option<&str>, here: &str) -> Markup {
     let t = locale.t();
     let sep = if here.contains('?') { '&' } else { '?' };
     let (en, vi) = match locale.lang {
-        super::locale::Lang::En => (" class=\"on\"", ""),
-        super::locale::Lang::Vi => ("", " class=\"on\""),
+        super::locale::Lang::En => (Some("on"), None),
+        super::locale::Lang::Vi => (None, Some("on")),
     };
-    let mut out = format!(
-        "<header class=\"top\"><h1>{title}<small>{subtitle}</small></h1>\
-         <span class=\"langs\"><a href=\"{here_e}{sep}lang=en\"{en}>English</a> · \
-         <a href=\"{here_e}{sep}lang=vi\"{vi}>Tiếng Việt</a></span>",
-        title = escape_html(t.title),
-        subtitle = escape_html(t.subtitle),
-        here_e = escape_html(here),
-    );
-    if let Some(who) = who {
-        out.push_str(&format!(
-            "<span class=\"who\">{who}</span><form method=\"post\" action=\"{action}\">\
-             <button type=\"submit\">{out_label}</button></form>",
-            who = escape_html(who),
-            action = escape_html(&locale.link("/logout")),
-            out_label = escape_html(t.sign_out),
-        ));
+    html! {
+        header.top {
+            h1 { (t.title) small { (t.subtitle) } }
+            span.langs {
+                a href={ (here) (sep) "lang=en" } class=[en] { "English" }
+                " · "
+                a href={ (here) (sep) "lang=vi" } class=[vi] { "Tiếng Việt" }
+            }
+            @if let Some(who) = who {
+                span.who { (who) }
+                form method="post" action=(locale.link("/logout")) { button type="submit" { (t.sign_out) } }
+            }
+        }
     }
-    out.push_str("</header>");
-    out
 }

@@ -8,7 +8,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
 };
-use maud::{PreEscaped, html};
+use maud::html;
 use serde::Deserialize;
 
 use super::{
@@ -40,7 +40,7 @@ pub fn form(status: StatusCode, locale: Locale, problem: Option<Problem>) -> Res
         Some(Problem::Unavailable) => Some(t.unavailable),
     };
     let body = html! {
-        (PreEscaped(layout::top_bar(locale, None, "/")))
+        (layout::top_bar(locale, None, "/"))
         main { div.card.login {
             h2 { (t.sign_in) }
             p.muted { (t.sign_in_help) }
@@ -53,7 +53,7 @@ pub fn form(status: StatusCode, locale: Locale, problem: Option<Problem>) -> Res
             }
         } }
     };
-    layout::page(status, locale, t.sign_in, &body.into_string())
+    layout::page(status, locale, t.sign_in, body)
 }
 
 /// `POST /login`: a valid token starts a session and goes to the dashboard; anything else shows

@@ -16,7 +16,7 @@ use axum::{
     response::Response,
 };
 use chrono::{DateTime, Utc};
-use maud::{Markup, PreEscaped, html};
+use maud::{Markup, html};
 use shared::{
     queue::QueueDepth,
     status::{InboxStatus, inbox_page},
@@ -57,16 +57,16 @@ pub async fn index(
     match load(&state, &caller, &mut view).await {
         Ok(data) => {
             let body = render(&state, locale, &caller, &query, &view, &data, Utc::now());
-            layout::page(StatusCode::OK, locale, locale.t().title, &body.into_string())
+            layout::page(StatusCode::OK, locale, locale.t().title, body)
         }
         Err(e) => {
             tracing::error!(error = %e, "dashboard cannot load");
             let t = locale.t();
             let body = html! {
-                (PreEscaped(layout::top_bar(locale, Some(&who(t, &caller)), "/")))
+                (layout::top_bar(locale, Some(&who(t, &caller)), "/"))
                 main { p.error role="alert" { (t.unavailable) } }
             };
-            layout::page(StatusCode::SERVICE_UNAVAILABLE, locale, t.title, &body.into_string())
+            layout::page(StatusCode::SERVICE_UNAVAILABLE, locale, t.title, body)
         }
     }
 }
@@ -169,7 +169,7 @@ fn render(
     };
     let (groups, total_groups) = &data.groups;
     html! {
-        (PreEscaped(layout::top_bar(locale, Some(&who(t, caller)), &view.here())))
+        (layout::top_bar(locale, Some(&who(t, caller)), &view.here()))
         main {
             (counts(locale, view, &data.counts))
             div class={ "panels" (if data.depth.is_none() { " single" } else { "" }) } {

@@ -57,7 +57,7 @@ pub async fn index(
         Ok(data) => {
             let csrf = session::csrf_token(&headers).unwrap_or_default();
             let body = render(&state, locale, &caller, &query, &data, &csrf, Utc::now());
-            layout::page(StatusCode::OK, locale, strings(locale).title, &body.into_string())
+            layout::page(StatusCode::OK, locale, strings(locale).title, body)
         }
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "queue page cannot load");
@@ -85,10 +85,10 @@ async fn load(state: &AppState) -> anyhow::Result<Data> {
 pub fn problem_page(locale: Locale, status: StatusCode, caller: Option<&Caller>, message: &str) -> Response {
     let who = caller.map(|c| who(locale.t(), c));
     let body = html! {
-        (maud::PreEscaped(layout::top_bar(locale, who.as_deref(), "/dashboard/queue")))
+        (layout::top_bar(locale, who.as_deref(), "/dashboard/queue"))
         main { p.error role="alert" { (message) } p { a href=(locale.link("/")) { (strings(locale).nav_inboxes) } } }
     };
-    layout::page(status, locale, strings(locale).title, &body.into_string())
+    layout::page(status, locale, strings(locale).title, body)
 }
 
 fn render(
@@ -110,7 +110,7 @@ fn render(
         (q.dead_letters, u64::try_from(data.dead_total).unwrap_or(0), "dead"),
     ];
     html! {
-        (maud::PreEscaped(layout::top_bar(locale, Some(&who(locale.t(), caller)), "/dashboard/queue")))
+        (layout::top_bar(locale, Some(&who(locale.t(), caller)), "/dashboard/queue"))
         main.queue-page {
             nav.tabs {
                 a href=(locale.link("/")) { (q.nav_inboxes) }
