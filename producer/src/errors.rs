@@ -3,8 +3,9 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde_json::json;
+use serde::Serialize;
 use tracing::error;
+use utoipa::ToSchema;
 
 /// An API error: status, a stable machine name, and a human message. Internal causes are logged,
 /// not returned.
@@ -53,6 +54,29 @@ impl ApiError {
         }
     }
 
+    /// A backing service does not answer, and saying which is the point (`/readyz`).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error: "unavailable",
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// What axum answers in plain text when one of its extractors refuses a request (a path
+    /// segment that is not UTF-8, a body too large), as the API's JSON error.
+    pub fn rejected(status: StatusCode, text: &str) -> Self {
+        let error = match status.as_u16() {
+            405 => "method_not_allowed",
+            413 => "payload_too_large",
+            415 => "unsupported_media_type",
+            422 => "unprocessable_entity",
+            _ => "bad_request",
+        };
+        Self { status, error, message: text.chars().take(300).collect(), retry_after: None }
+    }
+
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         error!(error = %cause, "request failed");
         Self {
@@ -75,9 +99,18 @@ impl ApiError {
     }
 }
 
+/// The body of every error answer.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    pub error: &'static str,
+    pub message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut resp = (self.status, Json(json!({"error": self.error, "message": self.message}))).into_response();
+        let body = ErrorBody { error: self.error, message: self.message };
+        let mut resp = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }

@@ -3,7 +3,6 @@
 
 use chrono::Utc;
 use redis::aio::ConnectionManager;
-use serde_json::{Value, json};
 use sqlx::PgPool;
 
 pub use crate::store::status::{InboxStatus, LastError, Subscription};
@@ -12,40 +11,7 @@ use crate::{
     store::{self, TokenStatus},
 };
 
-impl Subscription {
-    pub fn body(&self) -> Value {
-        json!({
-            "state": self.state,
-            "checked_at": self.checked_at.map(|t| t.to_rfc3339()),
-            "resubscribed_at": self.resubscribed_at.map(|t| t.to_rfc3339()),
-            "next_retry_at": self.next_retry_at.map(|t| t.to_rfc3339()),
-            "last_error": self.last_error.as_ref().map(|e| json!({"code": e.code, "subcode": e.subcode, "message": e.message})),
-        })
-    }
-}
-
 impl InboxStatus {
-    /// The contract's status body.
-    pub fn body(&self) -> Value {
-        json!({
-            "inbox_id": self.inbox_id,
-            "channel_id": self.channel_id,
-            "page_id": self.page_id,
-            "token_valid": self.token_valid,
-            "status": self.status,
-            "reauthorization_required": self.reauthorization_required,
-            "authorization_error_count": self.authorization_error_count,
-            "last_checked": self.last_checked.map(|t| t.to_rfc3339()),
-            "last_refreshed": self.last_refreshed.map(|t| t.to_rfc3339()),
-            "last_error": self.last_error.as_ref().map(|e| json!({"code": e.code, "subcode": e.subcode, "message": e.message})),
-            // Additions to the contract's body: still working, but a person should reconnect soon.
-            "warning": self.warning(),
-            "data_access_expires_at": self.data_access_expires_at.map(|t| t.to_rfc3339()),
-            // Addition: whether the page's webhooks still reach this app.
-            "subscription": self.subscription.body(),
-        })
-    }
-
     /// `data_access_expiring` when Facebook stops giving data within 7 days.
     pub fn warning(&self) -> Option<&'static str> {
         let soon = Utc::now() + chrono::Duration::days(7);

@@ -6,10 +6,11 @@ use axum::{
     extract::{Path, State},
     http::{HeaderMap, StatusCode},
 };
-use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde::Deserialize;
+use serde_json::Value;
 use shared::intake::{IntakeError, parse_report};
 
+use super::bodies::{Report, Reported};
 use crate::{
     auth::authenticate,
     errors::{ApiError, parse_id},
@@ -21,21 +22,16 @@ pub async fn report(
     headers: HeaderMap,
     Path((account, inbox)): Path<(String, String)>,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Reported>), ApiError> {
     let caller = authenticate(&state, &headers).await?;
     let account_id = parse_id(&account, "account_id")?;
     let inbox_id = parse_id(&inbox, "inbox_id")?;
+    // Read as JSON first: a body that is not JSON is a 400, a JSON one that is not a report a 422.
     let body: Value =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body is not JSON: {e}")))?;
     let error = parse_report(&body).map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    let failed_at = match body.get("failed_at") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_str()
-                .and_then(|s| s.parse::<DateTime<Utc>>().ok())
-                .ok_or_else(|| ApiError::unprocessable("failed_at must be an RFC 3339 time"))?,
-        ),
-    };
+    let Report { failed_at, .. } =
+        Report::deserialize(&body).map_err(|_| ApiError::unprocessable("failed_at must be an RFC 3339 time"))?;
     // A report starts a refresh, so it needs the rights a refresh needs.
     caller.require_refresh(account_id)?;
     let channel_id = facebook_channel_of(&state, account_id, inbox_id).await?;
@@ -43,12 +39,7 @@ pub async fn report(
         IntakeError::BadReport(m) => ApiError::unprocessable(m),
         other => ApiError::internal(other),
     })?;
-    let mut answer = serde_json::to_value(decision).unwrap_or_else(|_| json!({}));
-    if let Some(obj) = answer.as_object_mut() {
-        obj.insert("channel_id".into(), channel_id.into());
-        obj.insert("error_class".into(), error.kind.as_str().into());
-    }
-    Ok((StatusCode::ACCEPTED, Json(answer)))
+    Ok((StatusCode::ACCEPTED, Json(Reported::new(decision, channel_id, error.kind.as_str()))))
 }
 
 /// The channel behind a Facebook inbox of this account; anything else is a 404 (no existence leak).

@@ -1,6 +1,7 @@
 //! The producer's HTTP API (axum). Errors are `{"error": "...", "message": "..."}`; bad input is a
 //! 400/422, never a 500; the token is checked before anything else; no token is ever in a body.
 
+pub mod bodies;
 mod intake;
 mod openapi;
 mod queue;
@@ -8,7 +9,7 @@ pub mod refresh;
 pub mod status;
 
 use axum::{
-    Router,
+    Json, Router,
     extract::{Request, State},
     http::header,
     middleware::{self, Next},
@@ -16,6 +17,7 @@ use axum::{
     routing::{get, post},
 };
 
+use self::bodies::{Ready, ReadyState};
 use crate::{auth, errors::ApiError, state::AppState};
 
 /// The API's routes, with the probes and the metrics; `app::router` mounts them beside the dashboard.
@@ -46,9 +48,10 @@ async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) ->
     )
 }
 
-/// 200 while Postgres and Redis answer, else 503 with the error body (`/healthz` stays liveness).
-async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    shared::readiness::readiness_response(shared::readiness::stores_ready(&state.db, &state.redis).await)
+/// 200 while Postgres and Redis answer, else 503 naming which does not (`/healthz` stays liveness).
+async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
+    shared::readiness::stores_ready(&state.db, &state.redis).await.map_err(ApiError::unavailable)?;
+    Ok(Json(Ready { status: ReadyState::Ready }))
 }
 
 /// axum answers a request its extractors reject (a path segment that is not UTF-8, a malformed
@@ -71,13 +74,5 @@ async fn json_rejections(State(state): State<AppState>, request: Request, next: 
     }
     let status = response.status();
     let body = axum::body::to_bytes(response.into_body(), 4_096).await.unwrap_or_default();
-    let message: String = String::from_utf8_lossy(&body).chars().take(300).collect();
-    let error = match status.as_u16() {
-        405 => "method_not_allowed",
-        413 => "payload_too_large",
-        415 => "unsupported_media_type",
-        422 => "unprocessable_entity",
-        _ => "bad_request",
-    };
-    ApiError { status, error, message, retry_after: None }.into_response()
+    ApiError::rejected(status, &String::from_utf8_lossy(&body)).into_response()
 }

@@ -1,15 +1,15 @@
 //! `GET /api/v1/queue`: queue depth, for admins.
 
 use axum::{Json, extract::State, http::HeaderMap};
-use serde_json::{Value, json};
 
+use super::bodies::QueueBody;
 use crate::{
     auth::{Caller, authenticate},
     errors::ApiError,
     state::AppState,
 };
 
-pub async fn get(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+pub async fn get(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<QueueBody>, ApiError> {
     if authenticate(&state, &headers).await? != Caller::Admin {
         return Err(ApiError::forbidden("the queue is visible to the admin token only"));
     }
@@ -18,18 +18,17 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap) -> Result<Js
     let dead_letters = shared::store::open_dead_count(&state.db).await.map_err(ApiError::internal)?;
     let keys = shared::keys::RedisKeys::of(&state.config);
     let paused = shared::schedule::paused(&mut redis, &keys).await.map_err(ApiError::internal)?;
-    Ok(Json(json!({
-        "pending": d.pending,
-        "scheduled": d.scheduled,
-        "running": d.running,
-        "done": d.done,
+    Ok(Json(QueueBody {
+        pending: d.pending,
+        scheduled: d.scheduled,
+        running: d.running,
+        done: d.done,
         // Dead-lettered jobs awaiting `producer retry-dead`, plus any apalis moved to its own dead
         // set (store outages past every attempt).
-        "dead": d.dead + u64::try_from(dead_letters).unwrap_or(0),
-        "dead_letters": dead_letters,
-        "apalis_dead": d.dead,
-        "deferred": d.deferred,
-        // Addition: whether the cron schedule is paused (`producer schedule pause`), by whom, since when.
-        "schedule_paused": paused,
-    })))
+        dead: d.dead + u64::try_from(dead_letters).unwrap_or(0),
+        dead_letters,
+        apalis_dead: d.dead,
+        deferred: d.deferred,
+        schedule_paused: paused.map(Into::into),
+    }))
 }

@@ -7,18 +7,37 @@ use axum::{
     Json,
     extract::{Path, Query, State},
     http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
 };
-use serde_json::{Value, json};
 use shared::{job::JobOutcome, pending, queue};
 use uuid::Uuid;
 
-use super::status::load;
+use super::{
+    bodies::{Accepted, Job, JobState, StatusBody},
+    status::load,
+};
 use crate::{
     auth::authenticate,
     errors::{ApiError, parse_id},
     manual_refresh::{RefreshAnswer, refresh_and_wait},
     state::AppState,
 };
+
+/// A refresh's answer: settled within the wait, or still on its way.
+#[derive(Debug)]
+pub enum Refresh {
+    Settled(Box<StatusBody>),
+    Pending(Accepted),
+}
+
+impl IntoResponse for Refresh {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Settled(status) => (StatusCode::OK, Json(*status)).into_response(),
+            Self::Pending(accepted) => (StatusCode::ACCEPTED, Json(accepted)).into_response(),
+        }
+    }
+}
 
 const DEFAULT_WAIT: u64 = 10;
 const MAX_WAIT: u64 = 60;
@@ -28,7 +47,7 @@ pub async fn post(
     headers: HeaderMap,
     Path((account, inbox)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Refresh, ApiError> {
     let caller = authenticate(&state, &headers).await?;
     let (account_id, inbox_id) = (parse_id(&account, "account_id")?, parse_id(&inbox, "inbox_id")?);
     let wait = match query.get("wait") {
@@ -47,19 +66,15 @@ pub async fn post(
     let outcome = refresh_and_wait(&state, status.account_id, status.channel_id, Duration::from_secs(wait)).await?;
     match outcome {
         RefreshAnswer::Settled { refreshed } => {
-            let mut body = load(&state, &caller, account_id, inbox_id).await?.body();
-            if let Some(obj) = body.as_object_mut() {
-                obj.insert("refreshed".into(), refreshed.into());
-            }
-            Ok((StatusCode::OK, Json(body)))
+            let status = load(&state, &caller, account_id, inbox_id).await?;
+            Ok(Refresh::Settled(Box::new(StatusBody { refreshed: Some(refreshed), ..StatusBody::from(&status) })))
         }
-        RefreshAnswer::Pending { job_id } => Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({
-                "job_id": job_id,
-                "status_url": format!("/api/v1/accounts/{account_id}/callbacks/refresh_facebook_token/{inbox_id}/jobs/{job_id}"),
-            })),
-        )),
+        RefreshAnswer::Pending { job_id } => Ok(Refresh::Pending(Accepted {
+            job_id,
+            status_url: format!(
+                "/api/v1/accounts/{account_id}/callbacks/refresh_facebook_token/{inbox_id}/jobs/{job_id}"
+            ),
+        })),
     }
 }
 
@@ -68,7 +83,7 @@ pub async fn job(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path((account, inbox, job)): Path<(String, String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Job>, ApiError> {
     let caller = authenticate(&state, &headers).await?;
     let (account_id, inbox_id) = (parse_id(&account, "account_id")?, parse_id(&inbox, "inbox_id")?);
     let job_id: Uuid = job.parse().map_err(|_| ApiError::bad_request(format!("job id must be a UUID, got {job:?}")))?;
@@ -77,19 +92,19 @@ pub async fn job(
     let report = queue::latest_report(&mut redis, &state.config, job_id).await.map_err(ApiError::internal)?;
     let keys = shared::keys::RedisKeys::of(&state.config);
     let owner = pending::owner(&mut redis, &keys, status.channel_id).await.map_err(ApiError::internal)?;
-    let (state_name, refreshed) = match &report {
+    let (job_state, refreshed) = match &report {
         Some(r) if r.channel_id != status.channel_id => return Err(ApiError::not_found("job")),
-        Some(r) if r.settled => ("settled", Some(r.outcome == JobOutcome::Refreshed)),
-        Some(_) => ("retrying", None),
-        None if owner == Some(job_id) => ("queued", None),
+        Some(r) if r.settled => (JobState::Settled, Some(r.outcome == JobOutcome::Refreshed)),
+        Some(_) => (JobState::Retrying, None),
+        None if owner == Some(job_id) => (JobState::Queued, None),
         None => return Err(ApiError::not_found("job")),
     };
-    Ok(Json(json!({
-        "job_id": job_id,
-        "state": state_name,
-        "outcome": report.as_ref().map(|r| r.outcome),
-        "next_attempt_at": report.as_ref().and_then(|r| r.next_attempt_at).map(|t| t.to_rfc3339()),
-        "refreshed": refreshed,
-        "inbox": status.body(),
-    })))
+    Ok(Json(Job {
+        job_id,
+        state: job_state,
+        outcome: report.as_ref().map(|r| r.outcome),
+        next_attempt_at: report.as_ref().and_then(|r| r.next_attempt_at),
+        refreshed,
+        inbox: StatusBody::from(&status),
+    }))
 }

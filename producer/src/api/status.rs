@@ -7,12 +7,12 @@ use axum::{
     extract::{Path, Query, State},
     http::HeaderMap,
 };
-use serde_json::Value;
 use shared::{
     job::{Reason, RefreshJob},
     status::{InboxStatus, inbox_status},
 };
 
+use super::bodies::StatusBody;
 use crate::{
     auth::{Caller, authenticate},
     errors::{ApiError, parse_id},
@@ -24,7 +24,7 @@ pub async fn get(
     headers: HeaderMap,
     Path((account, inbox)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StatusBody>, ApiError> {
     let caller = authenticate(&state, &headers).await?;
     let (account_id, inbox_id) = (parse_id(&account, "account_id")?, parse_id(&inbox, "inbox_id")?);
     let check = match query.get("check").map(String::as_str) {
@@ -36,9 +36,9 @@ pub async fn get(
     if check {
         let job = RefreshJob::new(status.channel_id, Reason::Manual);
         state.pipeline.validate_only(&job).await.map_err(ApiError::internal)?;
-        return Ok(Json(load(&state, &caller, account_id, inbox_id).await?.body()));
+        return Ok(Json(StatusBody::from(&load(&state, &caller, account_id, inbox_id).await?)));
     }
-    Ok(Json(status.body()))
+    Ok(Json(StatusBody::from(&status)))
 }
 
 /// The inbox's status if the caller may see it; 404 otherwise (another account's, not Facebook,
