@@ -1,31 +1,24 @@
 //! `POST /api/v1/accounts/{account_id}/inboxes/{inbox_id}/facebook_auth_failures`
 
-use axum::{
-    Json,
-    body::Bytes,
-    extract::{Path, State},
-    http::{HeaderMap, StatusCode},
-};
+use axum::{Json, body::Bytes, extract::State, http::StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 use shared::intake::{IntakeError, parse_report};
 
-use super::bodies::{Report, Reported};
-use crate::{
-    auth::authenticate,
-    errors::{ApiError, parse_id},
-    state::AppState,
+use super::{
+    bodies::{Report, Reported},
+    caller::Authenticated,
+    params::InboxPath,
 };
+use crate::{errors::ApiError, state::AppState};
 
-pub async fn report(
+/// Report a send that failed with a Graph error
+pub async fn report_failure(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((account, inbox)): Path<(String, String)>,
+    Authenticated(caller): Authenticated,
+    InboxPath { account_id, inbox_id }: InboxPath,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Reported>), ApiError> {
-    let caller = authenticate(&state, &headers).await?;
-    let account_id = parse_id(&account, "account_id")?;
-    let inbox_id = parse_id(&inbox, "inbox_id")?;
     // Read as JSON first: a body that is not JSON is a 400, a JSON one that is not a report a 422.
     let body: Value =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body is not JSON: {e}")))?;

@@ -2,8 +2,10 @@
 //! 400/422, never a 500; the token is checked before anything else; no token is ever in a body.
 
 pub mod bodies;
+mod caller;
 mod intake;
 mod openapi;
+mod params;
 mod queue;
 pub mod refresh;
 pub mod status;
@@ -23,14 +25,14 @@ use crate::{auth, errors::ApiError, state::AppState};
 /// The API's routes, with the probes and the metrics; `app::router` mounts them beside the dashboard.
 pub fn routes(state: AppState) -> Router<AppState> {
     let api = Router::new()
-        .route("/api/v1/accounts/{account_id}/callbacks/facebook_token_status/{inbox_id}", get(status::get))
-        .route("/api/v1/accounts/{account_id}/callbacks/refresh_facebook_token/{inbox_id}", post(refresh::post))
+        .route("/api/v1/accounts/{account_id}/callbacks/facebook_token_status/{inbox_id}", get(status::token_status))
+        .route("/api/v1/accounts/{account_id}/callbacks/refresh_facebook_token/{inbox_id}", post(refresh::refresh))
         .route(
             "/api/v1/accounts/{account_id}/callbacks/refresh_facebook_token/{inbox_id}/jobs/{job_id}",
-            get(refresh::job),
+            get(refresh::job_status),
         )
-        .route("/api/v1/accounts/{account_id}/inboxes/{inbox_id}/facebook_auth_failures", post(intake::report))
-        .route("/api/v1/queue", get(queue::get))
+        .route("/api/v1/accounts/{account_id}/inboxes/{inbox_id}/facebook_auth_failures", post(intake::report_failure))
+        .route("/api/v1/queue", get(queue::queue_depth))
         .route_layer(middleware::from_fn_with_state(state.clone(), json_rejections));
     Router::new()
         .merge(api)
@@ -54,10 +56,9 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> 
     Ok(Json(Ready { status: ReadyState::Ready }))
 }
 
-/// axum answers a request its extractors reject (a path segment that is not UTF-8, a malformed
-/// query or body) in plain text, before the handler checks the token. This gives those the API's
-/// JSON errors, and the 401 first when the token is not valid. Only rejected requests pay for the
-/// extra token check.
+/// What axum answers itself in plain text (405 for a method the route lacks, 413 for a body too
+/// large) gets the API's JSON error, and the 401 first when the token is not valid. The API's own
+/// extractors answer in JSON already; only rejected requests pay for the extra token check.
 async fn json_rejections(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let headers = request.headers().clone();
     let response = next.run(request).await;

@@ -1,18 +1,12 @@
 //! `GET /api/v1/queue`: queue depth, for admins.
 
-use axum::{Json, extract::State, http::HeaderMap};
+use axum::{Json, extract::State};
 
-use super::bodies::QueueBody;
-use crate::{
-    auth::{Caller, authenticate},
-    errors::ApiError,
-    state::AppState,
-};
+use super::{bodies::QueueBody, caller::Admin};
+use crate::{errors::ApiError, state::AppState};
 
-pub async fn get(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<QueueBody>, ApiError> {
-    if authenticate(&state, &headers).await? != Caller::Admin {
-        return Err(ApiError::forbidden("the queue is visible to the admin token only"));
-    }
+/// Queue depth (admin token only)
+pub async fn queue_depth(State(state): State<AppState>, _: Admin) -> Result<Json<QueueBody>, ApiError> {
     let mut redis = state.redis.clone();
     let d = shared::queue::depth(&mut redis, &state.config).await.map_err(ApiError::internal)?;
     let dead_letters = shared::store::open_dead_count(&state.db).await.map_err(ApiError::internal)?;

@@ -1,24 +1,22 @@
 //! `POST /api/v1/accounts/{account_id}/callbacks/refresh_facebook_token/{inbox_id}[?wait=SECS]` and
 //! the job status URL it hands out when the wait runs out.
 
-use std::{collections::HashMap, time::Duration};
-
 use axum::{
     Json,
-    extract::{Path, Query, State},
-    http::{HeaderMap, StatusCode},
+    extract::State,
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use shared::{job::JobOutcome, pending, queue};
-use uuid::Uuid;
 
 use super::{
     bodies::{Accepted, Job, JobState, StatusBody},
+    caller::Authenticated,
+    params::{InboxPath, JobPath, Wait},
     status::load,
 };
 use crate::{
-    auth::authenticate,
-    errors::{ApiError, parse_id},
+    errors::ApiError,
     manual_refresh::{RefreshAnswer, refresh_and_wait},
     state::AppState,
 };
@@ -39,32 +37,16 @@ impl IntoResponse for Refresh {
     }
 }
 
-const DEFAULT_WAIT: u64 = 10;
-const MAX_WAIT: u64 = 60;
-
-pub async fn post(
+/// Refresh through the queue, ahead of the cron backlog, and wait
+pub async fn refresh(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((account, inbox)): Path<(String, String)>,
-    Query(query): Query<HashMap<String, String>>,
+    Authenticated(caller): Authenticated,
+    InboxPath { account_id, inbox_id }: InboxPath,
+    Wait(wait): Wait,
 ) -> Result<Refresh, ApiError> {
-    let caller = authenticate(&state, &headers).await?;
-    let (account_id, inbox_id) = (parse_id(&account, "account_id")?, parse_id(&inbox, "inbox_id")?);
-    let wait = match query.get("wait") {
-        None => DEFAULT_WAIT,
-        Some(w) => match w.parse::<u64>() {
-            Ok(secs) if secs <= MAX_WAIT => secs,
-            _ => {
-                return Err(ApiError::bad_request(format!(
-                    "wait must be whole seconds from 0 to {MAX_WAIT}, got {w:?}"
-                )));
-            }
-        },
-    };
     caller.require_refresh(account_id)?;
     let status = load(&state, &caller, account_id, inbox_id).await?;
-    let outcome = refresh_and_wait(&state, status.account_id, status.channel_id, Duration::from_secs(wait)).await?;
-    match outcome {
+    match refresh_and_wait(&state, status.account_id, status.channel_id, wait).await? {
         RefreshAnswer::Settled { refreshed } => {
             let status = load(&state, &caller, account_id, inbox_id).await?;
             Ok(Refresh::Settled(Box::new(StatusBody { refreshed: Some(refreshed), ..StatusBody::from(&status) })))
@@ -78,15 +60,12 @@ pub async fn post(
     }
 }
 
-/// `GET .../refresh_facebook_token/{inbox_id}/jobs/{job_id}`: where a refresh stands.
-pub async fn job(
+/// Where a refresh job stands (the status_url of a 202)
+pub async fn job_status(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((account, inbox, job)): Path<(String, String, String)>,
+    Authenticated(caller): Authenticated,
+    JobPath { inbox: InboxPath { account_id, inbox_id }, job_id }: JobPath,
 ) -> Result<Json<Job>, ApiError> {
-    let caller = authenticate(&state, &headers).await?;
-    let (account_id, inbox_id) = (parse_id(&account, "account_id")?, parse_id(&inbox, "inbox_id")?);
-    let job_id: Uuid = job.parse().map_err(|_| ApiError::bad_request(format!("job id must be a UUID, got {job:?}")))?;
     let status = load(&state, &caller, account_id, inbox_id).await?;
     let mut redis = state.redis.clone();
     let report = queue::latest_report(&mut redis, &state.config, job_id).await.map_err(ApiError::internal)?;

@@ -1,37 +1,25 @@
 //! `GET /api/v1/accounts/{account_id}/callbacks/facebook_token_status/{inbox_id}[?check=true]`
 
-use std::collections::HashMap;
-
-use axum::{
-    Json,
-    extract::{Path, Query, State},
-    http::HeaderMap,
-};
+use axum::{Json, extract::State};
 use shared::{
     job::{Reason, RefreshJob},
     status::{InboxStatus, inbox_status},
 };
 
-use super::bodies::StatusBody;
-use crate::{
-    auth::{Caller, authenticate},
-    errors::{ApiError, parse_id},
-    state::AppState,
+use super::{
+    bodies::StatusBody,
+    caller::Authenticated,
+    params::{Check, InboxPath},
 };
+use crate::{auth::Caller, errors::ApiError, state::AppState};
 
-pub async fn get(
+/// Token status of a Facebook inbox
+pub async fn token_status(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((account, inbox)): Path<(String, String)>,
-    Query(query): Query<HashMap<String, String>>,
+    Authenticated(caller): Authenticated,
+    InboxPath { account_id, inbox_id }: InboxPath,
+    Check(check): Check,
 ) -> Result<Json<StatusBody>, ApiError> {
-    let caller = authenticate(&state, &headers).await?;
-    let (account_id, inbox_id) = (parse_id(&account, "account_id")?, parse_id(&inbox, "inbox_id")?);
-    let check = match query.get("check").map(String::as_str) {
-        None | Some("false") | Some("0") => false,
-        Some("true") | Some("1") => true,
-        Some(other) => return Err(ApiError::bad_request(format!("check must be true or false, got {other:?}"))),
-    };
     let status = load(&state, &caller, account_id, inbox_id).await?;
     if check {
         let job = RefreshJob::new(status.channel_id, Reason::Manual);

@@ -272,3 +272,32 @@ async fn rejected_input_gets_401_first_and_json() {
     assert_eq!((code, &body["error"]), (StatusCode::UNAUTHORIZED, &Value::from("unauthorized")), "{body}");
     server.shutdown().await.expect("clean stop");
 }
+
+/// The token is read before anything else on every route: a bad token with bad ids, a bad query
+/// and a bad body is a 401, and only a good token gets to hear about the ids.
+#[tokio::test]
+async fn every_route_checks_the_token_before_its_input() {
+    let (_env, server, api, account_token) = setup().await;
+    let routes = [
+        (Method::GET, format!("{}?check=maybe", status_path("abc", 0))),
+        (Method::POST, format!("{}?wait=soon", refresh_path(0, "abc"))),
+        (Method::GET, format!("{}/jobs/not-a-uuid", refresh_path("abc", 0))),
+        (Method::POST, "/api/v1/accounts/abc/inboxes/0/facebook_auth_failures".to_owned()),
+        (Method::GET, "/api/v1/queue".to_owned()),
+    ];
+    for (method, path) in &routes {
+        for token in [None, Some("nope")] {
+            let (code, body) = api.call(method.clone(), path, token).await;
+            assert_eq!((code, &body["error"]), (StatusCode::UNAUTHORIZED, &Value::from("unauthorized")), "{path}");
+        }
+        let (code, body) = api.call(method.clone(), path, Some(&account_token)).await;
+        if path.ends_with("/queue") {
+            assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+            assert_eq!(body["message"], "the queue is visible to the admin token only");
+        } else {
+            assert_eq!((code, &body["error"]), (StatusCode::BAD_REQUEST, &Value::from("bad_request")), "{path}");
+            assert!(body["message"].as_str().is_some_and(|m| m.starts_with("account_id")), "{path}: {body}");
+        }
+    }
+    server.shutdown().await.expect("clean stop");
+}
