@@ -10,9 +10,27 @@ use super::{
     caller::Authenticated,
     params::InboxPath,
 };
-use crate::{errors::ApiError, state::AppState};
+use crate::{
+    errors::{ApiError, ErrorBody},
+    state::AppState,
+};
 
 /// Report a send that failed with a Graph error
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts/{account_id}/inboxes/{inbox_id}/facebook_auth_failures",
+    params(InboxPath),
+    request_body = Report,
+    responses(
+        (status = 202, description = "accepted: enqueued, coalesced, already_replaced, not_auth or deferred", body = Reported),
+        (status = 400, description = "error", body = ErrorBody),
+        (status = 401, description = "error", body = ErrorBody),
+        (status = 403, description = "a Chatwoot user token without the administrator role in the account", body = ErrorBody),
+        (status = 404, description = "error", body = ErrorBody),
+        (status = 422, description = "error", body = ErrorBody),
+        (status = 503, description = "error", body = ErrorBody),
+    )
+)]
 pub async fn report_failure(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

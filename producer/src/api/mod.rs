@@ -5,13 +5,15 @@ pub mod bodies;
 mod caller;
 mod intake;
 mod openapi;
+mod openapi_3_0;
 mod params;
+mod probes;
 mod queue;
 pub mod refresh;
 pub mod status;
 
 use axum::{
-    Json, Router,
+    Router,
     extract::{Request, State},
     http::header,
     middleware::{self, Next},
@@ -19,7 +21,6 @@ use axum::{
     routing::{get, post},
 };
 
-use self::bodies::{Ready, ReadyState};
 use crate::{auth, errors::ApiError, state::AppState};
 
 /// The API's routes, with the probes and the metrics; `app::router` mounts them beside the dashboard.
@@ -37,23 +38,9 @@ pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .merge(api)
         .route("/api/openapi.json", get(openapi::get))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-}
-
-async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
-    shared::gauges::refresh(&state.metrics, &state.db, &mut state.redis.clone(), &state.config).await;
-    (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-        shared::metrics::render(&state.metrics),
-    )
-}
-
-/// 200 while Postgres and Redis answer, else 503 naming which does not (`/healthz` stays liveness).
-async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
-    shared::readiness::stores_ready(&state.db, &state.redis).await.map_err(ApiError::unavailable)?;
-    Ok(Json(Ready { status: ReadyState::Ready }))
+        .route("/healthz", get(probes::healthz))
+        .route("/readyz", get(probes::readyz))
+        .route("/metrics", get(probes::metrics))
 }
 
 /// What axum answers itself in plain text (405 for a method the route lacks, 413 for a body too

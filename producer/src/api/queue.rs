@@ -3,9 +3,22 @@
 use axum::{Json, extract::State};
 
 use super::{bodies::QueueBody, caller::Admin};
-use crate::{errors::ApiError, state::AppState};
+use crate::{
+    errors::{ApiError, ErrorBody},
+    state::AppState,
+};
 
 /// Queue depth (admin token only)
+#[utoipa::path(
+    get,
+    path = "/api/v1/queue",
+    responses(
+        (status = 200, description = "queue depth", body = QueueBody),
+        (status = 401, description = "error", body = ErrorBody),
+        (status = 403, description = "error", body = ErrorBody),
+        (status = 503, description = "error", body = ErrorBody),
+    )
+)]
 pub async fn queue_depth(State(state): State<AppState>, _: Admin) -> Result<Json<QueueBody>, ApiError> {
     let mut redis = state.redis.clone();
     let d = shared::queue::depth(&mut redis, &state.config).await.map_err(ApiError::internal)?;

@@ -16,7 +16,7 @@ use super::{
     status::load,
 };
 use crate::{
-    errors::ApiError,
+    errors::{ApiError, ErrorBody},
     manual_refresh::{RefreshAnswer, refresh_and_wait},
     state::AppState,
 };
@@ -38,6 +38,24 @@ impl IntoResponse for Refresh {
 }
 
 /// Refresh through the queue, ahead of the cron backlog, and wait
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts/{account_id}/callbacks/refresh_facebook_token/{inbox_id}",
+    params(InboxPath, Wait),
+    responses(
+        (status = 200, description = "token status", body = StatusBody),
+        (status = 202, body = Accepted,
+            description = "not settled in time, or API_MAX_WAITERS requests already waiting (answered at once)"),
+        (status = 429, body = ErrorBody,
+            description = "the account used its API_REFRESH_PER_MINUTE pushes to the head of the queue; see Retry-After",
+            headers(("Retry-After" = u64))),
+        (status = 403, description = "a Chatwoot user token without the administrator role in the account", body = ErrorBody),
+        (status = 400, description = "error", body = ErrorBody),
+        (status = 401, description = "error", body = ErrorBody),
+        (status = 404, description = "error", body = ErrorBody),
+        (status = 503, description = "error", body = ErrorBody),
+    )
+)]
 pub async fn refresh(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -61,6 +79,19 @@ pub async fn refresh(
 }
 
 /// Where a refresh job stands (the status_url of a 202)
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{account_id}/callbacks/refresh_facebook_token/{inbox_id}/jobs/{job_id}",
+    params(JobPath),
+    responses(
+        (status = 200, description = "job state: queued, retrying or settled, with the inbox status", body = Job),
+        (status = 400, description = "error", body = ErrorBody),
+        (status = 401, description = "error", body = ErrorBody),
+        (status = 404, description = "error", body = ErrorBody),
+        (status = 422, description = "error", body = ErrorBody),
+        (status = 503, description = "error", body = ErrorBody),
+    )
+)]
 pub async fn job_status(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

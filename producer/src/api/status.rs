@@ -11,9 +11,26 @@ use super::{
     caller::Authenticated,
     params::{Check, InboxPath},
 };
-use crate::{auth::Caller, errors::ApiError, state::AppState};
+use crate::{
+    auth::Caller,
+    errors::{ApiError, ErrorBody},
+    state::AppState,
+};
 
 /// Token status of a Facebook inbox
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{account_id}/callbacks/facebook_token_status/{inbox_id}",
+    params(InboxPath, Check),
+    responses(
+        (status = 200, description = "token status", body = StatusBody),
+        (status = 400, description = "error", body = ErrorBody),
+        (status = 401, description = "error", body = ErrorBody),
+        (status = 404, description = "error", body = ErrorBody),
+        (status = 422, description = "error", body = ErrorBody),
+        (status = 503, description = "error", body = ErrorBody),
+    )
+)]
 pub async fn token_status(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
