@@ -18,7 +18,7 @@ use redis::{AsyncCommands, aio::ConnectionManager};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::report::{ReportError, latest_report};
+use super::report::{ReportError, latest_reports};
 use crate::{config::Config, graph::mask_token_shapes, keys::RedisKeys};
 
 /// How many scheduled jobs are read to split "scheduled" from "retrying".
@@ -180,10 +180,10 @@ async fn finish(
         .collect();
     let dead = dead_ids.iter().map(|id| take(id, JobState::Dead)).collect();
 
-    for j in &mut retrying.jobs {
-        if let Some(job_id) = j.job_id {
-            j.last_error = latest_report(redis, config, job_id).await?.and_then(|r| r.error);
-        }
+    let ids: Vec<Uuid> = retrying.jobs.iter().filter_map(|j| j.job_id).collect();
+    let mut reports = latest_reports(redis, config, &ids).await?.into_iter();
+    for j in retrying.jobs.iter_mut().filter(|j| j.job_id.is_some()) {
+        j.last_error = reports.next().flatten().and_then(|r| r.error);
     }
     Ok(QueueListing {
         waiting,

@@ -28,7 +28,8 @@ use crate::{config::Config, job::RefreshJob, keys::RedisKeys};
 pub mod browse;
 mod report;
 pub use report::{
-    JobFault, JobReport, ReportError, ReportErrorKind, Waited, latest_report, publish_report, wait_for_report,
+    JobFault, JobReport, ReportError, ReportErrorKind, Waited, latest_report, latest_reports, publish_report,
+    wait_for_report,
 };
 
 /// Scheduled jobs due within this horizon count toward the backlog bound: by the time a producer

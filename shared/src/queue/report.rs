@@ -110,6 +110,21 @@ pub async fn latest_report(
     Ok(body.and_then(|b| serde_json::from_str(&b).ok()))
 }
 
+/// The latest reports of many jobs in one round trip (`None` where a job has not reported, or
+/// its report expired).
+pub async fn latest_reports(
+    redis: &mut ConnectionManager,
+    config: &Config,
+    job_ids: &[Uuid],
+) -> redis::RedisResult<Vec<Option<JobReport>>> {
+    if job_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys: Vec<String> = job_ids.iter().map(|id| report_key(config, *id)).collect();
+    let bodies: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(redis).await?;
+    Ok(bodies.into_iter().map(|b| b.and_then(|b| serde_json::from_str(&b).ok())).collect())
+}
+
 /// How waiting for a job ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Waited {

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use maud::{Markup, html};
 use shared::{
     keys::RedisKeys,
-    queue::browse::{QueueListing, QueuedJob, StateJobs, browse},
+    queue::browse::{JobState, QueueListing, QueuedJob, StateJobs, browse},
     schedule::{self, Paused},
     store::{self, DeadLetter, OperatorAction, cycles::CycleRow},
 };
@@ -127,11 +127,11 @@ fn render(
             @if l.scheduled_truncated {
                 p.muted { (q.scan_note.replace("{n}", &shared::queue::browse::SCAN.to_string())) }
             }
-            (jobs_section(locale, q, "retrying", q.retrying, &l.retrying, now))
-            (jobs_section(locale, q, "running", q.running, &l.running, now))
-            (jobs_section(locale, q, "waiting", q.waiting, &l.waiting, now))
-            (jobs_section(locale, q, "scheduled", q.scheduled, &l.scheduled, now))
-            @if l.dead.total > 0 { (jobs_section(locale, q, "apalis-dead", q.apalis_dead, &l.dead, now)) }
+            (jobs_section(q, JobState::Retrying, &l.retrying, now))
+            (jobs_section(q, JobState::Running, &l.running, now))
+            (jobs_section(q, JobState::Waiting, &l.waiting, now))
+            (jobs_section(q, JobState::Scheduled, &l.scheduled, now))
+            @if l.dead.total > 0 { (jobs_section(q, JobState::Dead, &l.dead, now)) }
             (cycles_section(locale, q, &data.cycles, now))
             (history_section(locale, q, &data.history, now))
         }
@@ -296,17 +296,22 @@ fn dead_section(
     }
 }
 
-fn jobs_section(
-    locale: Locale,
-    q: &QueueStrings,
-    id: &str,
-    title: &str,
-    jobs: &StateJobs,
-    now: DateTime<Utc>,
-) -> Markup {
-    let retrying = id == "retrying";
-    let running = id == "running";
-    let timed = id == "retrying" || id == "scheduled";
+/// A state's section id (the count links' anchors) and heading.
+fn section_of(q: &QueueStrings, state: JobState) -> (&'static str, &'static str) {
+    match state {
+        JobState::Waiting => ("waiting", q.waiting),
+        JobState::Scheduled => ("scheduled", q.scheduled),
+        JobState::Retrying => ("retrying", q.retrying),
+        JobState::Running => ("running", q.running),
+        JobState::Dead => ("apalis-dead", q.apalis_dead),
+    }
+}
+
+fn jobs_section(q: &QueueStrings, state: JobState, jobs: &StateJobs, now: DateTime<Utc>) -> Markup {
+    let (id, title) = section_of(q, state);
+    let retrying = state == JobState::Retrying;
+    let running = state == JobState::Running;
+    let timed = retrying || state == JobState::Scheduled;
     html! {
         section.card.jobs id=(id) {
             h2 { (title) " " span.muted { "(" (jobs.total) ")" } }
@@ -322,7 +327,7 @@ fn jobs_section(
                         th { (q.col_payload) }
                     } }
                     tbody {
-                        @for j in &jobs.jobs { (job_row(locale, j, timed, retrying, running, now)) }
+                        @for j in &jobs.jobs { (job_row(j, timed, retrying, running, now)) }
                     }
                 }
                 (showing(q, jobs.jobs.len(), jobs.total))
@@ -331,14 +336,14 @@ fn jobs_section(
     }
 }
 
-fn job_row(locale: Locale, j: &QueuedJob, timed: bool, retrying: bool, running: bool, now: DateTime<Utc>) -> Markup {
+fn job_row(j: &QueuedJob, timed: bool, retrying: bool, running: bool, now: DateTime<Utc>) -> Markup {
     html! {
         tr data-task=(j.task_id) {
             td.mono { (short(j.job_id, &j.task_id)) br; span.muted { (j.kind.as_deref().unwrap_or("?")) } }
             td { (channels(&j.channels)) }
             td { (j.reason.as_deref().unwrap_or("-")) }
             td { (j.attempt.map_or_else(|| "-".to_owned(), |a| a.to_string())) }
-            @if timed { td { (due(locale, j.due_at, now)) } }
+            @if timed { td { (due(j.due_at, now)) } }
             @if retrying {
                 td {
                     @match &j.last_error {
@@ -357,7 +362,7 @@ fn job_row(locale: Locale, j: &QueuedJob, timed: bool, retrying: bool, running: 
 }
 
 /// A due time: the exact time (with the date when it is not today), and how far off it is.
-fn due(_locale: Locale, at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Markup {
+fn due(at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Markup {
     html! {
         @match at {
             Some(at) => time datetime=(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)) {
